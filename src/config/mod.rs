@@ -1,0 +1,358 @@
+//! Config, checked layer: a TOML file plus `--set key=value` overrides,
+//! resolved into validated types every stage can trust. A wrong key or value
+//! is an error naming the field and the allowed values.
+//!
+//! Layers: TOML text -> `toml::Table` (+ overrides) -> [`raw::RawConfig`]
+//! (serde, unknown keys rejected) -> [`Config`] (ranges and enums checked).
+
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+
+use raw::RawConfig;
+
+use crate::features::efficientnet_lite::DepthwiseImpl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("config field `{field}` = {value}: {reason}; allowed: {allowed}")]
+    Invalid {
+        field: String,
+        value: String,
+        reason: String,
+        allowed: String,
+    },
+    #[error("config field `{field}` is required: {hint}")]
+    Missing { field: String, hint: String },
+    #[error("override `{text}` must look like `section.key=value`")]
+    BadOverride { text: String },
+}
+
+/// Where the images come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatasetKind {
+    /// Built by `ovr fetch dataset emoji40` in the cache.
+    Emoji40,
+    /// Debian's IDX files, read directly.
+    FashionMnist,
+    /// `root/<class>/<image>` or `root/{train,val,test}/<class>/<image>`.
+    ImageFolder { root: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct DatasetConfig {
+    pub kind: DatasetKind,
+    /// Name used in cache paths and reports.
+    pub name: String,
+    /// Fraction of each class held out for validation when the tree has no split level.
+    pub val_fraction: f64,
+    /// Fraction held out for testing when the tree has no split level.
+    pub test_fraction: f64,
+    /// Keep at most this many images per class and split (a stratified subset).
+    pub limit_per_class: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackboneConfig {
+    pub name: String,
+    /// Local safetensors file; `None` means the cached converted weights.
+    pub weights: Option<PathBuf>,
+    pub depthwise: DepthwiseImpl,
+}
+
+/// How an image is brought to the backbone's square input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeMode {
+    /// Shorter side to the input size, then a centred square crop.
+    CenterCrop,
+    /// Both sides to the input size (aspect ratio not kept).
+    Squash,
+}
+
+impl ResizeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResizeMode::CenterCrop => "center-crop",
+            ResizeMode::Squash => "squash",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    pub batch_size: usize,
+    pub decode_threads: usize,
+    pub resize: ResizeMode,
+}
+
+/// The checked configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    pub cache_dir: Option<PathBuf>,
+    pub dataset: DatasetConfig,
+    pub backbone: BackboneConfig,
+    pub extract: ExtractConfig,
+}
+
+pub const BACKBONES_HINT: &str = "efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, \
+resnet18, resnet50, convnext-*, repvgg-*, dinov2-vits14";
+
+impl Config {
+    /// Reads `path` (if any), applies `overrides` (`section.key=value`), checks everything.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        origin: p.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                (table, p.display().to_string())
+            }
+            None => (toml::Table::new(), "(defaults)".to_string()),
+        };
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let raw: RawConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?;
+        resolve(raw)
+    }
+}
+
+/// Sets `a.b.c = value` in the table; the value is read as TOML when it parses
+/// (numbers, booleans, arrays, quoted strings), else taken as a bare string.
+pub fn apply_override(table: &mut toml::Table, text: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::BadOverride {
+        text: text.to_string(),
+    };
+    let (key, value) = text.split_once('=').ok_or_else(bad)?;
+    let path: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    let value = value.trim();
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let (last, parents) = path.split_last().ok_or_else(bad)?;
+    let mut cur = table;
+    for p in parents {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(bad)?;
+    }
+    cur.insert(last.to_string(), parsed);
+    Ok(())
+}
+
+fn invalid(field: &str, value: impl std::fmt::Display, reason: &str, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+fn fraction(field: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if !(0.0..1.0).contains(&v) || !v.is_finite() {
+        return Err(invalid(field, v, "out of range", "a number in [0, 1)"));
+    }
+    Ok(v)
+}
+
+fn positive(field: &str, v: Option<i64>, default: usize, max: usize) -> Result<usize, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    if v < 1 || v as u64 > max as u64 {
+        return Err(invalid(
+            field,
+            v,
+            "out of range",
+            &format!("an integer in 1..={max}"),
+        ));
+    }
+    Ok(v as usize)
+}
+
+/// Checks a raw config and fills in defaults.
+pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
+    let d = raw.dataset.unwrap_or_default();
+    let kind_name = d.kind.as_deref().unwrap_or(if d.root.is_some() {
+        "image-folder"
+    } else {
+        "emoji40"
+    });
+    let kind = match kind_name {
+        "emoji40" => DatasetKind::Emoji40,
+        "fashion-mnist" => DatasetKind::FashionMnist,
+        "image-folder" => DatasetKind::ImageFolder {
+            root: d
+                .root
+                .as_deref()
+                .map(expand_home)
+                .ok_or_else(|| ConfigError::Missing {
+                    field: "dataset.root".into(),
+                    hint: "an image-folder dataset needs `root = \"path/to/images\"`".into(),
+                })?,
+        },
+        other => {
+            return Err(invalid(
+                "dataset.kind",
+                other,
+                "unknown dataset kind",
+                "emoji40, fashion-mnist, image-folder",
+            ))
+        }
+    };
+    if d.root.is_some() && !matches!(kind, DatasetKind::ImageFolder { .. }) {
+        return Err(invalid(
+            "dataset.root",
+            d.root.as_deref().unwrap_or_default(),
+            &format!("`root` only applies to kind = \"image-folder\", not \"{kind_name}\""),
+            "remove `root` or set kind = \"image-folder\"",
+        ));
+    }
+    let name = match (&d.name, &kind) {
+        (Some(n), _) => n.clone(),
+        (None, DatasetKind::ImageFolder { root }) => root
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "images".into()),
+        (None, _) => kind_name.to_string(),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
+        return Err(invalid(
+            "dataset.name",
+            &name,
+            "used in file names",
+            "letters, digits, '-', '_', '.'",
+        ));
+    }
+    let val_fraction = fraction("dataset.val_fraction", d.val_fraction, 0.2)?;
+    let test_fraction = fraction("dataset.test_fraction", d.test_fraction, 0.2)?;
+    if val_fraction + test_fraction >= 1.0 {
+        return Err(invalid(
+            "dataset.val_fraction + dataset.test_fraction",
+            val_fraction + test_fraction,
+            "leaves no training images",
+            "a sum below 1",
+        ));
+    }
+    let limit_per_class = match d.limit_per_class {
+        None => None,
+        Some(v) => Some(positive(
+            "dataset.limit_per_class",
+            Some(v),
+            1,
+            usize::MAX >> 1,
+        )?),
+    };
+
+    let b = raw.backbone.unwrap_or_default();
+    let bname = b.name.unwrap_or_else(|| "efficientnet-lite0".into());
+    let known = crate::features::efficientnet_lite::LiteVariant::from_id(&bname).is_some()
+        || crate::features::timm::TIMM_BACKBONES.contains(&bname.as_str());
+    if !known {
+        return Err(invalid(
+            "backbone.name",
+            &bname,
+            "unknown backbone",
+            BACKBONES_HINT,
+        ));
+    }
+    let depthwise = match b.depthwise.as_deref().unwrap_or("direct") {
+        "direct" => DepthwiseImpl::Direct,
+        "candle" => DepthwiseImpl::CandleGrouped,
+        other => {
+            return Err(invalid(
+                "backbone.depthwise",
+                other,
+                "unknown implementation",
+                "direct, candle",
+            ))
+        }
+    };
+
+    let e = raw.extract.unwrap_or_default();
+    let resize = match e.resize.as_deref().unwrap_or("center-crop") {
+        "center-crop" => ResizeMode::CenterCrop,
+        "squash" => ResizeMode::Squash,
+        other => {
+            return Err(invalid(
+                "extract.resize",
+                other,
+                "unknown resize mode",
+                "center-crop, squash",
+            ))
+        }
+    };
+    let default_threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    Ok(Config {
+        seed: raw.seed.unwrap_or(42),
+        cache_dir: raw.cache_dir.as_deref().map(expand_home),
+        dataset: DatasetConfig {
+            kind,
+            name,
+            val_fraction,
+            test_fraction,
+            limit_per_class,
+        },
+        backbone: BackboneConfig {
+            name: bname,
+            weights: b.weights.as_deref().map(expand_home),
+            depthwise,
+        },
+        extract: ExtractConfig {
+            batch_size: positive("extract.batch_size", e.batch_size, 32, 4096)?,
+            decode_threads: positive(
+                "extract.decode_threads",
+                e.decode_threads,
+                default_threads,
+                256,
+            )?,
+            resize,
+        },
+    })
+}
+
+/// `~/x` -> `$HOME/x`; anything else unchanged.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,43 @@
+//! Config, raw layer: the TOML file as written by the user, every field
+//! optional, unknown keys rejected. `--set section.key=value` overrides are
+//! applied to the TOML table before it is read into these types.
+//! [`super::resolve`] turns this into checked types.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub seed: Option<u64>,
+    pub cache_dir: Option<String>,
+    pub dataset: Option<RawDataset>,
+    pub backbone: Option<RawBackbone>,
+    pub extract: Option<RawExtract>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataset {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub root: Option<String>,
+    pub val_fraction: Option<f64>,
+    pub test_fraction: Option<f64>,
+    pub limit_per_class: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackbone {
+    pub name: Option<String>,
+    pub weights: Option<String>,
+    pub depthwise: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExtract {
+    pub batch_size: Option<i64>,
+    pub decode_threads: Option<i64>,
+    pub resize: Option<String>,
+}

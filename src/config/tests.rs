@@ -1,0 +1,126 @@
+//! Tests of config resolution: defaults, overrides, and errors that name the field.
+
+use super::*;
+
+fn load_str(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Config::load(Some(&p), &o)
+}
+
+#[test]
+fn defaults_are_emoji40_lite0() {
+    let c = Config::load(None, &[]).unwrap();
+    assert_eq!(c.dataset.kind, DatasetKind::Emoji40);
+    assert_eq!(c.backbone.name, "efficientnet-lite0");
+    assert_eq!(c.extract.batch_size, 32);
+    assert_eq!(c.seed, 42);
+    assert_eq!(c.extract.resize, ResizeMode::CenterCrop);
+}
+
+#[test]
+fn unknown_key_is_named_with_allowed_keys() {
+    let err = load_str("[extract]\nbatchsize = 3\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("batchsize"), "{err}");
+    assert!(err.contains("batch_size"), "{err}");
+}
+
+#[test]
+fn bad_enum_value_lists_allowed_values() {
+    let err = load_str("[extract]\nresize = \"stretch\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("extract.resize") && err.contains("center-crop, squash"),
+        "{err}"
+    );
+    let err = load_str("[backbone]\nname = \"vgg16\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backbone.name") && err.contains("efficientnet-lite0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_numbers_are_rejected() {
+    let err = load_str("[extract]\nbatch_size = 0\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("extract.batch_size"), "{err}");
+    let err = load_str("[dataset]\nval_fraction = 0.6\ntest_fraction = 0.5\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("val_fraction"), "{err}");
+    let err = load_str("[dataset]\nval_fraction = -0.1\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dataset.val_fraction"), "{err}");
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    let c = load_str(
+        "seed = 1\n[extract]\nbatch_size = 8\n",
+        &["extract.batch_size=64", "seed=7"],
+    )
+    .unwrap();
+    assert_eq!(c.extract.batch_size, 64);
+    assert_eq!(c.seed, 7);
+    let c = load_str(
+        "",
+        &["dataset.kind=image-folder", "dataset.root=/data/pets"],
+    )
+    .unwrap();
+    assert_eq!(
+        c.dataset.kind,
+        DatasetKind::ImageFolder {
+            root: "/data/pets".into()
+        }
+    );
+    assert_eq!(c.dataset.name, "pets");
+}
+
+#[test]
+fn malformed_override_is_an_error() {
+    assert!(matches!(
+        load_str("", &["extract.batch_size"]),
+        Err(ConfigError::BadOverride { .. })
+    ));
+    assert!(matches!(
+        load_str("", &["=3"]),
+        Err(ConfigError::BadOverride { .. })
+    ));
+    // A wrong type through an override is caught by the raw layer.
+    let err = load_str("", &["extract.batch_size=many"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("batch_size"), "{err}");
+}
+
+#[test]
+fn image_folder_needs_root() {
+    let err = load_str("[dataset]\nkind = \"image-folder\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dataset.root"), "{err}");
+}
+
+#[test]
+fn shipped_configs_resolve() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().and_then(|e| e.to_str()) == Some("toml") {
+            Config::load(Some(&p), &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected the example configs in configs/");
+}

@@ -1,0 +1,42 @@
+//! Crate-wide error type: each stage has its own `thiserror` enum with context;
+//! this one only gathers them so commands can use `?` across stages.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Asset(#[from] crate::assets::cache::AssetError),
+    #[error(transparent)]
+    Weights(#[from] crate::assets::weights::WeightsError),
+    #[error(transparent)]
+    Dataset(#[from] crate::images::OpenDatasetError),
+    #[error(transparent)]
+    Backbone(#[from] crate::features::backbone::BackboneError),
+    #[error(transparent)]
+    Extract(#[from] crate::features::extract::ExtractError),
+    #[error("cannot read image {path}: {reason}")]
+    Image {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("`ovr {command}` is not implemented yet ({issue})")]
+    NotImplemented {
+        command: &'static str,
+        issue: &'static str,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Process exit code: 2 for usage/config problems and missing features, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) | Error::NotImplemented { .. } => 2,
+            _ => 1,
+        }
+    }
+}

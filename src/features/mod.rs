@@ -1,0 +1,10 @@
+//! Stage 2 of the data flow: frozen backbones turn images into feature vectors,
+//! computed once per image content and cached.
+
+pub mod backbone;
+pub mod depthwise;
+pub mod efficientnet_lite;
+pub mod extract;
+pub mod registry;
+pub mod store;
+pub mod timm;

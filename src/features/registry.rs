@@ -1,0 +1,63 @@
+//! Stage 2 (features): turns a checked backbone config into a loaded
+//! [`Backbone`]: EfficientNet-Lite from the cache (converted by
+//! `ovr fetch weights`) or a local file, timm models from their local file.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+
+use super::backbone::{Backbone, BackboneError};
+use super::efficientnet_lite::{EfficientNetLite, LiteVariant};
+use crate::assets::cache::{sha256_file, Cache};
+use crate::config::{BackboneConfig, BACKBONES_HINT};
+
+/// Where the converted weights of a Lite variant live in the cache.
+pub fn lite_weights_path(cache: &Cache, variant: LiteVariant) -> PathBuf {
+    cache
+        .weights_dir()
+        .join(format!("{}.safetensors", variant.id()))
+}
+
+/// Loads the configured backbone on the CPU.
+pub fn load_backbone(
+    cfg: &BackboneConfig,
+    cache: &Cache,
+) -> Result<Box<dyn Backbone>, BackboneError> {
+    let hash = |path: &PathBuf| {
+        sha256_file(path).map_err(|e| BackboneError::Invalid {
+            name: cfg.name.clone(),
+            message: format!("cannot hash weights {}: {e}", path.display()),
+        })
+    };
+    if let Some(variant) = LiteVariant::from_id(&cfg.name) {
+        let path = cfg
+            .weights
+            .clone()
+            .unwrap_or_else(|| lite_weights_path(cache, variant));
+        if !path.exists() {
+            return Err(BackboneError::MissingWeights {
+                name: cfg.name.clone(),
+                path,
+            });
+        }
+        let h = hash(&path)?;
+        return Ok(Box::new(EfficientNetLite::load(
+            variant,
+            &path,
+            h,
+            cfg.depthwise,
+        )?));
+    }
+    if super::timm::TIMM_BACKBONES.contains(&cfg.name.as_str()) {
+        let path = cfg.weights.clone().ok_or_else(|| BackboneError::Invalid {
+            name: cfg.name.clone(),
+            message: "needs `backbone.weights = \"/path/to/model.safetensors\"` (timm weights)"
+                .into(),
+        })?;
+        return super::timm::load_timm_backbone(&cfg.name, &path, &Device::Cpu);
+    }
+    Err(BackboneError::Unknown {
+        name: cfg.name.clone(),
+        allowed: BACKBONES_HINT.to_string(),
+    })
+}

@@ -1,0 +1,696 @@
+//! Images stage (stage 1): builds the `emoji40` ImageFolder dataset from the
+//! pinned npm packs fetched by the assets stage.
+//!
+//! `emoji.json` (emoji-datasource) gives each base emoji a category and
+//! subcategory; base emojis outside category "Component" that have both a
+//! Twitter and a Google image are grouped by subcategory, and the `classes`
+//! largest subcategories (ties by name) become the classes. Each emoji is
+//! assigned to one split (stratified per class, seeded), and both of its
+//! 64 px PNGs go there:
+//! `<cache>/datasets/emoji40/{train,val,test}/<class>/<unified>-{twitter,google}.png`
+//! with a `manifest.json` at the root. Class directory names are path-safe
+//! slugs of the subcategory (`sky & weather` -> `sky-and-weather`). The tree
+//! is built in a temp dir and renamed into place; an existing tree built with
+//! the same settings is reused, one with other settings is an error (delete it).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::assets::archive::{safe_relative_name, visit_tgz};
+use crate::assets::cache::{build_dir_atomic, write_atomic, AssetError, Cache};
+use crate::assets::clients::fetch_pinned;
+use crate::assets::pins::{EMOJI_DATASOURCE, EMOJI_GOOGLE, EMOJI_TWITTER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Emoji40Error {
+    #[error(transparent)]
+    Asset(#[from] AssetError),
+    #[error("{archive}: no `{member}` in the package")]
+    MissingMember { archive: PathBuf, member: String },
+    #[error("cannot parse {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid option `{field}`: {detail}")]
+    InvalidOptions { field: &'static str, detail: String },
+    #[error("asked for {requested} classes but only {available} subcategories qualify")]
+    NotEnoughClasses { requested: usize, available: usize },
+    #[error("class `{class}` has {emojis} emojis: at least 3 are needed for train/val/test")]
+    ClassTooSmall { class: String, emojis: usize },
+    #[error("emoji.json field `{field}` has a value unsafe as a file name: {value:?}")]
+    UnsafeField { field: &'static str, value: String },
+    #[error("{path} exists but was built differently ({detail}); delete it to rebuild")]
+    ExistingMismatch { path: PathBuf, detail: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options of the build; the defaults are the canonical emoji40.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Emoji40Options {
+    pub seed: u64,
+    pub classes: usize,
+    pub val_fraction: f64,
+    pub test_fraction: f64,
+}
+
+impl Default for Emoji40Options {
+    fn default() -> Self {
+        Emoji40Options {
+            seed: 0,
+            classes: 40,
+            val_fraction: 0.2,
+            test_fraction: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emoji40Summary {
+    /// `<cache>/datasets/emoji40`, holding `train/`, `val/`, `test/`, `manifest.json`.
+    pub root: PathBuf,
+    /// (class directory name, emojis in the class), largest class first.
+    pub classes: Vec<(String, usize)>,
+    /// PNG files written per split: [train, val, test].
+    pub images_per_split: [usize; 3],
+    pub already_present: bool,
+    /// Images listed in emoji.json but absent from a tarball (`<style>/<image>`), skipped.
+    pub missing_images: Vec<String>,
+}
+
+use super::dataset::stratified_split;
+pub use super::dataset::Split;
+
+/// Image styles, each from its own pinned tarball.
+pub const STYLES: [&str; 2] = ["twitter", "google"];
+const IMAGE_SIZE: u32 = 64;
+const MANIFEST: &str = "manifest.json";
+const EMOJI_JSON: &str = "package/emoji.json";
+
+/// The fields of an `emoji.json` entry used here (skin variations, nested
+/// inside base entries, are ignored: only base emojis are kept).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmojiEntry {
+    pub unified: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub image: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub subcategory: String,
+    #[serde(default)]
+    pub sort_order: u32,
+    #[serde(default)]
+    pub has_img_twitter: bool,
+    #[serde(default)]
+    pub has_img_google: bool,
+}
+
+/// One class: its directory name, source subcategory and emojis (sorted by
+/// `sort_order`, then `unified`).
+#[derive(Debug, Clone)]
+pub struct EmojiClass {
+    pub name: String,
+    pub subcategory: String,
+    pub emojis: Vec<EmojiEntry>,
+}
+
+/// Path-safe class name: lowercase ASCII alphanumerics and single dashes,
+/// `&` spelled `and` (`"sky & weather"` -> `"sky-and-weather"`).
+pub fn class_dir_name(subcategory: &str) -> String {
+    let mut out = String::new();
+    for c in subcategory.replace('&', " and ").chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn check_options(opts: &Emoji40Options) -> Result<(), Emoji40Error> {
+    let bad = |field, detail: String| Err(Emoji40Error::InvalidOptions { field, detail });
+    if opts.classes == 0 {
+        return bad("classes", "must be at least 1".into());
+    }
+    for (field, f) in [
+        ("val_fraction", opts.val_fraction),
+        ("test_fraction", opts.test_fraction),
+    ] {
+        if !(0.0..1.0).contains(&f) {
+            return bad(field, format!("{f} is not in [0, 1)"));
+        }
+    }
+    if opts.val_fraction + opts.test_fraction >= 1.0 {
+        return bad(
+            "val_fraction",
+            "val + test fractions must be below 1".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Keeps base emojis outside "Component" with both images, groups them by
+/// subcategory and returns the `classes` largest groups (ties by name).
+pub fn select_classes(
+    entries: &[EmojiEntry],
+    classes: usize,
+) -> Result<Vec<EmojiClass>, Emoji40Error> {
+    let mut groups: BTreeMap<&str, Vec<EmojiEntry>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for e in entries {
+        if e.category == "Component" || !e.has_img_twitter || !e.has_img_google {
+            continue;
+        }
+        if seen.insert(e.unified.as_str()) {
+            groups.entry(&e.subcategory).or_default().push(e.clone());
+        }
+    }
+    let mut ranked: Vec<(&str, Vec<EmojiEntry>)> = groups.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(b.0)));
+    if ranked.len() < classes {
+        return Err(Emoji40Error::NotEnoughClasses {
+            requested: classes,
+            available: ranked.len(),
+        });
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::with_capacity(classes);
+    for (subcategory, mut emojis) in ranked.into_iter().take(classes) {
+        let name = class_dir_name(subcategory);
+        if name.is_empty() || !names.insert(name.clone()) {
+            return Err(Emoji40Error::UnsafeField {
+                field: "subcategory",
+                value: subcategory.to_string(),
+            });
+        }
+        emojis.sort_by(|a, b| (a.sort_order, &a.unified).cmp(&(b.sort_order, &b.unified)));
+        out.push(EmojiClass {
+            name,
+            subcategory: subcategory.to_string(),
+            emojis,
+        });
+    }
+    Ok(out)
+}
+
+/// Assigns each member of each class (given by size, members in a fixed
+/// order) to a split: per class `n_test = round(test_fraction * n)`,
+/// `n_val = round(val_fraction * n)`, each at least 1, train at least 1.
+pub fn assign_splits(
+    class_names: &[&str],
+    class_sizes: &[usize],
+    opts: &Emoji40Options,
+) -> Result<Vec<Vec<Split>>, Emoji40Error> {
+    check_options(opts)?;
+    let mut out = Vec::with_capacity(class_sizes.len());
+    for (ci, &n) in class_sizes.iter().enumerate() {
+        if n < 3 {
+            return Err(Emoji40Error::ClassTooSmall {
+                class: class_names.get(ci).copied().unwrap_or("?").to_string(),
+                emojis: n,
+            });
+        }
+        out.push(stratified_split(
+            n,
+            opts.val_fraction,
+            opts.test_fraction,
+            opts.seed,
+            ci as u64,
+        ));
+    }
+    Ok(out)
+}
+
+/// What must match for an existing tree to be reused (pins, options, format).
+fn settings_of(opts: &Emoji40Options) -> serde_json::Value {
+    serde_json::json!({
+        "format": 1,
+        "pins": [EMOJI_DATASOURCE, EMOJI_TWITTER, EMOJI_GOOGLE],
+        "seed": opts.seed,
+        "classes": opts.classes,
+        "val_fraction": opts.val_fraction,
+        "test_fraction": opts.test_fraction,
+        "image_size": IMAGE_SIZE,
+        "styles": STYLES,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestClass {
+    name: String,
+    subcategory: String,
+    emojis: usize,
+    /// Emojis per split: [train, val, test].
+    emojis_per_split: [usize; 3],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestEmoji {
+    unified: String,
+    name: Option<String>,
+    class: String,
+    split: Split,
+    /// Image files written, relative to the dataset root.
+    images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    dataset: String,
+    settings: serde_json::Value,
+    classes: Vec<ManifestClass>,
+    images_per_split: [usize; 3],
+    missing_images: Vec<String>,
+    emojis: Vec<ManifestEmoji>,
+}
+
+fn summary_of(root: &Path, m: &Manifest, already_present: bool) -> Emoji40Summary {
+    Emoji40Summary {
+        root: root.to_path_buf(),
+        classes: m
+            .classes
+            .iter()
+            .map(|c| (c.name.clone(), c.emojis))
+            .collect(),
+        images_per_split: m.images_per_split,
+        already_present,
+        missing_images: m.missing_images.clone(),
+    }
+}
+
+/// Reuses an existing tree if its manifest has the same settings.
+fn reuse_existing(
+    root: &Path,
+    settings: &serde_json::Value,
+) -> Result<Emoji40Summary, Emoji40Error> {
+    let path = root.join(MANIFEST);
+    let mismatch = |detail: String| Emoji40Error::ExistingMismatch {
+        path: root.to_path_buf(),
+        detail,
+    };
+    let bytes = fs::read(&path).map_err(|e| mismatch(format!("no readable {MANIFEST}: {e}")))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| mismatch(format!("unparsable {MANIFEST}: {e}")))?;
+    if &manifest.settings != settings {
+        let s = &manifest.settings;
+        return Err(mismatch(format!(
+            "seed {}, {} classes, val {}, test {}, format {}",
+            s["seed"], s["classes"], s["val_fraction"], s["test_fraction"], s["format"]
+        )));
+    }
+    Ok(summary_of(root, &manifest, true))
+}
+
+fn read_emoji_json(archive: &Path) -> Result<Vec<EmojiEntry>, Emoji40Error> {
+    let mut json = None;
+    visit_tgz(
+        archive,
+        |name| name == EMOJI_JSON,
+        |_, bytes| {
+            json = Some(bytes);
+            Ok(())
+        },
+    )?;
+    let bytes = json.ok_or_else(|| Emoji40Error::MissingMember {
+        archive: archive.to_path_buf(),
+        member: EMOJI_JSON.into(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| Emoji40Error::Json {
+        path: archive.join(EMOJI_JSON),
+        source,
+    })
+}
+
+fn check_file_field(field: &'static str, value: &str, ok: bool) -> Result<(), Emoji40Error> {
+    if ok && !value.is_empty() && safe_relative_name(value).is_ok() && !value.contains('/') {
+        Ok(())
+    } else {
+        Err(Emoji40Error::UnsafeField {
+            field,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// Fetches the three pinned packs and builds (or reuses) the dataset under
+/// `<cache>/datasets/emoji40`.
+pub fn build_emoji40(cache: &Cache, opts: &Emoji40Options) -> Result<Emoji40Summary, Emoji40Error> {
+    check_options(opts)?;
+    let root = cache.datasets_dir().join("emoji40");
+    if root.exists() {
+        return reuse_existing(&root, &settings_of(opts));
+    }
+    let packs = [
+        fetch_pinned(cache, &EMOJI_DATASOURCE)?,
+        fetch_pinned(cache, &EMOJI_TWITTER)?,
+        fetch_pinned(cache, &EMOJI_GOOGLE)?,
+    ];
+    build_emoji40_from(&root, &packs, opts)
+}
+
+/// The build itself, from local packs `[datasource, twitter, google]`
+/// (verified by the caller) into `root` (reused if it exists with the same
+/// settings).
+pub fn build_emoji40_from(
+    root: &Path,
+    packs: &[PathBuf; 3],
+    opts: &Emoji40Options,
+) -> Result<Emoji40Summary, Emoji40Error> {
+    check_options(opts)?;
+    let settings = settings_of(opts);
+    if root.exists() {
+        return reuse_existing(root, &settings);
+    }
+    let [datasource, twitter, google] = packs;
+    let tarballs = [twitter, google];
+    let classes = select_classes(&read_emoji_json(datasource)?, opts.classes)?;
+    let names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+    let sizes: Vec<usize> = classes.iter().map(|c| c.emojis.len()).collect();
+    let splits = assign_splits(&names, &sizes, opts)?;
+
+    let mut emojis = Vec::new();
+    let mut manifest_classes = Vec::new();
+    for (class, class_splits) in classes.iter().zip(&splits) {
+        let mut per_split = [0usize; 3];
+        for (e, &split) in class.emojis.iter().zip(class_splits) {
+            let hex = e.unified.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+            check_file_field("unified", &e.unified, hex)?;
+            check_file_field("image", &e.image, e.image.ends_with(".png"))?;
+            per_split[split as usize] += 1;
+            emojis.push(ManifestEmoji {
+                unified: e.unified.clone(),
+                name: e.name.clone(),
+                class: class.name.clone(),
+                split,
+                images: Vec::new(),
+            });
+        }
+        manifest_classes.push(ManifestClass {
+            name: class.name.clone(),
+            subcategory: class.subcategory.clone(),
+            emojis: class.emojis.len(),
+            emojis_per_split: per_split,
+        });
+    }
+    let image_of: Vec<&str> = classes
+        .iter()
+        .flat_map(|c| c.emojis.iter().map(|e| e.image.as_str()))
+        .collect();
+
+    let mut manifest = Manifest {
+        dataset: "emoji40".into(),
+        settings: settings.clone(),
+        classes: manifest_classes,
+        images_per_split: [0; 3],
+        missing_images: Vec::new(),
+        emojis,
+    };
+    let built = build_dir_atomic(root, |tmp| {
+        for split in Split::ALL {
+            for class in &classes {
+                let dir = tmp.join(split.as_str()).join(&class.name);
+                fs::create_dir_all(&dir)
+                    .map_err(|source| Emoji40Error::Io { path: dir, source })?;
+            }
+        }
+        for (style, tarball) in STYLES.iter().zip(&tarballs) {
+            // tarball member -> indices of the emojis using that image
+            let mut wanted: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, image) in image_of.iter().enumerate() {
+                let member = format!("package/img/{style}/{IMAGE_SIZE}/{image}");
+                wanted.entry(member).or_default().push(i);
+            }
+            let mut found = HashSet::new();
+            visit_tgz(
+                tarball,
+                |name| wanted.contains_key(name),
+                |name, bytes| {
+                    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+                        return Err(AssetError::BadArchive {
+                            archive: tarball.to_path_buf(),
+                            detail: format!("entry `{name}` is not a PNG"),
+                        });
+                    }
+                    for &i in wanted.get(name).into_iter().flatten() {
+                        let e = &mut manifest.emojis[i];
+                        let rel =
+                            format!("{}/{}/{}-{style}.png", e.split.as_str(), e.class, e.unified);
+                        // Inside the temp tree: a plain write (no per-file fsync).
+                        let out = tmp.join(&rel);
+                        fs::write(&out, &bytes).map_err(|source| AssetError::Io {
+                            path: out.clone(),
+                            source,
+                        })?;
+                        if !e.images.contains(&rel) {
+                            e.images.push(rel);
+                            manifest.images_per_split[e.split as usize] += 1;
+                        }
+                    }
+                    found.insert(name.to_string());
+                    Ok(())
+                },
+            )?;
+            let mut missing: Vec<String> = wanted
+                .keys()
+                .filter(|m| !found.contains(*m))
+                .map(|m| format!("{style}/{}", m.rsplit('/').next().unwrap_or(m)))
+                .collect();
+            missing.sort();
+            manifest.missing_images.extend(missing);
+        }
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|source| Emoji40Error::Json {
+            path: tmp.join(MANIFEST),
+            source,
+        })?;
+        write_atomic(&tmp.join(MANIFEST), &json)?;
+        Ok(())
+    });
+    match built {
+        Ok(()) => Ok(summary_of(root, &manifest, false)),
+        // Another process finished first: reuse theirs if it matches.
+        Err(Emoji40Error::Asset(AssetError::DestinationExists { .. })) => {
+            reuse_existing(root, &settings)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Classes "a" (30 emojis), "b" (20), "c" (16), "d" (16), plus entries
+    /// that must be filtered out (category Component, no image).
+    fn synthetic_json() -> serde_json::Value {
+        let mut v = Vec::new();
+        let mut id = 0x1000;
+        let groups = [("d", 16, "Things", true), ("a", 30, "Things", true)];
+        let more = [("c", 16, "Things", true), ("b", 20, "Things", true)];
+        let noise = [
+            ("skin-tone", 50, "Component", true),
+            ("noimg", 50, "Things", false),
+        ];
+        for (sub, n, category, img) in groups.into_iter().chain(more).chain(noise) {
+            for _ in 0..n {
+                v.push(
+                    json!({"unified": format!("{id:X}"), "image": format!("{id:x}.png"),
+                    "category": category, "subcategory": sub, "sort_order": id,
+                    "has_img_twitter": img, "has_img_google": img, "skin_variations": null}),
+                );
+                id += 1;
+            }
+        }
+        serde_json::Value::Array(v)
+    }
+
+    fn synthetic() -> Vec<EmojiEntry> {
+        serde_json::from_value(synthetic_json()).unwrap()
+    }
+
+    fn plan(opts: &Emoji40Options, classes: usize) -> Vec<(String, String, Split)> {
+        let classes = select_classes(&synthetic(), classes).unwrap();
+        let names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+        let sizes: Vec<usize> = classes.iter().map(|c| c.emojis.len()).collect();
+        let splits = assign_splits(&names, &sizes, opts).unwrap();
+        let mut out = Vec::new();
+        for (c, s) in classes.iter().zip(splits) {
+            for (e, split) in c.emojis.iter().zip(s) {
+                out.push((c.name.clone(), e.unified.clone(), split));
+            }
+        }
+        out
+    }
+
+    fn fractions(val_fraction: f64, test_fraction: f64) -> Emoji40Options {
+        let d = Emoji40Options::default();
+        Emoji40Options {
+            val_fraction,
+            test_fraction,
+            ..d
+        }
+    }
+
+    #[test]
+    fn selection_filters_ranks_and_breaks_ties_by_name() {
+        let classes = select_classes(&synthetic(), 3).unwrap();
+        let got: Vec<_> = classes
+            .iter()
+            .map(|c| (c.name.as_str(), c.emojis.len()))
+            .collect();
+        assert_eq!(got, vec![("a", 30), ("b", 20), ("c", 16)]);
+        let err = select_classes(&synthetic(), 5).unwrap_err();
+        assert!(matches!(
+            err,
+            Emoji40Error::NotEnoughClasses { available: 4, .. }
+        ));
+        assert_eq!(class_dir_name("sky & weather"), "sky-and-weather");
+        assert_eq!(class_dir_name("person-role"), "person-role");
+    }
+
+    #[test]
+    fn split_is_disjoint_stratified_and_seeded() {
+        let opts = Emoji40Options::default();
+        let p = plan(&opts, 4);
+        let ids: HashSet<&str> = p.iter().map(|(_, u, _)| u.as_str()).collect();
+        assert_eq!(ids.len(), p.len(), "each emoji has exactly one split");
+        for (class, n) in [("a", 30), ("b", 20), ("c", 16), ("d", 16)] {
+            let count = |s| p.iter().filter(|(c, _, x)| c == class && *x == s).count();
+            let expect = ((0.2 * n as f64).round()) as usize;
+            assert_eq!(count(Split::Test), expect, "{class}");
+            assert_eq!(count(Split::Val), expect, "{class}");
+            assert_eq!(count(Split::Train), n - 2 * expect, "{class}");
+        }
+        assert_eq!(plan(&opts, 4), p, "deterministic for a seed");
+        let other = plan(&Emoji40Options { seed: 1, ..opts }, 4);
+        assert_ne!(other, p, "another seed gives another split");
+    }
+
+    #[test]
+    fn tiny_classes_and_bad_options() {
+        let s = assign_splits(&["x"], &[3], &fractions(0.01, 0.01)).unwrap();
+        let mut sorted = s[0].clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![Split::Train, Split::Val, Split::Test]);
+        let s = assign_splits(&["x"], &[4], &fractions(0.45, 0.45)).unwrap();
+        assert!(s[0].contains(&Split::Train));
+        let err = assign_splits(&["x"], &[2], &fractions(0.2, 0.2)).unwrap_err();
+        assert!(matches!(err, Emoji40Error::ClassTooSmall { emojis: 2, .. }));
+        let err = assign_splits(&["x"], &[10], &fractions(0.6, 0.5)).unwrap_err();
+        assert!(matches!(err, Emoji40Error::InvalidOptions { .. }));
+    }
+
+    fn tgz(path: &Path, files: &[(String, Vec<u8>)]) {
+        let gz = flate2::write::GzEncoder::new(
+            fs::File::create(path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+
+    /// End to end on fake packs: both styles of an emoji land in one split,
+    /// a missing image is recorded, the tree is reused, other settings refused.
+    #[test]
+    fn build_from_fake_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = [0, 1, 2].map(|i| dir.path().join(format!("p{i}.tgz")));
+        let json = serde_json::to_vec(&synthetic_json()).unwrap();
+        tgz(&packs[0], &[(EMOJI_JSON.to_string(), json)]);
+        for (style, pack) in STYLES.iter().zip(&packs[1..]) {
+            let files: Vec<(String, Vec<u8>)> = synthetic()
+                .iter()
+                .filter(|e| !(*style == "google" && e.unified == "1010"))
+                .map(|e| {
+                    let png = [&b"\x89PNG\r\n\x1a\n"[..], e.unified.as_bytes()].concat();
+                    (format!("package/img/{style}/64/{}", e.image), png)
+                })
+                .collect();
+            tgz(pack, &files);
+        }
+        let root = dir.path().join("datasets/emoji40");
+        let opts = Emoji40Options {
+            classes: 3,
+            ..Default::default()
+        };
+        let s = build_emoji40_from(&root, &packs, &opts).unwrap();
+        assert_eq!(
+            s.classes,
+            vec![("a".into(), 30), ("b".into(), 20), ("c".into(), 16)]
+        );
+        assert_eq!(s.images_per_split.iter().sum::<usize>(), 2 * 66 - 1);
+        assert_eq!(s.missing_images, vec!["google/1010.png".to_string()]);
+        assert!(!s.already_present);
+        let mut split_of: HashMap<String, HashSet<&str>> = HashMap::new();
+        for split in Split::ALL {
+            for class in fs::read_dir(root.join(split.as_str())).unwrap() {
+                for f in fs::read_dir(class.unwrap().path()).unwrap() {
+                    let name = f.unwrap().file_name().to_string_lossy().into_owned();
+                    let unified = name.split('-').next().unwrap().to_string();
+                    split_of.entry(unified).or_default().insert(split.as_str());
+                }
+            }
+        }
+        assert_eq!(split_of.len(), 66);
+        assert!(
+            split_of.values().all(|s| s.len() == 1),
+            "an emoji straddles splits"
+        );
+        let again = build_emoji40_from(&root, &packs, &opts).unwrap();
+        assert!(again.already_present && again.images_per_split == s.images_per_split);
+        let other = build_emoji40_from(&root, &packs, &Emoji40Options { seed: 9, ..opts });
+        assert!(matches!(other, Err(Emoji40Error::ExistingMismatch { .. })));
+        let left: Vec<_> = fs::read_dir(root.parent().unwrap()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temp dirs left");
+    }
+
+    /// The real build (~160 MB of tarballs from `$OVR_TEST_ASSETS`, default
+    /// /tmp/assets). `cargo test --release --lib images::emoji40 -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn real_build_from_local_tarballs() {
+        let assets = std::env::var("OVR_TEST_ASSETS").unwrap_or_else(|_| "/tmp/assets".into());
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        fs::create_dir_all(cache.downloads_dir()).unwrap();
+        for pin in [&EMOJI_DATASOURCE, &EMOJI_TWITTER, &EMOJI_GOOGLE] {
+            let to = cache.downloads_dir().join(pin.file_name);
+            fs::copy(Path::new(&assets).join(pin.file_name), to).unwrap();
+        }
+        let s = build_emoji40(&cache, &Emoji40Options::default()).unwrap();
+        for (i, (name, n)) in s.classes.iter().enumerate() {
+            println!("{:2} {name:<24} {n}", i + 1);
+        }
+        println!(
+            "images per split {:?}; missing {:?}",
+            s.images_per_split, s.missing_images
+        );
+        assert_eq!(
+            (s.classes.len(), s.images_per_split),
+            (40, [1730, 560, 560])
+        );
+        assert!(
+            build_emoji40(&cache, &Emoji40Options::default())
+                .unwrap()
+                .already_present
+        );
+    }
+}

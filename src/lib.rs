@@ -1,0 +1,18 @@
+//! `ovr`: one-vs-rest specialists vs a multiclass head on frozen pretrained features.
+//!
+//! Data flow (one folder per stage):
+//! `assets` (fetch + verify + convert) -> `images` (datasets, decode, resize)
+//! -> `features` (frozen backbones, cached embeddings) -> heads -> calibration
+//! -> ensemble -> metrics/report. `config` resolves TOML + CLI overrides into
+//! checked types; `cli` and `commands` only wire stages together.
+
+pub mod assets;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod images;
+pub mod progress;
+
+pub use error::{Error, Result};

@@ -1,0 +1,90 @@
+//! The `ovr` binary as a user runs it: exit codes, errors on stderr that
+//! name the field, results on stdout, a second extract that computes nothing.
+
+use std::process::{Command, Output};
+
+use super::common::{lite_weights, small_tree};
+
+fn ovr(args: &[&str], cache: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ovr"))
+        .args(args)
+        .env("OVR_CACHE", cache)
+        .output()
+        .expect("run ovr")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn bad_config_value_names_field_and_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ovr(&["--set", "extract.resize=stretch", "extract"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("extract.resize") && err.contains("center-crop, squash"),
+        "{err}"
+    );
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[backbone]\nnmae = \"x\"\n").unwrap();
+    let out = ovr(&["--config", cfg.to_str().unwrap(), "extract"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nmae"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn later_stages_say_not_implemented() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["train", "compare", "score"] {
+        let out = ovr(&[cmd], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(text(&out.stderr).contains("not implemented"), "{cmd}");
+    }
+}
+
+#[test]
+fn unknown_weights_list_the_allowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ovr(&["fetch", "weights", "efficientnet-b7"], dir.path());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("efficientnet-lite0"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn extract_image_folder_twice_with_real_lite0() {
+    let weights = lite_weights("efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    small_tree(&root, 4);
+    std::fs::write(root.join("circle/broken.jpg"), b"not an image").unwrap();
+    let cache = dir.path().join("cache");
+    let args = [
+        "--set",
+        "dataset.kind=image-folder",
+        "--set",
+        &format!("dataset.root=\"{}\"", root.display()),
+        "--set",
+        &format!("backbone.weights=\"{}\"", weights.display()),
+        "extract",
+        "--batch-size",
+        "3",
+    ];
+    let first = ovr(&args, &cache);
+    let out = text(&first.stdout);
+    assert!(first.status.success(), "{out}\n{}", text(&first.stderr));
+    assert!(out.contains("computed 8 images"), "{out}");
+    assert!(out.contains("broken.jpg"), "{out}");
+    let second = ovr(&args, &cache);
+    let out2 = text(&second.stdout);
+    assert!(second.status.success());
+    assert!(
+        out2.contains("nothing to compute: 8 images reused"),
+        "{out2}"
+    );
+}

