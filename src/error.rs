@@ -17,6 +17,10 @@ pub enum Error {
     Backbone(#[from] crate::features::backbone::BackboneError),
     #[error(transparent)]
     Extract(#[from] crate::features::extract::ExtractError),
+    #[error(transparent)]
+    Ensemble(#[from] crate::ensemble::EnsembleError),
+    #[error(transparent)]
+    Train(#[from] crate::ensemble::build::TrainError),
     #[error("cannot read image {path}: {reason}")]
     Image {
         path: std::path::PathBuf,

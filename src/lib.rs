@@ -7,12 +7,16 @@
 //! checked types; `cli` and `commands` only wire stages together.
 
 pub mod assets;
+pub mod calibration;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod ensemble;
 pub mod error;
 pub mod features;
+pub mod heads;
 pub mod images;
 pub mod progress;
+pub mod scheduler;
 
 pub use error::{Error, Result};

@@ -63,10 +63,20 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Train the specialists and the multiclass head (not yet implemented).
+    /// Train the specialists and the multiclass head; save them as an ensemble.
     Train {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
+        /// Ensemble name (default: the dataset name); saved to `<out>/<name>/`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Directory holding saved ensembles.
+        #[arg(long, default_value = "ensembles")]
+        out: PathBuf,
+        /// Shortcut for `--set train.lanes=N`.
+        #[arg(long)]
+        lanes: Option<usize>,
+        /// Shortcut for `--set train.fuse=N` (0: split jobs evenly over lanes).
+        #[arg(long)]
+        fuse: Option<usize>,
     },
     /// Compare specialists with the multiclass head (not yet implemented).
     Compare {
@@ -101,6 +111,16 @@ pub enum BenchWhat {
         /// Depthwise implementations to compare: direct, candle.
         #[arg(long, value_delimiter = ',', default_value = "direct,candle")]
         depthwise: Vec<String>,
+    },
+    /// Wall time of training every head (all C values) on cached features,
+    /// by lane count and fusion.
+    Train {
+        /// Comma-separated lane counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        lanes: Vec<usize>,
+        /// Comma-separated fusion sizes (0: split evenly over lanes; 1: unfused).
+        #[arg(long, value_delimiter = ',', default_value = "0,1")]
+        fuse: Vec<usize>,
     },
 }
 

@@ -1,6 +1,8 @@
 //! `ovr bench extract`: backbone throughput (images/s) by batch size and
-//! depthwise implementation, printed as a Markdown table for
-//! docs/performance.md. Pixels are random: speed does not depend on content.
+//! depthwise implementation; `ovr bench train`: wall time of training every
+//! head by lanes and fusion. Both print Markdown tables for
+//! docs/performance.md. Extraction pixels are random: speed does not depend
+//! on content.
 
 use std::time::Instant;
 
@@ -83,5 +85,74 @@ pub fn extract(
             );
         }
     }
+    Ok(())
+}
+
+pub fn train(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+    lanes: &[usize],
+    fuse: &[usize],
+) -> Result<()> {
+    use crate::ensemble::build::train_ensemble;
+    use crate::images::dataset::Split;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    if lanes.contains(&0) {
+        return Err(Error::Usage("lane counts must be at least 1".into()));
+    }
+    let sets = super::extract::features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
+    let (tr, va) = (&sets[0], &sets[1]);
+    let t = &config.train;
+    let heads = tr.classes.len() * t.c_grid.len() + t.multiclass_c_grid.len();
+    println!(
+        "{} ({} train x {} features, {} classes): {} specialists x {} C + multiclass x {} C = {heads} fits, {} threads",
+        tr.dataset,
+        tr.len(),
+        tr.dim,
+        tr.classes.len(),
+        tr.classes.len(),
+        t.c_grid.len(),
+        t.multiclass_c_grid.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!();
+    println!("| lanes | fuse | wall s | specialists s | multiclass s | ms per fit | val acc specialists | val acc multiclass |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &l in lanes {
+        for &f in fuse {
+            let mut cfg = t.clone();
+            cfg.lanes = l;
+            cfg.fuse = f;
+            let o = train_ensemble(
+                tr,
+                va,
+                &cfg,
+                config.seed,
+                Arc::new(AtomicBool::new(false)),
+                Verbosity::Quiet,
+            )?;
+            let busy = |multi: bool| -> f64 {
+                o.timeline
+                    .iter()
+                    .filter(|e| e.job.starts_with("multiclass") == multi)
+                    .map(|e| e.end_s - e.start_s)
+                    .sum()
+            };
+            println!(
+                "| {l} | {f} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2}% | {:.2}% |",
+                o.train_seconds,
+                busy(false),
+                busy(true),
+                1000.0 * o.train_seconds / heads as f64,
+                100.0 * o.validation.specialists_accuracy,
+                100.0 * o.validation.multiclass_accuracy
+            );
+        }
+    }
+    println!();
+    println!("specialists s / multiclass s: summed busy time of those jobs over all lanes");
     Ok(())
 }

@@ -4,12 +4,17 @@
 use crate::assets::cache::{write_atomic, Cache};
 use crate::assets::weights::fetch_weights;
 use crate::config::Config;
+use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::LiteVariant;
-use crate::features::extract::{dataset_features_dir, extract, ExtractOptions};
+use crate::features::extract::{
+    dataset_features_dir, extract, ExtractError, ExtractOptions, ExtractReport,
+};
 use crate::features::registry::{lite_weights_path, load_backbone};
+use crate::features::store::FeatureSet;
+use crate::images::dataset::{Dataset, Split};
 use crate::images::open_dataset;
 use crate::progress::Verbosity;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Fetches Lite weights on first use when the config points at the cache.
 pub fn ensure_weights(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
@@ -27,10 +32,56 @@ pub fn ensure_weights(config: &Config, cache: &Cache, verbosity: Verbosity) -> R
     Ok(())
 }
 
-pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+/// Opens the dataset, loads the backbone and extracts (or reuses) every feature.
+pub fn extract_features(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<(Dataset, Box<dyn Backbone>, ExtractReport)> {
     let ds = open_dataset(&config.dataset, cache, config.seed)?;
     ensure_weights(config, cache, verbosity)?;
     let backbone = load_backbone(&config.backbone, cache)?;
+    let opts = ExtractOptions {
+        batch_size: config.extract.batch_size,
+        decode_threads: config.extract.decode_threads,
+        resize: config.extract.resize,
+        verbosity,
+    };
+    let r = extract(&ds, backbone.as_ref(), cache, &opts)?;
+    Ok((ds, backbone, r))
+}
+
+/// The feature sets of `splits` (extracting what is not cached yet).
+pub fn features_for(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+    splits: &[Split],
+) -> Result<Vec<FeatureSet>> {
+    let (ds, _, r) = extract_features(config, cache, verbosity)?;
+    if !r.failed.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "warning: {} unreadable image(s) skipped (`ovr extract` lists them)",
+            r.failed.len()
+        );
+    }
+    splits
+        .iter()
+        .map(|split| {
+            let (_, path, _) = r.outputs.iter().find(|o| o.0 == *split).ok_or_else(|| {
+                Error::Usage(format!(
+                    "dataset `{}` has no {} images",
+                    ds.name,
+                    split.as_str()
+                ))
+            })?;
+            Ok(FeatureSet::load(path).map_err(ExtractError::from)?)
+        })
+        .collect()
+}
+
+pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+    let (ds, backbone, r) = extract_features(config, cache, verbosity)?;
     let [tr, va, te] = ds.split_counts();
     println!(
         "{} / {}: {} images in {} classes (train {tr}, val {va}, test {te})",
@@ -39,13 +90,6 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
         ds.items.len(),
         ds.classes.len()
     );
-    let opts = ExtractOptions {
-        batch_size: config.extract.batch_size,
-        decode_threads: config.extract.decode_threads,
-        resize: config.extract.resize,
-        verbosity,
-    };
-    let r = extract(&ds, backbone.as_ref(), cache, &opts)?;
     let secs = r.elapsed.as_secs_f64();
     if r.computed == 0 {
         println!(

@@ -5,6 +5,7 @@ mod bench;
 mod classify;
 mod extract;
 mod fetch;
+mod train;
 
 use crate::assets::cache::Cache;
 use crate::cli::{Args, BenchWhat, Command};
@@ -28,10 +29,12 @@ pub fn run(args: Args) -> Result<()> {
                     depthwise,
                 },
         } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
-        Command::Train { .. } => Err(Error::NotImplemented {
-            command: "train",
-            issue: "issue #3",
-        }),
+        Command::Bench {
+            what: BenchWhat::Train { lanes, fuse },
+        } => bench::train(&config, &cache, verbosity, lanes, fuse),
+        Command::Train { name, out, .. } => {
+            train::run(&config, &cache, verbosity, name.as_deref(), out)
+        }
         Command::Compare { .. } => Err(Error::NotImplemented {
             command: "compare",
             issue: "issue #4",

@@ -6,10 +6,12 @@
 //! (serde, unknown keys rejected) -> [`Config`] (ranges and enums checked).
 
 pub mod raw;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
 use raw::RawConfig;
+use train::{resolve_train, TrainConfig};
 
 use crate::features::efficientnet_lite::DepthwiseImpl;
 
@@ -37,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// Where the images come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum DatasetKind {
     /// Built by `ovr fetch dataset emoji40` in the cache.
     Emoji40,
@@ -47,7 +49,7 @@ pub enum DatasetKind {
     ImageFolder { root: PathBuf },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DatasetConfig {
     pub kind: DatasetKind,
     /// Name used in cache paths and reports.
@@ -60,7 +62,7 @@ pub struct DatasetConfig {
     pub limit_per_class: Option<usize>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct BackboneConfig {
     pub name: String,
     /// Local safetensors file; `None` means the cached converted weights.
@@ -69,7 +71,8 @@ pub struct BackboneConfig {
 }
 
 /// How an image is brought to the backbone's square input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ResizeMode {
     /// Shorter side to the input size, then a centred square crop.
     CenterCrop,
@@ -86,7 +89,7 @@ impl ResizeMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ExtractConfig {
     pub batch_size: usize,
     pub decode_threads: usize,
@@ -94,13 +97,14 @@ pub struct ExtractConfig {
 }
 
 /// The checked configuration of one run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Config {
     pub seed: u64,
     pub cache_dir: Option<PathBuf>,
     pub dataset: DatasetConfig,
     pub backbone: BackboneConfig,
     pub extract: ExtractConfig,
+    pub train: TrainConfig,
 }
 
 pub const BACKBONES_HINT: &str = "efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, \
@@ -168,7 +172,12 @@ pub fn apply_override(table: &mut toml::Table, text: &str) -> Result<(), ConfigE
     Ok(())
 }
 
-fn invalid(field: &str, value: impl std::fmt::Display, reason: &str, allowed: &str) -> ConfigError {
+pub(crate) fn invalid(
+    field: &str,
+    value: impl std::fmt::Display,
+    reason: &str,
+    allowed: &str,
+) -> ConfigError {
     ConfigError::Invalid {
         field: field.to_string(),
         value: value.to_string(),
@@ -185,7 +194,12 @@ fn fraction(field: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigErro
     Ok(v)
 }
 
-fn positive(field: &str, v: Option<i64>, default: usize, max: usize) -> Result<usize, ConfigError> {
+pub(crate) fn positive(
+    field: &str,
+    v: Option<i64>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
     let Some(v) = v else { return Ok(default) };
     if v < 1 || v as u64 > max as u64 {
         return Err(invalid(
@@ -343,6 +357,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             )?,
             resize,
         },
+        train: resolve_train(raw.train)?,
     })
 }
 

@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub dataset: Option<RawDataset>,
     pub backbone: Option<RawBackbone>,
     pub extract: Option<RawExtract>,
+    pub train: Option<RawTrain>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,4 +41,18 @@ pub struct RawExtract {
     pub batch_size: Option<i64>,
     pub decode_threads: Option<i64>,
     pub resize: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrain {
+    pub c_grid: Option<Vec<f64>>,
+    pub multiclass_c_grid: Option<Vec<f64>>,
+    pub class_weight: Option<String>,
+    pub max_iter: Option<i64>,
+    pub tol: Option<f64>,
+    pub lanes: Option<i64>,
+    pub fuse: Option<i64>,
+    pub calibration: Option<String>,
+    pub combiner: Option<String>,
 }

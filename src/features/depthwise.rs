@@ -149,62 +149,166 @@ impl CustomOp1 for DepthwiseOp<'_> {
             candle_core::bail!("depthwise conv: padded input {ph}x{pw} smaller than kernel {k}");
         }
         let (oh, ow) = ((ph - k) / s + 1, (pw - k) / s + 1);
+        let geo = Geometry::new(h, w, k, s, p, oh, ow);
         let mut out = vec![0f32; b * c * oh * ow];
         out.par_chunks_mut(oh * ow)
             .zip(input.par_chunks(h * w))
             .enumerate()
             .for_each_init(
-                || vec![0f32; ph * pw],
-                |padded, (plane, (o, src))| {
+                || vec![0f32; geo.scratch_len()],
+                |scratch, (plane, (o, src))| {
                     let ch = plane % c;
-                    for y in 0..h {
-                        let row = (y + p.top) * pw + p.left;
-                        padded[row..row + w].copy_from_slice(&src[y * w..(y + 1) * w]);
-                    }
                     let wk = &conv.weight[ch * k * k..(ch + 1) * k * k];
-                    plane_conv(padded, pw, wk, k, s, conv.bias[ch], o, oh, ow);
-                    if conv.relu6 {
-                        o.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
-                    }
+                    geo.fill_phases(src, scratch);
+                    plane_conv(&geo, scratch, wk, conv.bias[ch], conv.relu6, o);
                 },
             );
         Ok((CpuStorage::F32(out), Shape::from((b, c, oh, ow))))
     }
 }
 
-/// One output plane: `o[oy, ox] = bias + sum_{ky,kx} w[ky,kx] * padded[oy*s+ky, ox*s+kx]`.
-/// The padding border of `padded` is zero and never written, so reusing the
-/// buffer across planes of the same geometry is safe.
-#[allow(clippy::too_many_arguments)]
-fn plane_conv(
-    padded: &[f32],
-    pw: usize,
-    wk: &[f32],
+/// Output columns computed together, held in registers across all taps.
+const LANES: usize = 16;
+
+/// Sizes of one plane's computation.
+///
+/// The zero-padded input is split into `stride` *phases*: phase `p` holds
+/// padded columns `p, p + s, p + 2s, ...`, so the input of output column
+/// `ox` under tap `kx` is phase `kx % s`, column `ox + kx / s`: contiguous
+/// for every stride, which lets the compiler vectorize the tap loop.
+struct Geometry {
+    h: usize,
+    w: usize,
     k: usize,
     s: usize,
-    bias: f32,
-    o: &mut [f32],
+    pad: Padding,
     oh: usize,
     ow: usize,
+    /// Padded rows.
+    rows: usize,
+    /// Columns of one phase row: room for `ow` rounded up to [`LANES`] plus the taps.
+    cols: usize,
+}
+
+impl Geometry {
+    fn new(h: usize, w: usize, k: usize, s: usize, pad: Padding, oh: usize, ow: usize) -> Self {
+        let rows = h + pad.top + pad.bottom;
+        let cols = ow.div_ceil(LANES) * LANES + (k - 1) / s + 1;
+        Geometry {
+            h,
+            w,
+            k,
+            s,
+            pad,
+            oh,
+            ow,
+            rows,
+            cols,
+        }
+    }
+
+    fn scratch_len(&self) -> usize {
+        self.s * self.rows * self.cols
+    }
+
+    /// Writes the zero-padded, phase-split copy of `src` into `scratch`.
+    fn fill_phases(&self, src: &[f32], scratch: &mut [f32]) {
+        scratch.fill(0.0);
+        let plane = self.rows * self.cols;
+        for y in 0..self.h {
+            let r = y + self.pad.top;
+            let line = &src[y * self.w..(y + 1) * self.w];
+            for (x, &v) in line.iter().enumerate() {
+                let c = x + self.pad.left;
+                let (phase, col) = (c % self.s, c / self.s);
+                if col < self.cols {
+                    scratch[phase * plane + r * self.cols + col] = v;
+                }
+            }
+        }
+    }
+}
+
+/// One output plane from its phase-split input (see [`Geometry`]), with the
+/// best vector instructions this CPU has.
+fn plane_conv(g: &Geometry, phases: &[f32], wk: &[f32], bias: f32, relu6: bool, o: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { plane_conv_avx512(g, phases, wk, bias, relu6, o) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { plane_conv_avx2(g, phases, wk, bias, relu6, o) };
+        }
+    }
+    plane_conv_generic(g, phases, wk, bias, relu6, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_conv_avx512(
+    g: &Geometry,
+    phases: &[f32],
+    wk: &[f32],
+    bias: f32,
+    relu6: bool,
+    o: &mut [f32],
 ) {
-    o.fill(bias);
-    for oy in 0..oh {
-        let orow = &mut o[oy * ow..(oy + 1) * ow];
-        for ky in 0..k {
-            let irow = &padded[(oy * s + ky) * pw..];
-            for kx in 0..k {
-                let wv = wk[ky * k + kx];
-                if s == 1 {
-                    let seg = &irow[kx..kx + ow];
-                    for (acc, v) in orow.iter_mut().zip(seg) {
-                        *acc += wv * v;
-                    }
-                } else {
-                    for (ox, acc) in orow.iter_mut().enumerate() {
-                        *acc += wv * irow[ox * s + kx];
+    plane_conv_generic(g, phases, wk, bias, relu6, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn plane_conv_avx2(
+    g: &Geometry,
+    phases: &[f32],
+    wk: &[f32],
+    bias: f32,
+    relu6: bool,
+    o: &mut [f32],
+) {
+    plane_conv_generic(g, phases, wk, bias, relu6, o)
+}
+
+/// `o[oy, ox] = bias + sum_{ky,kx} w[ky,kx] * padded[oy*s+ky, ox*s+kx]`,
+/// then ReLU6 if asked; [`LANES`] output columns at a time.
+#[inline(always)]
+fn plane_conv_generic(
+    g: &Geometry,
+    phases: &[f32],
+    wk: &[f32],
+    bias: f32,
+    relu6: bool,
+    o: &mut [f32],
+) {
+    let plane = g.rows * g.cols;
+    for oy in 0..g.oh {
+        let orow = &mut o[oy * g.ow..(oy + 1) * g.ow];
+        for x0 in (0..g.ow).step_by(LANES) {
+            let mut acc = [bias; LANES];
+            for ky in 0..g.k {
+                let r = oy * g.s + ky;
+                for kx in 0..g.k {
+                    let wv = wk[ky * g.k + kx];
+                    let start = (kx % g.s) * plane + r * g.cols + x0 + kx / g.s;
+                    let Some(seg) = phases.get(start..).and_then(|t| t.first_chunk::<LANES>())
+                    else {
+                        continue;
+                    };
+                    for j in 0..LANES {
+                        acc[j] += wv * seg[j];
                     }
                 }
             }
+            if relu6 {
+                for a in acc.iter_mut() {
+                    *a = a.clamp(0.0, 6.0);
+                }
+            }
+            let n = LANES.min(g.ow - x0);
+            orow[x0..x0 + n].copy_from_slice(&acc[..n]);
         }
     }
 }
@@ -269,6 +373,10 @@ mod tests {
             (5, 10, 10, 3, 2, true),
             (3, 11, 8, 5, 2, false),
             (6, 8, 8, 5, 1, true),
+            // Wider than one register block, with a remainder.
+            (3, 20, 37, 3, 2, true),
+            (2, 17, 40, 5, 1, false),
+            (2, 33, 50, 5, 2, true),
         ] {
             let x = Tensor::randn(0f32, 3.0, (2, c, h, w), &dev).unwrap();
             let wt = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();

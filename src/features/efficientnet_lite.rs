@@ -89,7 +89,8 @@ impl LiteVariant {
 }
 
 /// Which depthwise convolution implementation to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DepthwiseImpl {
     /// [`DepthwiseConv`]: one pass over each plane (default).
     Direct,

@@ -37,7 +37,7 @@ fn bad_config_value_names_field_and_allowed_values() {
 #[test]
 fn later_stages_say_not_implemented() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["train", "compare", "score"] {
+    for cmd in ["compare", "score"] {
         let out = ovr(&[cmd], dir.path());
         assert_eq!(out.status.code(), Some(2), "{cmd}");
         assert!(text(&out.stderr).contains("not implemented"), "{cmd}");
@@ -86,5 +86,61 @@ fn extract_image_folder_twice_with_real_lite0() {
     assert!(
         out2.contains("nothing to compute: 8 images reused"),
         "{out2}"
+    );
+}
+
+#[test]
+fn train_on_an_image_folder_saves_an_ensemble() {
+    let weights = lite_weights("efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    small_tree(&root, 6);
+    let cache = dir.path().join("cache");
+    let out_dir = dir.path().join("ens");
+    let out = ovr(
+        &[
+            "--set",
+            "dataset.kind=image-folder",
+            "--set",
+            &format!("dataset.root=\"{}\"", root.display()),
+            "--set",
+            &format!("backbone.weights=\"{}\"", weights.display()),
+            "--set",
+            "train.c_grid=[0.01, 0.1]",
+            "train",
+            "--name",
+            "shapes",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--lanes",
+            "2",
+        ],
+        &cache,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("| circle |") && stdout.contains("| multiclass |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("validation (2 images)"), "{stdout}");
+    let e = ovr::ensemble::load(&out_dir.join("shapes")).unwrap();
+    assert_eq!(e.manifest.classes, vec!["circle", "square"]);
+    assert_eq!(e.manifest.feature_dim, 1280);
+    let out = ovr(
+        &[
+            "train",
+            "--name",
+            "../escape",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("ensemble name"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -6,3 +6,4 @@ mod cli;
 mod common;
 mod extract;
 mod pretrained;
+mod train;

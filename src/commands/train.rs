@@ -1,0 +1,111 @@
+//! `ovr train`: cached features (extracting what is missing) -> scheduler ->
+//! selected, calibrated heads -> `ensembles/<name>/`, with a per-head table
+//! on stdout.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::extract::features_for;
+use crate::assets::cache::Cache;
+use crate::config::Config;
+use crate::ensemble::build::train_ensemble;
+use crate::ensemble::manifest::FORMAT;
+use crate::ensemble::{ensemble_dir, save, Manifest};
+use crate::images::dataset::Split;
+use crate::progress::Verbosity;
+use crate::{Error, Result};
+
+pub fn run(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+    name: Option<&str>,
+    out: &Path,
+) -> Result<()> {
+    let name = name.unwrap_or(&config.dataset.name);
+    let dir = ensemble_dir(out, name)?;
+    let sets = features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
+    let [train, val] = <[_; 2]>::try_from(sets)
+        .map_err(|_| Error::Usage("train and val features are required".into()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // A second Ctrl-C still kills the process: the handler only asks once.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: finishing the jobs in hand, nothing will be saved (Ctrl-C again to quit now)");
+        });
+    }
+    let t = &config.train;
+    if verbosity > Verbosity::Quiet {
+        eprintln!(
+            "training {} specialists x {} C values + multiclass x {} on {} images ({} lanes)",
+            train.classes.len(),
+            t.c_grid.len(),
+            t.multiclass_c_grid.len(),
+            train.len(),
+            t.lanes
+        );
+    }
+    let o = train_ensemble(&train, &val, t, config.seed, stop, verbosity)?;
+    let manifest = Manifest {
+        format: FORMAT,
+        name: name.to_string(),
+        crate_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        dataset: train.dataset.clone(),
+        backbone: train.backbone.clone(),
+        weights_sha256: train.weights_sha256.clone(),
+        feature_dim: train.dim,
+        classes: train.classes.clone(),
+        seed: config.seed,
+        train_images: train.len(),
+        config: serde_json::to_value(config).unwrap_or_default(),
+        specialists: o.specialists,
+        multiclass: o.multiclass,
+        calibration: o.calibration,
+        combiner: t.combiner,
+        validation: o.validation,
+        lanes: t.lanes,
+        timeline: o.timeline,
+        train_seconds: o.train_seconds,
+    };
+    save(&dir, &manifest, &o.weights)?;
+    println!("| head | C | iterations | converged | val loss | job s |");
+    println!("|---|---:|---:|---|---:|---:|");
+    for h in manifest
+        .specialists
+        .iter()
+        .chain(std::iter::once(&manifest.multiclass))
+    {
+        println!(
+            "| {} | {} | {} | {} | {:.4} | {:.2} |",
+            h.name,
+            h.c,
+            h.iterations,
+            if h.converged { "yes" } else { "no" },
+            h.val_loss,
+            h.seconds
+        );
+    }
+    let v = &manifest.validation;
+    println!();
+    println!(
+        "validation ({} images): specialists (calibrated argmax) {:.2}%, multiclass head {:.2}%",
+        v.images,
+        100.0 * v.specialists_accuracy,
+        100.0 * v.multiclass_accuracy
+    );
+    println!(
+        "trained in {:.2} s; saved {}",
+        manifest.train_seconds,
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Ensemble stage: from cached features to a calibrated ensemble. Fits the
+//! standardizer on train, sends every (specialist, C) and (multiclass, C)
+//! job through the scheduler, picks each head's C on the validation split,
+//! calibrates on the same held-out split (Platt or isotonic per specialist,
+//! temperature for the multiclass head) and reports validation accuracy.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam::channel;
+
+use super::manifest::{head_seed, CalibrationRecord, HeadRecord, TimelineEntry, ValidationRecord};
+use super::Weights;
+use crate::calibration::{argmax_rows, combine, BinaryCalibrator, Combiner, Temperature};
+use crate::config::train::TrainConfig;
+use crate::features::store::FeatureSet;
+use crate::heads::{
+    binary_val_loss, linear_logits, softmax_val_loss, BinaryJob, FitOptions, LinearFit,
+    Standardizer,
+};
+use crate::progress::{bar, Verbosity};
+use crate::scheduler::{self, fuse_binary, Event, Job, Lane};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("class `{class}` has no {split} examples: every class needs at least one in train and in the calibration split")]
+    MissingClass { class: String, split: String },
+    #[error("train and {split} features disagree: {detail}")]
+    Mismatch { split: String, detail: String },
+    #[error("head `{head}` failed: {message}")]
+    Head { head: String, message: String },
+    #[error("training was interrupted before all heads finished")]
+    Interrupted,
+    #[error("cannot set up lane {lane}: {message}")]
+    Lane { lane: usize, message: String },
+}
+
+/// Everything `train` produces besides provenance.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub weights: Weights,
+    pub specialists: Vec<HeadRecord>,
+    pub multiclass: HeadRecord,
+    pub calibration: CalibrationRecord,
+    pub validation: ValidationRecord,
+    pub timeline: Vec<TimelineEntry>,
+    pub train_seconds: f64,
+}
+
+fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
+    let mismatch = |detail: String| TrainError::Mismatch {
+        split: val.split.clone(),
+        detail,
+    };
+    if train.classes != val.classes {
+        return Err(mismatch("class lists differ".into()));
+    }
+    if train.dim != val.dim
+        || train.backbone != val.backbone
+        || train.weights_sha256 != val.weights_sha256
+    {
+        return Err(mismatch(format!(
+            "{} {}-d vs {} {}-d",
+            train.backbone, train.dim, val.backbone, val.dim
+        )));
+    }
+    for (split, set) in [("train", train), (val.split.as_str(), val)] {
+        let mut seen = vec![false; set.classes.len()];
+        for &y in &set.labels {
+            seen[y as usize] = true;
+        }
+        if let Some(c) = seen.iter().position(|s| !s) {
+            return Err(TrainError::MissingClass {
+                class: set.classes[c].clone(),
+                split: split.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn first_min(v: &[f64]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] < v[best] { i } else { best })
+}
+
+/// Trains specialists and the multiclass head, selects, calibrates.
+pub fn train_ensemble(
+    train: &FeatureSet,
+    val: &FeatureSet,
+    cfg: &TrainConfig,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    verbosity: Verbosity,
+) -> Result<TrainOutcome, TrainError> {
+    check(train, val)?;
+    let t0 = Instant::now();
+    let (k, d, n) = (train.classes.len(), train.dim, train.len());
+    let std = Standardizer::fit(&train.features, n, d);
+    let x_tr = std.apply(&train.features);
+    let x_va = std.apply(&val.features);
+    let lanes: Vec<Lane> = (0..cfg.lanes)
+        .map(|i| {
+            Lane::cpu(i, &x_tr, n, d, cfg.class_weight)
+                .map_err(|message| TrainError::Lane { lane: i, message })
+        })
+        .collect::<Result<_, _>>()?;
+
+    // Units in grid-major order: unit u = (grid g, class c) with u = g * k + c.
+    let units: Vec<BinaryJob> = cfg
+        .c_grid
+        .iter()
+        .flat_map(|&c| {
+            (0..k as u32).map(move |class| BinaryJob {
+                class,
+                c,
+                weighting: cfg.class_weight,
+            })
+        })
+        .collect();
+    let fuse = if cfg.fuse == 0 {
+        units.len().div_ceil(cfg.lanes)
+    } else {
+        cfg.fuse
+    };
+    let mut jobs = fuse_binary(&units, fuse);
+    let first_softmax = jobs.len();
+    jobs.extend(cfg.multiclass_c_grid.iter().map(|&c| Job::Softmax { c }));
+    let opts = FitOptions {
+        max_iter: cfg.max_iter,
+        tol: cfg.tol,
+        history: 10,
+    };
+
+    let total_heads: usize = jobs.iter().map(Job::heads).sum();
+    let pb = bar(total_heads as u64, "train", verbosity);
+    let (ev_tx, ev_rx) = channel::unbounded::<Event>();
+    let outcomes = std::thread::scope(|s| {
+        let pb = &pb;
+        s.spawn(move || {
+            for ev in ev_rx.iter() {
+                if let Event::Finished { heads, .. } = ev {
+                    pb.inc(heads as u64);
+                }
+            }
+        });
+        scheduler::run(&jobs, &lanes, &train.labels, k, &opts, Some(ev_tx), stop)
+    });
+    pb.finish_and_clear();
+
+    // Unit fits in unit order, softmax fits in grid order, seconds per fit.
+    let mut unit_fits: Vec<(LinearFit, f64)> = Vec::with_capacity(units.len());
+    let mut softmax_fits: Vec<(LinearFit, f64)> = Vec::new();
+    let mut timeline = Vec::new();
+    for (ji, o) in outcomes.into_iter().enumerate() {
+        let o = o.ok_or(TrainError::Interrupted)?;
+        let job = &jobs[ji];
+        let secs = (o.end - o.start).as_secs_f64();
+        timeline.push(TimelineEntry {
+            job: job.describe(),
+            lane: o.lane,
+            start_s: o.start.as_secs_f64(),
+            end_s: o.end.as_secs_f64(),
+            heads: job.heads(),
+        });
+        let fits = o.result.map_err(|message| TrainError::Head {
+            head: job.describe(),
+            message,
+        })?;
+        let target = if ji < first_softmax {
+            &mut unit_fits
+        } else {
+            &mut softmax_fits
+        };
+        target.extend(fits.into_iter().map(|f| (f, secs)));
+    }
+
+    let yes = |set: &FeatureSet, c: usize| -> Vec<bool> {
+        set.labels.iter().map(|&y| y as usize == c).collect()
+    };
+    let nv = val.len();
+    let mut weights = Weights {
+        standardizer: std.clone(),
+        specialists_w: Vec::with_capacity(k * d),
+        specialists_b: Vec::with_capacity(k),
+        multiclass_w: Vec::new(),
+        multiclass_b: Vec::new(),
+    };
+    let mut specialists = Vec::with_capacity(k);
+    let mut val_logits = vec![0f32; nv * k];
+    for c in 0..k {
+        let pos = yes(val, c);
+        let losses: Vec<f64> = (0..cfg.c_grid.len())
+            .map(|g| {
+                binary_val_loss(
+                    &x_va,
+                    nv,
+                    d,
+                    &pos,
+                    &unit_fits[g * k + c].0,
+                    cfg.class_weight,
+                )
+            })
+            .collect();
+        let g = first_min(&losses);
+        let (fit, secs) = &unit_fits[g * k + c];
+        weights.specialists_w.extend_from_slice(&fit.w);
+        weights.specialists_b.push(fit.b[0]);
+        for (i, z) in linear_logits(&x_va, nv, d, fit).into_iter().enumerate() {
+            val_logits[i * k + c] = z;
+        }
+        specialists.push(HeadRecord {
+            name: train.classes[c].clone(),
+            c: cfg.c_grid[g],
+            val_loss: losses[g],
+            val_loss_grid: losses,
+            iterations: fit.iterations,
+            converged: fit.converged,
+            objective: fit.objective,
+            seed: head_seed(seed, c as u64),
+            seconds: *secs,
+        });
+    }
+    let mc_losses: Vec<f64> = softmax_fits
+        .iter()
+        .map(|(f, _)| softmax_val_loss(&x_va, nv, d, k, &val.labels, f, cfg.class_weight))
+        .collect();
+    let g = first_min(&mc_losses);
+    let (mc_fit, mc_secs) = &softmax_fits[g];
+    weights.multiclass_w = mc_fit.w.clone();
+    weights.multiclass_b = mc_fit.b.clone();
+    let multiclass = HeadRecord {
+        name: "multiclass".into(),
+        c: cfg.multiclass_c_grid[g],
+        val_loss: mc_losses[g],
+        val_loss_grid: mc_losses,
+        iterations: mc_fit.iterations,
+        converged: mc_fit.converged,
+        objective: mc_fit.objective,
+        seed: head_seed(seed, k as u64),
+        seconds: *mc_secs,
+    };
+
+    // Calibration on the held-out split.
+    let mut calibrators = Vec::with_capacity(k);
+    for c in 0..k {
+        let scores: Vec<f32> = (0..nv).map(|i| val_logits[i * k + c]).collect();
+        let cal =
+            BinaryCalibrator::fit(cfg.calibration, &scores, &yes(val, c), None).map_err(|e| {
+                TrainError::Head {
+                    head: format!("calibration of `{}`", train.classes[c]),
+                    message: e.to_string(),
+                }
+            })?;
+        calibrators.push(cal);
+    }
+    let mc_val_logits = linear_logits(&x_va, nv, d, mc_fit);
+    let temperature =
+        Temperature::fit(&mc_val_logits, &val.labels, nv, k).map_err(|e| TrainError::Head {
+            head: "temperature of the multiclass head".into(),
+            message: e.to_string(),
+        })?;
+    let accuracy = |pred: &[u32]| {
+        pred.iter().zip(&val.labels).filter(|(p, y)| p == y).count() as f64 / nv.max(1) as f64
+    };
+    let spec_pred = argmax_rows(
+        &combine(Combiner::CalibratedArgmax, &val_logits, nv, k, &calibrators),
+        nv,
+        k,
+    );
+    let mc_pred = argmax_rows(&mc_val_logits, nv, k);
+    Ok(TrainOutcome {
+        weights,
+        specialists,
+        multiclass,
+        calibration: CalibrationRecord {
+            split: val.split.clone(),
+            method: cfg.calibration,
+            specialists: calibrators,
+            multiclass: temperature,
+        },
+        validation: ValidationRecord {
+            images: nv,
+            specialists_accuracy: accuracy(&spec_pred),
+            multiclass_accuracy: accuracy(&mc_pred),
+        },
+        timeline,
+        train_seconds: t0.elapsed().as_secs_f64(),
+    })
+}

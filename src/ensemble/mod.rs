@@ -1,0 +1,114 @@
+//! Stage 5 of the data flow: the saved ensemble. After heads are trained and
+//! calibrated, everything needed to score new images is written to
+//! `ensembles/<name>/` atomically: `manifest.json` (what was trained on what,
+//! with which hyperparameters, how long it took, the calibration parameters)
+//! and `heads.safetensors` (standardization statistics, specialist and
+//! multiclass weights). See `ensembles/README.md` for the format.
+
+pub mod build;
+mod io;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+pub use io::{load, save};
+pub use manifest::{HeadRecord, Manifest, TimelineEntry};
+
+use crate::heads::Standardizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnsembleError {
+    #[error("cannot read ensemble {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ensemble {path} is malformed: {message}")]
+    Malformed { path: PathBuf, message: String },
+    #[error("cannot write ensemble {path}: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("ensemble {path} was trained on {expected} features, not {found}")]
+    Incompatible {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "ensemble name `{name}` must be letters, digits, '-', '_' or '.' (and not start with '.')"
+    )]
+    BadName { name: String },
+}
+
+/// Weights of a trained ensemble (the manifest carries the rest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    pub standardizer: Standardizer,
+    /// Row-major `[K, D]`: row k is specialist k.
+    pub specialists_w: Vec<f32>,
+    /// `[K]`.
+    pub specialists_b: Vec<f32>,
+    /// Row-major `[D, K]`.
+    pub multiclass_w: Vec<f32>,
+    /// `[K]`.
+    pub multiclass_b: Vec<f32>,
+}
+
+/// A loaded ensemble.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub weights: Weights,
+}
+
+impl Ensemble {
+    /// Checks that features from `backbone` (with `weights_sha256`, `dim`) fit this ensemble.
+    pub fn check_compatible(
+        &self,
+        backbone: &str,
+        weights_sha256: &str,
+        dim: usize,
+    ) -> Result<(), EnsembleError> {
+        let m = &self.manifest;
+        if m.backbone != backbone || m.weights_sha256 != weights_sha256 || m.feature_dim != dim {
+            return Err(EnsembleError::Incompatible {
+                path: self.dir.clone(),
+                expected: format!(
+                    "{} ({}..., {}-d)",
+                    m.backbone,
+                    short(&m.weights_sha256),
+                    m.feature_dim
+                ),
+                found: format!("{backbone} ({}..., {dim}-d)", short(weights_sha256)),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+/// Checks an ensemble name (it becomes a directory name).
+pub fn check_name(name: &str) -> Result<(), EnsembleError> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(EnsembleError::BadName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// `ensembles/<name>` under `root`.
+pub fn ensemble_dir(root: &Path, name: &str) -> Result<PathBuf, EnsembleError> {
+    check_name(name)?;
+    Ok(root.join(name))
+}

@@ -1,0 +1,264 @@
+//! Heads stage (cached features -> trained linear heads): standardized
+//! training features -> one-vs-rest binary heads.
+//!
+//! All [`BinaryJob`]s of one call are trained fused: the active columns form
+//! one `[D, A]` weight matrix, one evaluation is `Z = X . W` on the candle
+//! device, the per-row loss and residual `R = s (sigmoid(Z + b) - Y) / sum s`
+//! on the host in f64 (fixed row chunks, so a column's sums do not depend on
+//! the other columns), then `G = X^T . R` on the device. Each column keeps its
+//! own L-BFGS state ([`super::lbfgs`]); converged columns leave the matrix.
+//! The parameters of a column are `[w (D), b]`, optimized on the rescaled
+//! objective `f = J / (C sum s) = sum s l / sum s + ||w||^2 / (2 C sum s)`.
+
+use candle_core::{DType, Device, Tensor, WithDType};
+use rayon::prelude::*;
+
+use super::lbfgs::{minimize_batched, Evaluation};
+use super::objective::{binary_weights, logistic_loss, sigmoid};
+use super::{BinaryJob, FitOptions, HeadError, LinearFit};
+
+/// Rows per host chunk: fixed, so that summation order never depends on how
+/// many columns are fused.
+pub(crate) const ROW_CHUNK: usize = 256;
+
+/// Checks `x` ([N, D], f32/f64) against `labels`; returns `(n, d)`.
+pub(crate) fn check_x(x: &Tensor, labels: &[u32]) -> Result<(usize, usize), HeadError> {
+    let (n, d) = x.dims2().map_err(|_| HeadError::Shape {
+        field: "x",
+        expected: "a rank-2 [N, D] tensor".into(),
+        got: format!("shape {:?}", x.dims()),
+    })?;
+    if !matches!(x.dtype(), DType::F32 | DType::F64) {
+        return Err(HeadError::Dtype { dtype: x.dtype() });
+    }
+    if labels.len() != n {
+        return Err(HeadError::Shape {
+            field: "labels",
+            expected: format!("{n} (one per row of x)"),
+            got: labels.len().to_string(),
+        });
+    }
+    if n == 0 {
+        return Err(HeadError::Empty { field: "x" });
+    }
+    if d == 0 {
+        return Err(HeadError::Shape {
+            field: "x",
+            expected: "at least one feature column".into(),
+            got: "0 columns".into(),
+        });
+    }
+    Ok((n, d))
+}
+
+/// Relative rounding noise allowed on `f` for the dtype of `x`: 16 epsilons
+/// (about 1.9e-6 for f32, Hager-Zhang's 1e-6 order; 3.6e-15 for f64).
+pub(crate) fn noise_for(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => 16.0 * f64::EPSILON,
+        _ => 16.0 * f64::from(f32::EPSILON),
+    }
+}
+
+/// Uploads a host f64 buffer as a `[rows, cols]` tensor of dtype `T`.
+pub(crate) fn upload<T: WithDType>(
+    v: &[f64],
+    rows: usize,
+    cols: usize,
+    device: &Device,
+    context: &'static str,
+) -> Result<Tensor, HeadError> {
+    let host: Vec<T> = v.iter().map(|&a| T::from_f64(a)).collect();
+    Tensor::from_vec(host, (rows, cols), device).map_err(HeadError::candle(context))
+}
+
+/// Downloads a tensor of dtype `T` as a flat host vector.
+pub(crate) fn download<T: WithDType>(
+    t: &Tensor,
+    context: &'static str,
+) -> Result<Vec<T>, HeadError> {
+    t.flatten_all()
+        .and_then(|f| f.to_vec1::<T>())
+        .map_err(HeadError::candle(context))
+}
+
+/// Per-job constants of the rescaled objective.
+#[derive(Debug, Clone, Copy)]
+struct Prepared {
+    class: u32,
+    w_pos: f64,
+    w_neg: f64,
+    inv_sw: f64,
+    l2: f64,
+    scale: f64,
+}
+
+fn prepare(jobs: &[BinaryJob], labels: &[u32]) -> Result<Vec<Prepared>, HeadError> {
+    if jobs.is_empty() {
+        return Err(HeadError::NoJobs);
+    }
+    let n = labels.len();
+    jobs.iter()
+        .enumerate()
+        .map(|(j, job)| {
+            if !(job.c.is_finite() && job.c > 0.0) {
+                return Err(HeadError::InvalidC {
+                    head: format!("binary job {j} (class {})", job.class),
+                    value: job.c,
+                });
+            }
+            let positives = labels.iter().filter(|&&l| l == job.class).count();
+            if positives == 0 || positives == n {
+                return Err(HeadError::OneSided {
+                    job: j,
+                    class: job.class,
+                    positives,
+                    negatives: n - positives,
+                });
+            }
+            let (w_pos, w_neg) = binary_weights(job.weighting, positives, n);
+            let sw = w_pos * positives as f64 + w_neg * (n - positives) as f64;
+            Ok(Prepared {
+                class: job.class,
+                w_pos,
+                w_neg,
+                inv_sw: 1.0 / sw,
+                l2: 1.0 / (job.c * sw),
+                scale: job.c * sw,
+            })
+        })
+        .collect()
+}
+
+/// Trains every job fused in one `[D, jobs.len()]` matrix (see the module docs).
+///
+/// `x` is the standardized training matrix `[N, D]` (f32, or f64 for exact
+/// checks) on any candle device; `labels[i]` the class id of row `i`. Every
+/// job needs at least one positive and one negative row. The fits come back
+/// in the order of `jobs`; each is independent of the others.
+pub fn fit_binary(
+    x: &Tensor,
+    labels: &[u32],
+    jobs: &[BinaryJob],
+    opts: &FitOptions,
+) -> Result<Vec<LinearFit>, HeadError> {
+    opts.validate()?;
+    let (n, d) = check_x(x, labels)?;
+    let prepared = prepare(jobs, labels)?;
+    let x = x
+        .contiguous()
+        .map_err(HeadError::candle("x: contiguous copy"))?;
+    match x.dtype() {
+        DType::F32 => run::<f32>(&x, labels, n, d, &prepared, opts),
+        DType::F64 => run::<f64>(&x, labels, n, d, &prepared, opts),
+        dtype => Err(HeadError::Dtype { dtype }),
+    }
+}
+
+fn run<T: WithDType>(
+    x: &Tensor,
+    labels: &[u32],
+    n: usize,
+    d: usize,
+    jobs: &[Prepared],
+    opts: &FitOptions,
+) -> Result<Vec<LinearFit>, HeadError> {
+    let xt = x.t().map_err(HeadError::candle("x: transpose"))?;
+    let device = x.device();
+    let eval = |active: &[usize], points: &[&[f64]]| -> Result<Vec<Evaluation>, HeadError> {
+        // A single column is padded with a zero column: candle's CPU matmul
+        // takes another kernel for one column, and with >= 2 columns every
+        // column's result is bitwise the same whatever the width (measured),
+        // so a job alone and the same job fused follow the same trajectory.
+        let a = active.len();
+        let width = a.max(2);
+        let cols: Vec<Prepared> = active.iter().map(|&j| jobs[j]).collect();
+        let bias: Vec<f64> = points.iter().map(|p| p[d]).collect();
+        let mut w = vec![0.0f64; d * width];
+        for (col, p) in points.iter().enumerate() {
+            for (k, &v) in p[..d].iter().enumerate() {
+                w[k * width + col] = v;
+            }
+        }
+        let w = upload::<T>(&w, d, width, device, "binary heads: upload W")?;
+        let z = x
+            .matmul(&w)
+            .map_err(HeadError::candle("binary heads: X . W"))?;
+        let z = download::<T>(&z, "binary heads: download X . W")?;
+        let mut r = vec![T::from_f64(0.0); n * width];
+        // Per chunk: (sum s l, sum r) per column, rows in order.
+        let partial: Vec<Vec<(f64, f64)>> = z
+            .par_chunks(ROW_CHUNK * width)
+            .zip(r.par_chunks_mut(ROW_CHUNK * width))
+            .zip(labels.par_chunks(ROW_CHUNK))
+            .map(|((zc, rc), lc)| {
+                let mut acc = vec![(0.0f64, 0.0f64); a];
+                for (row, &label) in lc.iter().enumerate() {
+                    let zr = &zc[row * width..row * width + a];
+                    let rr = &mut rc[row * width..row * width + a];
+                    for (col, cp) in cols.iter().enumerate() {
+                        let zi = zr[col].to_f64() + bias[col];
+                        let pos = label == cp.class;
+                        let (y, s) = if pos {
+                            (1.0, cp.w_pos)
+                        } else {
+                            (0.0, cp.w_neg)
+                        };
+                        let res = s * (sigmoid(zi) - y) * cp.inv_sw;
+                        acc[col].0 += s * logistic_loss(pos, zi);
+                        acc[col].1 += res;
+                        rr[col] = T::from_f64(res);
+                    }
+                }
+                acc
+            })
+            .collect();
+        let mut sums = vec![(0.0f64, 0.0f64); a];
+        for chunk in &partial {
+            for (s, c) in sums.iter_mut().zip(chunk) {
+                s.0 += c.0;
+                s.1 += c.1;
+            }
+        }
+        let r = Tensor::from_vec(r, (n, width), device)
+            .map_err(HeadError::candle("binary heads: upload R"))?;
+        let g = xt
+            .matmul(&r)
+            .map_err(HeadError::candle("binary heads: X^T . R"))?;
+        let g = download::<T>(&g, "binary heads: download X^T . R")?;
+        Ok(points
+            .iter()
+            .enumerate()
+            .map(|(col, p)| {
+                let cp = cols[col];
+                let wsq: f64 = p[..d].iter().map(|v| v * v).sum();
+                let mut grad: Vec<f64> = (0..d)
+                    .map(|k| g[k * width + col].to_f64() + cp.l2 * p[k])
+                    .collect();
+                grad.push(sums[col].1);
+                Evaluation {
+                    f: sums[col].0 * cp.inv_sw + 0.5 * cp.l2 * wsq,
+                    g: grad,
+                }
+            })
+            .collect())
+    };
+    let solutions = minimize_batched(
+        vec![vec![0.0; d + 1]; jobs.len()],
+        opts,
+        noise_for(T::DTYPE),
+        |j| format!("binary job {j} (class {})", jobs[j].class),
+        eval,
+    )?;
+    Ok(solutions
+        .into_iter()
+        .zip(jobs)
+        .map(|(s, job)| LinearFit {
+            w: s.x[..d].iter().map(|&v| v as f32).collect(),
+            b: vec![s.x[d] as f32],
+            iterations: s.iterations,
+            converged: s.converged(),
+            objective: s.f * job.scale,
+        })
+        .collect())
+}

@@ -1,0 +1,271 @@
+//! Between features and heads: the scheduler that trains many heads at once.
+//!
+//! Training jobs (groups of fused binary specialists, multiclass grid points)
+//! go through one crossbeam queue to **lanes**. A lane is one execution
+//! context: on the CPU a worker thread (candle's matmuls inside use the
+//! shared rayon pool), later one CUDA stream. Each lane owns its copy of the
+//! standardized training matrix on its device. A panic inside a job becomes
+//! an error for that job's heads, not a crash of the run; a stop flag
+//! (Ctrl-C) makes lanes finish the job in hand and take no more; progress
+//! events go through one channel to one renderer.
+
+pub mod lane;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel;
+
+use crate::heads::{BinaryJob, FitOptions, LinearFit};
+pub use lane::Lane;
+
+/// One unit of work for a lane.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// One-vs-rest problems trained fused in one `[D, jobs]` matrix.
+    Binary(Vec<BinaryJob>),
+    /// The multiclass softmax head at one inverse L2 strength.
+    Softmax { c: f64 },
+}
+
+impl Job {
+    /// Heads this job trains (for progress).
+    pub fn heads(&self) -> usize {
+        match self {
+            Job::Binary(v) => v.len(),
+            Job::Softmax { .. } => 1,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Job::Binary(v) if v.len() == 1 => format!("specialist {} (C={})", v[0].class, v[0].c),
+            Job::Binary(v) => format!("{} fused specialists", v.len()),
+            Job::Softmax { c } => format!("multiclass head (C={c})"),
+        }
+    }
+}
+
+/// What happened to one job.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub job_index: usize,
+    pub lane: usize,
+    /// Start and end, relative to the start of the run.
+    pub start: Duration,
+    pub end: Duration,
+    /// One fit per head of the job, or why the job failed.
+    pub result: Result<Vec<LinearFit>, String>,
+}
+
+/// A progress event, sent to the one renderer.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        job_index: usize,
+        lane: usize,
+    },
+    Finished {
+        job_index: usize,
+        lane: usize,
+        heads: usize,
+        ok: bool,
+    },
+}
+
+/// Groups unit binary jobs into fused jobs of at most `fuse` columns
+/// (`fuse == 0`: one group). Grouping keeps the given order.
+pub fn fuse_binary(units: &[BinaryJob], fuse: usize) -> Vec<Job> {
+    let size = if fuse == 0 { units.len().max(1) } else { fuse };
+    units
+        .chunks(size)
+        .map(|c| Job::Binary(c.to_vec()))
+        .collect()
+}
+
+/// Something that can run a job: a [`Lane`] (CPU today, a CUDA stream later).
+pub trait Runner: Sync {
+    fn run(
+        &self,
+        job: &Job,
+        labels: &[u32],
+        k: usize,
+        opts: &FitOptions,
+    ) -> Result<Vec<LinearFit>, String>;
+}
+
+impl Runner for Lane {
+    fn run(
+        &self,
+        job: &Job,
+        labels: &[u32],
+        k: usize,
+        opts: &FitOptions,
+    ) -> Result<Vec<LinearFit>, String> {
+        Lane::run(self, job, labels, k, opts)
+    }
+}
+
+/// Runs every job on the lanes; outcomes come back in job order.
+/// `events` receives progress; `stop` is checked before each job.
+pub fn run<R: Runner>(
+    jobs: &[Job],
+    lanes: &[R],
+    labels: &[u32],
+    k: usize,
+    opts: &FitOptions,
+    events: Option<channel::Sender<Event>>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Option<JobOutcome>> {
+    let t0 = Instant::now();
+    let (job_tx, job_rx) = channel::unbounded::<usize>();
+    for i in 0..jobs.len() {
+        // Unbounded and the receiver is alive: send cannot fail.
+        let _ = job_tx.send(i);
+    }
+    drop(job_tx);
+    let (out_tx, out_rx) = channel::unbounded::<JobOutcome>();
+    std::thread::scope(|s| {
+        for (li, lane) in lanes.iter().enumerate() {
+            let (job_rx, out_tx, events, stop) = (
+                job_rx.clone(),
+                out_tx.clone(),
+                events.clone(),
+                Arc::clone(&stop),
+            );
+            s.spawn(move || {
+                for ji in job_rx.iter() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Some(ev) = &events {
+                        let _ = ev.send(Event::Started {
+                            job_index: ji,
+                            lane: li,
+                        });
+                    }
+                    let start = t0.elapsed();
+                    let job = &jobs[ji];
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        lane.run(job, labels, k, opts)
+                    }))
+                    .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+                    let end = t0.elapsed();
+                    if let Some(ev) = &events {
+                        let _ = ev.send(Event::Finished {
+                            job_index: ji,
+                            lane: li,
+                            heads: job.heads(),
+                            ok: result.is_ok(),
+                        });
+                    }
+                    let _ = out_tx.send(JobOutcome {
+                        job_index: ji,
+                        lane: li,
+                        start,
+                        end,
+                        result,
+                    });
+                }
+            });
+        }
+    });
+    drop(out_tx);
+    let mut out: Vec<Option<JobOutcome>> = vec![None; jobs.len()];
+    for o in out_rx.iter() {
+        let i = o.job_index;
+        out[i] = Some(o);
+    }
+    out
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Flaky;
+
+    impl Runner for Flaky {
+        fn run(
+            &self,
+            job: &Job,
+            _: &[u32],
+            _: usize,
+            _: &FitOptions,
+        ) -> Result<Vec<LinearFit>, String> {
+            match job {
+                Job::Softmax { c } if *c < 0.5 => panic!("boom at C={c}"),
+                _ => Ok(vec![]),
+            }
+        }
+    }
+
+    fn opts() -> FitOptions {
+        FitOptions {
+            max_iter: 1,
+            tol: 1e-3,
+            history: 1,
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_becomes_an_error_for_that_job_only() {
+        let jobs = vec![
+            Job::Softmax { c: 1.0 },
+            Job::Softmax { c: 0.1 },
+            Job::Softmax { c: 2.0 },
+        ];
+        let out = run(
+            &jobs,
+            &[Flaky, Flaky],
+            &[],
+            2,
+            &opts(),
+            None,
+            Arc::new(AtomicBool::new(false)),
+        );
+        let r: Vec<_> = out.into_iter().map(|o| o.unwrap().result).collect();
+        assert!(r[0].is_ok() && r[2].is_ok());
+        assert!(r[1].as_ref().unwrap_err().contains("boom at C=0.1"));
+    }
+
+    #[test]
+    fn stop_flag_leaves_jobs_undone() {
+        let jobs = vec![Job::Softmax { c: 1.0 }; 4];
+        let out = run(
+            &jobs,
+            &[Flaky],
+            &[],
+            2,
+            &opts(),
+            None,
+            Arc::new(AtomicBool::new(true)),
+        );
+        assert!(out.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn fusing_groups_in_order() {
+        let units: Vec<BinaryJob> = (0..5)
+            .map(|class| BinaryJob {
+                class,
+                c: 1.0,
+                weighting: crate::heads::ClassWeighting::Balanced,
+            })
+            .collect();
+        let sizes: Vec<usize> = fuse_binary(&units, 2).iter().map(Job::heads).collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+        assert_eq!(fuse_binary(&units, 0).len(), 1);
+    }
+}

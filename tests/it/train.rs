@@ -1,0 +1,183 @@
+//! Training through the scheduler: results do not depend on lanes or on
+//! fusing, repeat runs are identical, bad inputs fail before training with
+//! an error naming the class or field, and a saved ensemble loads back.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use ovr::config::{Config, ConfigError};
+use ovr::ensemble::build::{train_ensemble, TrainError, TrainOutcome};
+use ovr::features::store::FeatureSet;
+use ovr::progress::Verbosity;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Gaussian blobs: `k` classes in `d` dims, unbalanced sizes.
+fn blobs(split: &str, n_per: &[usize], d: usize, seed: u64) -> FeatureSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = n_per.len();
+    let centres: Vec<Vec<f32>> = {
+        let mut c = ChaCha8Rng::seed_from_u64(7);
+        (0..k)
+            .map(|_| (0..d).map(|_| c.random_range(-1.5f32..1.5)).collect())
+            .collect()
+    };
+    let (mut features, mut labels, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, &n) in n_per.iter().enumerate() {
+        for i in 0..n {
+            for &m in &centres[c] {
+                features.push(m + rng.random_range(-1.0f32..1.0) * 1.2);
+            }
+            labels.push(c as u32);
+            keys.push(format!("{split}/{c}/{i}"));
+        }
+    }
+    FeatureSet {
+        dataset: "blobs".into(),
+        split: split.into(),
+        backbone: "test".into(),
+        weights_sha256: "00".into(),
+        classes: (0..k).map(|c| format!("class{c}")).collect(),
+        keys,
+        labels,
+        dim: d,
+        features,
+    }
+}
+
+fn config(overrides: &[&str]) -> Config {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Config::load(None, &o).unwrap()
+}
+
+fn train(cfg: &Config, tr: &FeatureSet, va: &FeatureSet) -> Result<TrainOutcome, TrainError> {
+    train_ensemble(
+        tr,
+        va,
+        &cfg.train,
+        cfg.seed,
+        Arc::new(AtomicBool::new(false)),
+        Verbosity::Quiet,
+    )
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn lanes_and_fusing_do_not_change_the_weights() {
+    let tr = blobs("train", &[60, 40, 25, 15], 12, 1);
+    let va = blobs("val", &[20, 14, 9, 6], 12, 2);
+    let grid = "train.c_grid=[0.01, 0.1, 1.0]";
+    let one = train(&config(&[grid, "train.lanes=1", "train.fuse=1"]), &tr, &va).unwrap();
+    let many = train(&config(&[grid, "train.lanes=3", "train.fuse=5"]), &tr, &va).unwrap();
+    let all = train(&config(&[grid, "train.lanes=2", "train.fuse=0"]), &tr, &va).unwrap();
+    for other in [&many, &all] {
+        assert!(max_diff(&one.weights.specialists_w, &other.weights.specialists_w) <= 1e-5);
+        assert!(max_diff(&one.weights.specialists_b, &other.weights.specialists_b) <= 1e-5);
+        assert!(max_diff(&one.weights.multiclass_w, &other.weights.multiclass_w) <= 1e-5);
+        let c1: Vec<f64> = one.specialists.iter().map(|h| h.c).collect();
+        let c2: Vec<f64> = other.specialists.iter().map(|h| h.c).collect();
+        assert_eq!(c1, c2, "same C chosen per head");
+    }
+    assert!(
+        many.timeline.iter().any(|t| t.lane > 0),
+        "several lanes were used"
+    );
+    let again = train(&config(&[grid, "train.lanes=3", "train.fuse=5"]), &tr, &va).unwrap();
+    assert_eq!(
+        again.weights, many.weights,
+        "same seed, same config: identical"
+    );
+    assert!(one.validation.specialists_accuracy > 0.5 && one.validation.multiclass_accuracy > 0.5);
+}
+
+#[test]
+fn class_without_validation_examples_is_named() {
+    let tr = blobs("train", &[30, 30, 30], 6, 1);
+    let mut va = blobs("val", &[10, 10, 10], 6, 2);
+    // Drop every validation example of class 1.
+    let keep: Vec<usize> = (0..va.len()).filter(|&i| va.labels[i] != 1).collect();
+    va.features = keep
+        .iter()
+        .flat_map(|&i| va.features[i * 6..(i + 1) * 6].to_vec())
+        .collect();
+    va.labels = keep.iter().map(|&i| va.labels[i]).collect();
+    va.keys = keep.iter().map(|&i| va.keys[i].clone()).collect();
+    let err = train(&config(&[]), &tr, &va).unwrap_err();
+    match err {
+        TrainError::MissingClass { class, split } => {
+            assert_eq!(class, "class1");
+            assert_eq!(split, "val");
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn negative_l2_grid_is_a_config_error_naming_the_field() {
+    let err = Config::load(None, &["train.c_grid=[0.1, -1.0]".to_string()]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid { ref field, .. } if field == "train.c_grid"),
+        "{err}"
+    );
+    let err = Config::load(None, &["train.c_grid=[]".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("train.c_grid"), "{err}");
+    let err = Config::load(None, &["train.calibration=\"beta\"".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("platt, isotonic"), "{err}");
+}
+
+#[test]
+fn saved_ensemble_loads_back_and_checks_compatibility() {
+    use ovr::ensemble::manifest::FORMAT;
+    use ovr::ensemble::{load, save, Manifest};
+    let tr = blobs("train", &[30, 20, 10], 5, 3);
+    let va = blobs("val", &[10, 8, 5], 5, 4);
+    let cfg = config(&["train.c_grid=[0.1, 1.0]"]);
+    let o = train(&cfg, &tr, &va).unwrap();
+    let m = Manifest {
+        format: FORMAT,
+        name: "blobs".into(),
+        crate_version: "test".into(),
+        created_unix: 0,
+        dataset: "blobs".into(),
+        backbone: "test".into(),
+        weights_sha256: "00".into(),
+        feature_dim: 5,
+        classes: tr.classes.clone(),
+        seed: cfg.seed,
+        train_images: tr.len(),
+        config: serde_json::to_value(&cfg).unwrap(),
+        specialists: o.specialists.clone(),
+        multiclass: o.multiclass.clone(),
+        calibration: o.calibration.clone(),
+        combiner: cfg.train.combiner,
+        validation: o.validation.clone(),
+        lanes: 1,
+        timeline: o.timeline.clone(),
+        train_seconds: o.train_seconds,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blobs");
+    save(&path, &m, &o.weights).unwrap();
+    save(&path, &m, &o.weights).unwrap(); // replacing an existing ensemble works
+    let e = load(&path).unwrap();
+    assert_eq!(e.weights, o.weights);
+    assert_eq!(e.manifest, m);
+    e.check_compatible("test", "00", 5).unwrap();
+    let err = e
+        .check_compatible("efficientnet-lite0", "00", 1280)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test") && err.contains("efficientnet-lite0"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temp or old directories left behind");
+}
