@@ -16,6 +16,7 @@ pub mod error;
 pub mod features;
 pub mod heads;
 pub mod images;
+pub mod metrics;
 pub mod progress;
 pub mod scheduler;
 

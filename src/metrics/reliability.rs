@@ -1,0 +1,102 @@
+//! Metrics stage, calibration of the top prediction: the [N, K] probability
+//! rows of one approach on a split -> ECE / MCE (percent) and the per-bin
+//! table behind a reliability diagram (Guo et al. 2017, 15 bins in reports).
+//!
+//! Binning rule (the numpy reference in `tests/reference/make_metric_fixtures.py`
+//! implements the same): B equal-width bins with edges e_b = b / B computed
+//! in f64 and rounded to f32; the confidence c = max_k p_k (an f32) goes to
+//! the first bin b with c ≤ e_{b+1}, so bins are (e_b, e_{b+1}] and the first
+//! is [0, e_1]. Comparing in f32 puts a probability equal to f32(2/15) — what
+//! an f32 computation of 2/15 gives — on the edge, in the second bin (widened
+//! to f64 it would exceed 2/15 and fall in the third). The predicted class of
+//! a row is its argmax (ties -> lower index). Empty bins are skipped:
+//! ECE = 100 · Σ_b (|B_b| / N) · |acc_b − conf_b|, MCE = 100 · max_b |acc_b − conf_b|.
+
+use super::{argmax, check_labels, check_probs, MetricError, Result};
+use serde::Serialize;
+
+/// One non-empty bin of a reliability diagram. `lower`/`upper` are the
+/// nominal edges b / B and (b + 1) / B; `confidence` is the mean max
+/// probability of its rows, `accuracy` the fraction whose argmax is right.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: usize,
+    pub confidence: f64,
+    pub accuracy: f64,
+}
+
+/// ECE and MCE in percent and the non-empty bins in increasing order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    pub ece: f64,
+    pub mce: f64,
+    pub bins: Vec<ReliabilityBin>,
+}
+
+/// ECE / MCE (percent) with `bins` equal-width bins over the max probability
+/// of each row of `probs` (row-major [N, k]), and the reliability table.
+pub fn calibration_error(
+    labels: &[u32],
+    probs: &[f32],
+    k: usize,
+    bins: usize,
+) -> Result<Calibration> {
+    check_labels("labels", labels, k)?;
+    if bins == 0 {
+        return Err(MetricError::ZeroParameter {
+            what: "the number of calibration bins",
+        });
+    }
+    check_probs(probs, labels.len(), k)?;
+    Ok(calibration_unchecked(labels, probs, k, bins))
+}
+
+pub(crate) fn calibration_unchecked(
+    labels: &[u32],
+    probs: &[f32],
+    k: usize,
+    bins: usize,
+) -> Calibration {
+    // Upper edges e_1..e_B as f32; the last is 1.
+    let uppers: Vec<f32> = (1..=bins)
+        .map(|b| (b as f64 / bins as f64) as f32)
+        .collect();
+    let mut count = vec![0usize; bins];
+    let mut conf_sum = vec![0.0f64; bins];
+    let mut correct = vec![0usize; bins];
+    for (&y, row) in labels.iter().zip(probs.chunks_exact(k)) {
+        let pred = argmax(row);
+        let c = row[pred];
+        let b = uppers.partition_point(|&e| e < c).min(bins - 1);
+        count[b] += 1;
+        conf_sum[b] += f64::from(c);
+        correct[b] += usize::from(pred == y as usize);
+    }
+    let n = labels.len() as f64;
+    let (mut ece, mut mce) = (0.0f64, 0.0f64);
+    let mut table = Vec::new();
+    for b in 0..bins {
+        if count[b] == 0 {
+            continue;
+        }
+        let m = count[b] as f64;
+        let (confidence, accuracy) = (conf_sum[b] / m, correct[b] as f64 / m);
+        let gap = (accuracy - confidence).abs();
+        ece += m / n * gap;
+        mce = mce.max(gap);
+        table.push(ReliabilityBin {
+            lower: b as f64 / bins as f64,
+            upper: (b + 1) as f64 / bins as f64,
+            count: count[b],
+            confidence,
+            accuracy,
+        });
+    }
+    Calibration {
+        ece: 100.0 * ece,
+        mce: 100.0 * mce,
+        bins: table,
+    }
+}
