@@ -36,10 +36,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Process exit code: 2 for usage/config problems and missing features, 1 otherwise.
+    /// Process exit code: 2 for usage/config problems, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Usage(_) | Error::NotImplemented { .. } => 2,
+            Error::Config(_) | Error::Usage(_) => 2,
             _ => 1,
         }
     }

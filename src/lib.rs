@@ -18,6 +18,7 @@ pub mod heads;
 pub mod images;
 pub mod metrics;
 pub mod progress;
+pub mod report;
 pub mod scheduler;
 
 pub use error::{Error, Result};

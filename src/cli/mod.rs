@@ -78,15 +78,48 @@ pub enum Command {
         #[arg(long)]
         fuse: Option<usize>,
     },
-    /// Compare specialists with the multiclass head (not yet implemented).
+    /// Evaluate every approach of a saved ensemble side by side on one split.
     Compare {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
+        /// The saved ensemble, e.g. ensembles/emoji40.
+        #[arg(long)]
+        ensemble: PathBuf,
+        /// train, val or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Write all results as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write one CSV row per approach.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Write a self-contained HTML report with plots.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Paired bootstrap resamples.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
     },
-    /// Score new images with a saved ensemble (not yet implemented).
+    /// Score new images with a saved ensemble.
     Score {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
+        /// The saved ensemble, e.g. ensembles/emoji40.
+        #[arg(long)]
+        ensemble: PathBuf,
+        /// A folder of class folders (labelled), a flat folder of images, or a
+        /// list file with `path` or `path,label` lines.
+        input: PathBuf,
+        /// multiclass-raw, multiclass-temperature, specialists-raw-argmax,
+        /// specialists-softmax, specialists-calibrated (default: the ensemble's combiner).
+        #[arg(long)]
+        approach: Option<String>,
+        /// Write the rows here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// JSON Lines instead of CSV.
+        #[arg(long)]
+        jsonl: bool,
+        /// Classes listed per row.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
     },
 }
 

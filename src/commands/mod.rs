@@ -1,47 +1,95 @@
-//! Wiring only: resolves the config and cache once, then hands each
-//! subcommand to the stage functions that do the work.
+//! Wiring only: resolves the config and cache, then hands each subcommand to
+//! the stage functions that do the work. `compare` and `score` start from the
+//! config saved with the ensemble instead of `--config`.
 
 mod bench;
 mod classify;
+mod compare;
 mod extract;
 mod fetch;
+mod score;
 mod train;
 
 use crate::assets::cache::Cache;
 use crate::cli::{Args, BenchWhat, Command};
 use crate::config::Config;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Runs one parsed command line.
 pub fn run(args: Args) -> Result<()> {
     let verbosity = args.verbosity();
-    let config = Config::load(args.config.as_deref(), &args.overrides())?;
-    let cache = Cache::from_env(args.cache_dir.as_deref().or(config.cache_dir.as_deref()))?;
+    let overrides = args.overrides();
+    let cache_dir = args.cache_dir.as_deref();
+    let setup = || -> Result<(Config, Cache)> {
+        let config = Config::load(args.config.as_deref(), &overrides)?;
+        let cache = Cache::from_env(cache_dir.or(config.cache_dir.as_deref()))?;
+        Ok((config, cache))
+    };
     match &args.command {
-        Command::Fetch { what } => fetch::run(what, &config, &cache, verbosity),
-        Command::Extract { .. } => extract::run(&config, &cache, verbosity),
-        Command::Classify { images, top } => classify::run(images, *top, &config, &cache),
-        Command::Bench {
-            what:
+        Command::Fetch { what } => {
+            let (config, cache) = setup()?;
+            fetch::run(what, &config, &cache, verbosity)
+        }
+        Command::Extract { .. } => {
+            let (config, cache) = setup()?;
+            extract::run(&config, &cache, verbosity)
+        }
+        Command::Classify { images, top } => {
+            let (config, cache) = setup()?;
+            classify::run(images, *top, &config, &cache)
+        }
+        Command::Bench { what } => {
+            let (config, cache) = setup()?;
+            match what {
                 BenchWhat::Extract {
                     batch_sizes,
                     images,
                     depthwise,
-                },
-        } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
-        Command::Bench {
-            what: BenchWhat::Train { lanes, fuse },
-        } => bench::train(&config, &cache, verbosity, lanes, fuse),
+                } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
+                BenchWhat::Train { lanes, fuse } => {
+                    bench::train(&config, &cache, verbosity, lanes, fuse)
+                }
+            }
+        }
         Command::Train { name, out, .. } => {
+            let (config, cache) = setup()?;
             train::run(&config, &cache, verbosity, name.as_deref(), out)
         }
-        Command::Compare { .. } => Err(Error::NotImplemented {
-            command: "compare",
-            issue: "issue #4",
-        }),
-        Command::Score { .. } => Err(Error::NotImplemented {
-            command: "score",
-            issue: "issue #4",
-        }),
+        Command::Compare {
+            ensemble,
+            split,
+            json,
+            csv,
+            report,
+            resamples,
+        } => {
+            let a = compare::CompareArgs {
+                ensemble,
+                split,
+                json: json.as_deref(),
+                csv: csv.as_deref(),
+                report: report.as_deref(),
+                resamples: *resamples,
+            };
+            compare::run(&a, &overrides, cache_dir, verbosity)
+        }
+        Command::Score {
+            ensemble,
+            input,
+            approach,
+            out,
+            jsonl,
+            top_k,
+        } => {
+            let a = score::ScoreArgs {
+                ensemble,
+                input,
+                approach: approach.as_deref(),
+                out: out.as_deref(),
+                jsonl: *jsonl,
+                top_k: *top_k,
+            };
+            score::run(&a, &overrides, cache_dir, verbosity)
+        }
     }
 }

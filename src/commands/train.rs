@@ -67,6 +67,7 @@ pub fn run(
         seed: config.seed,
         train_images: train.len(),
         config: serde_json::to_value(config).unwrap_or_default(),
+        config_toml: config.source_toml.clone(),
         specialists: o.specialists,
         multiclass: o.multiclass,
         calibration: o.calibration,

@@ -105,6 +105,10 @@ pub struct Config {
     pub backbone: BackboneConfig,
     pub extract: ExtractConfig,
     pub train: TrainConfig,
+    /// The merged TOML (file + overrides) this config was resolved from;
+    /// saved with ensembles so `compare` and `score` see the same settings.
+    #[serde(skip)]
+    pub source_toml: String,
 }
 
 pub const BACKBONES_HINT: &str = "efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, \
@@ -113,33 +117,44 @@ resnet18, resnet50, convnext-*, repvgg-*, dinov2-vits14";
 impl Config {
     /// Reads `path` (if any), applies `overrides` (`section.key=value`), checks everything.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
-        let (mut table, origin) = match path {
+        match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                     path: p.to_path_buf(),
                     source,
                 })?;
-                let table = text
-                    .parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Parse {
-                        origin: p.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                (table, p.display().to_string())
+                Self::from_toml_str(&text, &p.display().to_string(), overrides)
             }
-            None => (toml::Table::new(), "(defaults)".to_string()),
-        };
+            None => Self::from_toml_str("", "(defaults)", overrides),
+        }
+    }
+
+    /// Resolves TOML text (`origin` names it in errors) plus overrides.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?;
         for o in overrides {
             apply_override(&mut table, o)?;
         }
+        let source_toml = toml::to_string(&table).unwrap_or_default();
         let raw: RawConfig =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    origin: origin.clone(),
+                    origin: origin.to_string(),
                     message: e.to_string(),
                 })?;
-        resolve(raw)
+        let mut config = resolve(raw)?;
+        config.source_toml = source_toml;
+        Ok(config)
     }
 }
 
@@ -358,6 +373,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             resize,
         },
         train: resolve_train(raw.train)?,
+        source_toml: String::new(),
     })
 }
 

@@ -74,6 +74,8 @@ pub struct Manifest {
     pub train_images: usize,
     /// The resolved run config.
     pub config: serde_json::Value,
+    /// The config as TOML (file + overrides), re-read by `compare` and `score`.
+    pub config_toml: String,
     pub specialists: Vec<HeadRecord>,
     pub multiclass: HeadRecord,
     pub calibration: CalibrationRecord,

@@ -8,6 +8,7 @@
 pub mod build;
 mod io;
 pub mod manifest;
+pub mod predict;
 
 use std::path::{Path, PathBuf};
 

@@ -212,17 +212,30 @@ impl Geometry {
     }
 
     /// Writes the zero-padded, phase-split copy of `src` into `scratch`.
+    /// Every plane of one geometry writes the same positions, so the zero
+    /// border of a scratch buffer made by [`Geometry::scratch_len`] zeros
+    /// stays zero across planes and is never cleared again.
     fn fill_phases(&self, src: &[f32], scratch: &mut [f32]) {
-        scratch.fill(0.0);
+        let (s, left) = (self.s, self.pad.left);
         let plane = self.rows * self.cols;
         for y in 0..self.h {
             let r = y + self.pad.top;
             let line = &src[y * self.w..(y + 1) * self.w];
-            for (x, &v) in line.iter().enumerate() {
-                let c = x + self.pad.left;
-                let (phase, col) = (c % self.s, c / self.s);
-                if col < self.cols {
-                    scratch[phase * plane + r * self.cols + col] = v;
+            if s == 1 {
+                let n = self.w.min(self.cols.saturating_sub(left));
+                let at = r * self.cols + left;
+                scratch[at..at + n].copy_from_slice(&line[..n]);
+                continue;
+            }
+            for phase in 0..s {
+                // Columns x with (x + left) % s == phase land in this phase.
+                let first = (phase + s - left % s) % s;
+                let row = &mut scratch
+                    [phase * plane + r * self.cols..(phase * plane) + (r + 1) * self.cols];
+                for (x, &v) in line.iter().enumerate().skip(first).step_by(s) {
+                    if let Some(d) = row.get_mut((x + left) / s) {
+                        *d = v;
+                    }
                 }
             }
         }
@@ -310,6 +323,51 @@ fn plane_conv_generic(
             let n = LANES.min(g.ow - x0);
             orow[x0..x0 + n].copy_from_slice(&acc[..n]);
         }
+    }
+}
+
+/// In place on a contiguous `[B, C, ...]` f32 tensor: adds `bias[c]` to
+/// channel `c` and, if asked, clamps to ReLU6. One pass and no allocation,
+/// where `broadcast_add` + `clamp` make two passes and two new tensors.
+pub struct BiasAct<'a> {
+    pub bias: &'a [f32],
+    pub relu6: bool,
+}
+
+impl candle_core::InplaceOp1 for BiasAct<'_> {
+    fn name(&self) -> &'static str {
+        "ovr-bias-relu6"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("bias-act: only f32 is supported");
+        };
+        let dims = layout.shape().dims();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("bias-act: tensor must be contiguous");
+        };
+        if dims.len() < 2 || dims[1] != self.bias.len() {
+            candle_core::bail!(
+                "bias-act: shape {dims:?} does not match {} biases",
+                self.bias.len()
+            );
+        }
+        let c = dims[1];
+        let plane: usize = dims[2..].iter().product();
+        let relu6 = self.relu6;
+        data[start..end]
+            .par_chunks_mut(plane.max(1))
+            .enumerate()
+            .for_each(|(i, p)| {
+                let b = self.bias[i % c];
+                if relu6 {
+                    p.iter_mut().for_each(|v| *v = (*v + b).clamp(0.0, 6.0));
+                } else {
+                    p.iter_mut().for_each(|v| *v += b);
+                }
+            });
+        Ok(())
     }
 }
 
@@ -421,6 +479,26 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert!(y6.iter().all(|&v| v == 6.0));
+    }
+
+    #[test]
+    fn bias_act_matches_broadcast_add_and_clamp() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 5.0, (2, 3, 4, 5), &dev).unwrap();
+        let bias = [1.5f32, -2.0, 0.25];
+        let b = Tensor::new(&bias, &dev)
+            .unwrap()
+            .reshape((1, 3, 1, 1))
+            .unwrap();
+        for relu6 in [false, true] {
+            let mut want = x.broadcast_add(&b).unwrap();
+            if relu6 {
+                want = want.clamp(0f32, 6f32).unwrap();
+            }
+            let got = x.copy().unwrap();
+            got.inplace_op1(&BiasAct { bias: &bias, relu6 }).unwrap();
+            assert!(max_abs_diff(&got, &want) < 1e-6);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, D};
 
 use super::backbone::{Backbone, BackboneError, Normalization};
-use super::depthwise::{depthwise_candle, DepthwiseConv, Padding};
+use super::depthwise::{depthwise_candle, BiasAct, DepthwiseConv, Padding};
 
 const BN_EPS: f64 = 1e-3;
 
@@ -102,6 +102,8 @@ pub enum DepthwiseImpl {
 struct Conv {
     weight: Tensor,
     bias: Tensor,
+    /// `bias` on the host, for the in-place bias + activation.
+    bias_vec: Vec<f32>,
     kernel: usize,
     stride: usize,
 }
@@ -117,20 +119,20 @@ impl Conv {
                 .reshape((1, cout, cin))?
                 .broadcast_as((b, cout, cin))?;
             wm.matmul(&x.reshape((b, cin, h * w))?)?
-                .broadcast_add(&self.bias.reshape((1, cout, 1))?)?
                 .reshape((b, cout, h, w))?
         } else {
             let p = Padding::same(h, w, self.kernel, self.stride);
             x.pad_with_zeros(2, p.top, p.bottom)?
                 .pad_with_zeros(3, p.left, p.right)?
                 .conv2d(&self.weight, 0, self.stride, 1, 1)?
-                .broadcast_add(&self.bias.reshape((1, cout, 1, 1))?)?
         };
-        if relu6 {
-            y.clamp(0f32, 6f32)
-        } else {
-            Ok(y)
-        }
+        // The conv output is freshly allocated: add the bias (and ReLU6) in place.
+        let y = y.contiguous()?;
+        y.inplace_op1(&BiasAct {
+            bias: &self.bias_vec,
+            relu6,
+        })?;
+        Ok(y)
     }
 }
 
@@ -199,9 +201,11 @@ impl Weights<'_> {
             Ok((weight, bias, kh))
         };
         let (weight, bias, kernel) = fold().map_err(err)?;
+        let bias_vec = bias.to_vec1::<f32>().map_err(err)?;
         Ok(Conv {
             weight,
             bias,
+            bias_vec,
             kernel,
             stride,
         })

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod emoji40;
 pub mod fashion;
 pub mod idx;
+pub mod inputs;
 
 use crate::assets::cache::Cache;
 use crate::config::{DatasetConfig, DatasetKind};

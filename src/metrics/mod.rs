@@ -26,6 +26,7 @@
 
 pub mod binary;
 pub mod classification;
+pub mod compare;
 pub mod probabilistic;
 pub mod reliability;
 pub mod significance;

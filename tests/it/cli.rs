@@ -35,16 +35,6 @@ fn bad_config_value_names_field_and_allowed_values() {
 }
 
 #[test]
-fn later_stages_say_not_implemented() {
-    let dir = tempfile::tempdir().unwrap();
-    for cmd in ["compare", "score"] {
-        let out = ovr(&[cmd], dir.path());
-        assert_eq!(out.status.code(), Some(2), "{cmd}");
-        assert!(text(&out.stderr).contains("not implemented"), "{cmd}");
-    }
-}
-
-#[test]
 fn unknown_weights_list_the_allowed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let out = ovr(&["fetch", "weights", "efficientnet-b7"], dir.path());

@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod extract;
 mod pretrained;
+mod report;
 mod train;

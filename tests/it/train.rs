@@ -153,6 +153,7 @@ fn saved_ensemble_loads_back_and_checks_compatibility() {
         seed: cfg.seed,
         train_images: tr.len(),
         config: serde_json::to_value(&cfg).unwrap(),
+        config_toml: cfg.source_toml.clone(),
         specialists: o.specialists.clone(),
         multiclass: o.multiclass.clone(),
         calibration: o.calibration.clone(),

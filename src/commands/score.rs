@@ -1,0 +1,207 @@
+//! `ovr score`: new images -> features (through the cache) -> a saved
+//! ensemble -> one row per image (CSV or JSON Lines), and the metrics when
+//! the images carry labels. Classes the ensemble does not know are
+//! reported, not silently dropped.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::compare::ensemble_config;
+use super::extract::ensure_weights;
+use crate::assets::cache::{sha256_hex, write_atomic, Cache};
+use crate::ensemble::load;
+use crate::ensemble::predict::Approach;
+use crate::features::extract::{extract, ExtractOptions};
+use crate::features::registry::load_backbone;
+use crate::features::store::FeatureSet;
+use crate::images::dataset::Split;
+use crate::images::inputs::scoring_input;
+use crate::metrics::summarize;
+use crate::progress::Verbosity;
+use crate::{Error, Result};
+
+pub struct ScoreArgs<'a> {
+    pub ensemble: &'a Path,
+    pub input: &'a Path,
+    pub approach: Option<&'a str>,
+    pub out: Option<&'a Path>,
+    pub jsonl: bool,
+    pub top_k: usize,
+}
+
+pub fn run(
+    args: &ScoreArgs,
+    overrides: &[String],
+    cache_dir: Option<&Path>,
+    verbosity: Verbosity,
+) -> Result<()> {
+    let e = load(args.ensemble)?;
+    let config = ensemble_config(&e, overrides)?;
+    let cache = Cache::from_env(cache_dir.or(config.cache_dir.as_deref()))?;
+    let approach = match args.approach {
+        None => Approach::from_combiner(e.manifest.combiner),
+        Some(a) => Approach::parse(a).ok_or_else(|| {
+            let all: Vec<_> = Approach::ALL.iter().map(|a| a.name()).collect();
+            Error::Usage(format!(
+                "unknown approach `{a}`; allowed: {}",
+                all.join(", ")
+            ))
+        })?,
+    };
+    let canonical = args
+        .input
+        .canonicalize()
+        .unwrap_or_else(|_| args.input.to_path_buf());
+    let name = format!(
+        "score-{}",
+        &sha256_hex(canonical.display().to_string().as_bytes())[..12]
+    );
+    let input = scoring_input(&name, args.input).map_err(crate::images::OpenDatasetError::from)?;
+    ensure_weights(&config, &cache, verbosity)?;
+    let backbone = load_backbone(&config.backbone, &cache)?;
+    e.check_compatible(
+        backbone.id(),
+        backbone.weights_hash(),
+        backbone.feature_dim(),
+    )?;
+    let opts = ExtractOptions {
+        batch_size: config.extract.batch_size,
+        decode_threads: config.extract.decode_threads,
+        resize: config.extract.resize,
+        verbosity,
+    };
+    let r = extract(&input.dataset, backbone.as_ref(), &cache, &opts)?;
+    for (key, why) in &r.failed {
+        eprintln!("skipped {key}: {why}");
+    }
+    let Some((_, path, _)) = r.outputs.iter().find(|o| o.0 == Split::Test) else {
+        return Err(Error::Usage(format!(
+            "no readable images in {}",
+            args.input.display()
+        )));
+    };
+    let set = FeatureSet::load(path).map_err(crate::features::extract::ExtractError::from)?;
+    let out = e.head_outputs(&set.features, set.len())?;
+    let pred = e.approach(&out, approach);
+    let classes = &e.manifest.classes;
+    let k = classes.len();
+    // Dataset label id -> ensemble class id (None: class unknown to the ensemble).
+    let to_ens: Vec<Option<u32>> = input
+        .dataset
+        .classes
+        .iter()
+        .map(|c| classes.iter().position(|x| x == c).map(|i| i as u32))
+        .collect();
+    let mut text = String::new();
+    if !args.jsonl {
+        text.push_str("path,label,predicted,probability,top_k\n");
+    }
+    for i in 0..set.len() {
+        let row = &pred.probs[i * k..(i + 1) * k];
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        let p = pred.preds[i] as usize;
+        let label = if input.labelled {
+            input.dataset.classes[set.labels[i] as usize].as_str()
+        } else {
+            ""
+        };
+        let top: Vec<(&str, f32)> = order
+            .iter()
+            .take(args.top_k)
+            .map(|&c| (classes[c].as_str(), row[c]))
+            .collect();
+        if args.jsonl {
+            let v = serde_json::json!({
+                "path": set.keys[i],
+                "label": if input.labelled { Some(label) } else { None },
+                "predicted": classes[p],
+                "probability": row[p],
+                "top": top.iter().map(|(c, q)| serde_json::json!({"class": c, "probability": q})).collect::<Vec<_>>(),
+            });
+            let _ = writeln!(text, "{v}");
+        } else {
+            let tops: Vec<String> = top.iter().map(|(c, q)| format!("{c}:{q:.6}")).collect();
+            let _ = writeln!(
+                text,
+                "{},{},{},{:.6},{}",
+                csv_field(&set.keys[i]),
+                csv_field(label),
+                classes[p],
+                row[p],
+                tops.join(";")
+            );
+        }
+    }
+    match args.out {
+        Some(p) => write_atomic(p, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    // Diagnostics and metrics go to stdout only when the rows went to a file.
+    let say = |s: String| {
+        if args.out.is_some() {
+            println!("{s}")
+        } else {
+            eprintln!("{s}")
+        }
+    };
+    say(format!(
+        "scored {} images with {} ({})",
+        set.len(),
+        approach.name(),
+        e.manifest.name
+    ));
+    if input.labelled {
+        let known: Vec<usize> = (0..set.len())
+            .filter(|&i| to_ens[set.labels[i] as usize].is_some())
+            .collect();
+        let unknown: Vec<&String> = input
+            .dataset
+            .classes
+            .iter()
+            .zip(&to_ens)
+            .filter(|(_, m)| m.is_none())
+            .map(|(c, _)| c)
+            .collect();
+        if !unknown.is_empty() {
+            say(format!(
+                "{} image(s) in classes unknown to the ensemble (scored, left out of the metrics): {}",
+                set.len() - known.len(),
+                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !known.is_empty() {
+            let labels: Vec<u32> = known
+                .iter()
+                .filter_map(|&i| to_ens[set.labels[i] as usize])
+                .collect();
+            let probs: Vec<f32> = known
+                .iter()
+                .flat_map(|&i| pred.probs[i * k..(i + 1) * k].to_vec())
+                .collect();
+            let preds: Vec<u32> = known.iter().map(|&i| pred.preds[i]).collect();
+            let m = summarize(&labels, &probs, &preds, k)
+                .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
+            say(format!(
+                "{} labelled images: accuracy {:.2}%, top-5 {:.2}%, macro-F1 {:.4}, NLL {:.4}, Brier {:.4}, ECE {:.2}%",
+                labels.len(),
+                100.0 * m.accuracy,
+                100.0 * m.top5,
+                m.macro_f1,
+                m.nll,
+                m.brier,
+                m.ece
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Quotes a CSV field when it holds a comma, quote or newline.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,144 @@
+//! Metrics stage: one side-by-side evaluation of every approach an ensemble
+//! holds on one split — the data behind `ovr compare`'s table, its JSON/CSV
+//! exports and the HTML report. Built from per-approach predictions and
+//! probabilities; every number comes from the metric modules.
+
+use serde::Serialize;
+
+use super::{
+    calibration_error, confusion, mcnemar_exact, one_vs_rest, paired_bootstrap, per_class,
+    summarize, verdict, BinaryScores, Bootstrap, Calibration, McNemar, MetricError, PerClass,
+    Summary, ECE_BINS,
+};
+
+/// Predictions of one approach on the split's rows.
+#[derive(Debug, Clone)]
+pub struct ApproachInput {
+    /// Stable id, e.g. `specialists-calibrated`.
+    pub name: String,
+    /// One line for people.
+    pub description: String,
+    /// Row-major `[N, K]` probabilities (rows sum to 1).
+    pub probs: Vec<f32>,
+    /// `[N]` predicted class ids.
+    pub preds: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApproachResult {
+    pub name: String,
+    pub description: String,
+    pub summary: Summary,
+    pub per_class: PerClass,
+    /// `confusion[true][pred]`.
+    pub confusion: Vec<Vec<usize>>,
+    pub reliability: Calibration,
+}
+
+/// Paired significance of approach `a` against approach `b`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairResult {
+    pub a: String,
+    pub b: String,
+    pub mcnemar: McNemar,
+    /// Differences are `a - b` (fractions).
+    pub bootstrap: Bootstrap,
+    pub verdict: String,
+}
+
+/// A scheduler job, for the report's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineBar {
+    pub job: String,
+    pub lane: usize,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// Everything `compare` knows about one ensemble on one split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub ensemble: String,
+    pub dataset: String,
+    pub backbone: String,
+    pub split: String,
+    pub classes: Vec<String>,
+    pub n: usize,
+    pub approaches: Vec<ApproachResult>,
+    /// Per specialist k: AUROC, average precision, Brier of its calibrated
+    /// probability against "is class k" (None where the split lacks positives or negatives).
+    pub specialists: Vec<BinaryScores>,
+    pub pairs: Vec<PairResult>,
+    pub timeline: Vec<TimelineBar>,
+    pub bootstrap_resamples: usize,
+    pub seed: u64,
+}
+
+/// Identity and context of a comparison (everything but the predictions).
+#[derive(Debug, Clone)]
+pub struct CompareContext {
+    pub ensemble: String,
+    pub dataset: String,
+    pub backbone: String,
+    pub split: String,
+    pub classes: Vec<String>,
+    pub timeline: Vec<TimelineBar>,
+    pub resamples: usize,
+    pub seed: u64,
+}
+
+/// Evaluates every approach, the specialists one by one and every pair.
+/// `specialist_scores` / `specialist_probs` are `[N, K]`: raw logits and
+/// calibrated (unnormalized) probabilities of each specialist.
+pub fn compare(
+    ctx: CompareContext,
+    labels: &[u32],
+    approaches: &[ApproachInput],
+    specialist_scores: &[f32],
+    specialist_probs: &[f32],
+) -> Result<Comparison, MetricError> {
+    let k = ctx.classes.len();
+    let mut results = Vec::with_capacity(approaches.len());
+    for a in approaches {
+        results.push(ApproachResult {
+            name: a.name.clone(),
+            description: a.description.clone(),
+            summary: summarize(labels, &a.probs, &a.preds, k)?,
+            per_class: per_class(labels, &a.preds, k)?,
+            confusion: confusion(labels, &a.preds, k)?,
+            reliability: calibration_error(labels, &a.probs, k, ECE_BINS)?,
+        });
+    }
+    let specialists = one_vs_rest(labels, specialist_scores, specialist_probs, k)?;
+    let mut pairs = Vec::new();
+    for i in 0..approaches.len() {
+        for j in i + 1..approaches.len() {
+            let (a, b) = (&approaches[i], &approaches[j]);
+            let correct =
+                |p: &[u32]| -> Vec<bool> { p.iter().zip(labels).map(|(x, y)| x == y).collect() };
+            let m = mcnemar_exact(&correct(&a.preds), &correct(&b.preds))?;
+            let boot = paired_bootstrap(labels, &a.preds, &b.preds, k, ctx.resamples, ctx.seed)?;
+            pairs.push(PairResult {
+                a: a.name.clone(),
+                b: b.name.clone(),
+                verdict: verdict(&a.name, &b.name, &boot.accuracy, &m),
+                mcnemar: m,
+                bootstrap: boot,
+            });
+        }
+    }
+    Ok(Comparison {
+        ensemble: ctx.ensemble,
+        dataset: ctx.dataset,
+        backbone: ctx.backbone,
+        split: ctx.split,
+        n: labels.len(),
+        classes: ctx.classes,
+        approaches: results,
+        specialists,
+        pairs,
+        timeline: ctx.timeline,
+        bootstrap_resamples: ctx.resamples,
+        seed: ctx.seed,
+    })
+}
