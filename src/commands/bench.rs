@@ -9,11 +9,11 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::extract::ensure_weights;
-use crate::assets::cache::{sha256_file, Cache};
+use crate::assets::cache::Cache;
 use crate::config::Config;
 use crate::features::backbone::Backbone;
-use crate::features::efficientnet_lite::{DepthwiseImpl, EfficientNetLite, LiteVariant};
-use crate::features::registry::lite_weights_path;
+use crate::features::efficientnet_lite::DepthwiseImpl;
+use crate::features::registry::load_lite;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -24,12 +24,6 @@ pub fn extract(
     images: usize,
     depthwise: &[String],
 ) -> Result<()> {
-    let variant = LiteVariant::from_id(&config.backbone.name).ok_or_else(|| {
-        Error::Usage(format!(
-            "bench extract measures EfficientNet-Lite, not `{}`",
-            config.backbone.name
-        ))
-    })?;
     let impls: Vec<(String, DepthwiseImpl)> = depthwise
         .iter()
         .map(|d| match d.as_str() {
@@ -46,13 +40,13 @@ pub fn extract(
         ));
     }
     ensure_weights(config, cache, Verbosity::Normal)?;
-    let path = config
-        .backbone
-        .weights
-        .clone()
-        .unwrap_or_else(|| lite_weights_path(cache, variant));
-    let mut net =
-        EfficientNetLite::load(variant, &path, sha256_file(&path)?, DepthwiseImpl::Direct)?;
+    let mut net = load_lite(&config.backbone, cache)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "bench extract measures EfficientNet-Lite, not `{}`",
+            config.backbone.name
+        ))
+    })?;
+    let variant = net.variant();
     let s = variant.input_size();
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use candle_core::{Tensor, D};
 
 use super::extract::ensure_weights;
-use crate::assets::cache::{sha256_file, Cache};
+use crate::assets::cache::Cache;
 use crate::config::Config;
-use crate::features::efficientnet_lite::{EfficientNetLite, LiteVariant};
-use crate::features::registry::lite_weights_path;
+use crate::features::registry::load_lite;
 use crate::images::decode::{decode_rgb, to_input};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -22,24 +21,14 @@ pub fn imagenet_classes() -> Vec<&'static str> {
 }
 
 pub fn run(images: &[PathBuf], top: usize, config: &Config, cache: &Cache) -> Result<()> {
-    let variant = LiteVariant::from_id(&config.backbone.name).ok_or_else(|| {
+    ensure_weights(config, cache, Verbosity::Normal)?;
+    let net = load_lite(&config.backbone, cache)?.ok_or_else(|| {
         Error::Usage(format!(
             "classify needs an EfficientNet-Lite backbone, not `{}`",
             config.backbone.name
         ))
     })?;
-    ensure_weights(config, cache, Verbosity::Normal)?;
-    let path = config
-        .backbone
-        .weights
-        .clone()
-        .unwrap_or_else(|| lite_weights_path(cache, variant));
-    let net = EfficientNetLite::load(
-        variant,
-        &path,
-        sha256_file(&path)?,
-        config.backbone.depthwise,
-    )?;
+    let variant = net.variant();
     let names = imagenet_classes();
     let s = variant.input_size();
     for img in images {

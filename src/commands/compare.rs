@@ -34,15 +34,25 @@ pub fn ensemble_config(e: &Ensemble, overrides: &[String]) -> Result<Config> {
     )?)
 }
 
+/// Loads an ensemble with its saved config (plus overrides) and the cache.
+pub fn open_ensemble(
+    dir: &Path,
+    overrides: &[String],
+    cache_dir: Option<&Path>,
+) -> Result<(Ensemble, Config, Cache)> {
+    let e = load(dir)?;
+    let config = ensemble_config(&e, overrides)?;
+    let cache = Cache::from_env(cache_dir.or(config.cache_dir.as_deref()))?;
+    Ok((e, config, cache))
+}
+
 pub fn run(
     args: &CompareArgs,
     overrides: &[String],
     cache_dir: Option<&Path>,
     verbosity: Verbosity,
 ) -> Result<()> {
-    let e = load(args.ensemble)?;
-    let config = ensemble_config(&e, overrides)?;
-    let cache = Cache::from_env(cache_dir.or(config.cache_dir.as_deref()))?;
+    let (e, config, cache) = open_ensemble(args.ensemble, overrides, cache_dir)?;
     let split = Split::parse(args.split).ok_or_else(|| {
         Error::Usage(format!(
             "unknown split `{}`; allowed: train, val, test",

@@ -6,10 +6,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::compare::ensemble_config;
+use super::compare::open_ensemble;
 use super::extract::ensure_weights;
-use crate::assets::cache::{sha256_hex, write_atomic, Cache};
-use crate::ensemble::load;
+use crate::assets::cache::{sha256_hex, write_atomic};
 use crate::ensemble::predict::Approach;
 use crate::features::extract::{extract, ExtractOptions};
 use crate::features::registry::load_backbone;
@@ -35,9 +34,7 @@ pub fn run(
     cache_dir: Option<&Path>,
     verbosity: Verbosity,
 ) -> Result<()> {
-    let e = load(args.ensemble)?;
-    let config = ensemble_config(&e, overrides)?;
-    let cache = Cache::from_env(cache_dir.or(config.cache_dir.as_deref()))?;
+    let (e, config, cache) = open_ensemble(args.ensemble, overrides, cache_dir)?;
     let approach = match args.approach {
         None => Approach::from_combiner(e.manifest.combiner),
         Some(a) => Approach::parse(a).ok_or_else(|| {

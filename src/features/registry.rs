@@ -18,35 +18,48 @@ pub fn lite_weights_path(cache: &Cache, variant: LiteVariant) -> PathBuf {
         .join(format!("{}.safetensors", variant.id()))
 }
 
+fn hash(cfg: &BackboneConfig, path: &PathBuf) -> Result<String, BackboneError> {
+    sha256_file(path).map_err(|e| BackboneError::Invalid {
+        name: cfg.name.clone(),
+        message: format!("cannot hash weights {}: {e}", path.display()),
+    })
+}
+
+/// The configured EfficientNet-Lite as its concrete type (ImageNet logits,
+/// benchmarks), or `None` when the backbone is not a Lite variant.
+pub fn load_lite(
+    cfg: &BackboneConfig,
+    cache: &Cache,
+) -> Result<Option<EfficientNetLite>, BackboneError> {
+    let Some(variant) = LiteVariant::from_id(&cfg.name) else {
+        return Ok(None);
+    };
+    let path = cfg
+        .weights
+        .clone()
+        .unwrap_or_else(|| lite_weights_path(cache, variant));
+    if !path.exists() {
+        return Err(BackboneError::MissingWeights {
+            name: cfg.name.clone(),
+            path,
+        });
+    }
+    let h = hash(cfg, &path)?;
+    Ok(Some(EfficientNetLite::load(
+        variant,
+        &path,
+        h,
+        cfg.depthwise,
+    )?))
+}
+
 /// Loads the configured backbone on the CPU.
 pub fn load_backbone(
     cfg: &BackboneConfig,
     cache: &Cache,
 ) -> Result<Box<dyn Backbone>, BackboneError> {
-    let hash = |path: &PathBuf| {
-        sha256_file(path).map_err(|e| BackboneError::Invalid {
-            name: cfg.name.clone(),
-            message: format!("cannot hash weights {}: {e}", path.display()),
-        })
-    };
-    if let Some(variant) = LiteVariant::from_id(&cfg.name) {
-        let path = cfg
-            .weights
-            .clone()
-            .unwrap_or_else(|| lite_weights_path(cache, variant));
-        if !path.exists() {
-            return Err(BackboneError::MissingWeights {
-                name: cfg.name.clone(),
-                path,
-            });
-        }
-        let h = hash(&path)?;
-        return Ok(Box::new(EfficientNetLite::load(
-            variant,
-            &path,
-            h,
-            cfg.depthwise,
-        )?));
+    if let Some(net) = load_lite(cfg, cache)? {
+        return Ok(Box::new(net));
     }
     if super::timm::TIMM_BACKBONES.contains(&cfg.name.as_str()) {
         let path = cfg.weights.clone().ok_or_else(|| BackboneError::Invalid {

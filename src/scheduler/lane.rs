@@ -6,7 +6,7 @@
 
 use candle_core::{Device, Tensor};
 
-use super::Job;
+use super::{Job, Runner};
 use crate::heads::{fit_binary, fit_softmax, ClassWeighting, FitOptions, LinearFit};
 
 /// One execution context with its copy of the training features.
@@ -33,8 +33,11 @@ impl Lane {
         self.x.device()
     }
 
+}
+
+impl Runner for Lane {
     /// Trains the heads of one job on this lane.
-    pub fn run(
+    fn run(
         &self,
         job: &Job,
         labels: &[u32],

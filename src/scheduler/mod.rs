@@ -95,18 +95,6 @@ pub trait Runner: Sync {
     ) -> Result<Vec<LinearFit>, String>;
 }
 
-impl Runner for Lane {
-    fn run(
-        &self,
-        job: &Job,
-        labels: &[u32],
-        k: usize,
-        opts: &FitOptions,
-    ) -> Result<Vec<LinearFit>, String> {
-        Lane::run(self, job, labels, k, opts)
-    }
-}
-
 /// Runs every job on the lanes; outcomes come back in job order.
 /// `events` receives progress; `stop` is checked before each job.
 pub fn run<R: Runner>(
