@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::extract::features_for;
 use crate::assets::cache::Cache;
+use crate::config::train::HeadKind;
 use crate::config::Config;
 use crate::ensemble::build::train_ensemble;
 use crate::ensemble::manifest::FORMAT;
@@ -41,11 +42,15 @@ pub fn run(
     }
     let t = &config.train;
     if verbosity > Verbosity::Quiet {
+        let describe = |kind: HeadKind, grid: &[f64]| match kind {
+            HeadKind::Linear => format!("logistic x {} C values", grid.len()),
+            HeadKind::Mlp => format!("MLP {:?}", t.mlp.hidden),
+        };
         eprintln!(
-            "training {} specialists x {} C values + multiclass x {} on {} images ({} lanes)",
+            "training {} specialists ({}) + multiclass ({}) on {} images, {} lane(s)",
             train.classes.len(),
-            t.c_grid.len(),
-            t.multiclass_c_grid.len(),
+            describe(t.specialist_head, &t.c_grid),
+            describe(t.multiclass_head, &t.multiclass_c_grid),
             train.len(),
             t.lanes
         );
@@ -70,6 +75,8 @@ pub fn run(
         config_toml: config.source_toml.clone(),
         specialists: o.specialists,
         multiclass: o.multiclass,
+        mlp: (t.specialist_head == HeadKind::Mlp || t.multiclass_head == HeadKind::Mlp)
+            .then(|| t.mlp.clone()),
         calibration: o.calibration,
         combiner: t.combiner,
         validation: o.validation,
@@ -78,7 +85,7 @@ pub fn run(
         train_seconds: o.train_seconds,
     };
     save(&dir, &manifest, &o.weights)?;
-    println!("| head | C | iterations | converged | val loss | job s |");
+    println!("| head | C | iterations/epochs | converged | val loss | job s |");
     println!("|---|---:|---:|---|---:|---:|");
     for h in manifest
         .specialists
@@ -88,7 +95,8 @@ pub fn run(
         println!(
             "| {} | {} | {} | {} | {:.4} | {:.2} |",
             h.name,
-            h.c,
+            h.c.map(|c| c.to_string())
+                .unwrap_or_else(|| format!("mlp {:?}", t.mlp.hidden)),
             h.iterations,
             if h.converged { "yes" } else { "no" },
             h.val_loss,

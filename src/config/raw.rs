@@ -55,4 +55,18 @@ pub struct RawTrain {
     pub fuse: Option<i64>,
     pub calibration: Option<String>,
     pub combiner: Option<String>,
+    pub specialist_head: Option<String>,
+    pub multiclass_head: Option<String>,
+    pub mlp: Option<RawMlp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMlp {
+    pub hidden: Option<Vec<i64>>,
+    pub lr: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub max_epochs: Option<i64>,
+    pub patience: Option<i64>,
+    pub batch_size: Option<i64>,
 }

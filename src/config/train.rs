@@ -2,10 +2,20 @@
 //! weighting, optimizer limits, scheduler lanes and fusion, calibration
 //! method and default combiner.
 
-use super::raw::RawTrain;
+use super::raw::{RawMlp, RawTrain};
 use super::{invalid, positive, ConfigError};
 use crate::calibration::{CalibrationMethod, Combiner};
-use crate::heads::ClassWeighting;
+use crate::heads::{ClassWeighting, MlpSpec};
+
+/// What a head is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadKind {
+    /// Logistic regression (L2 chosen per head from the C grid).
+    Linear,
+    /// An MLP with `train.mlp.hidden` layers, early-stopped on validation.
+    Mlp,
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainConfig {
@@ -22,6 +32,68 @@ pub struct TrainConfig {
     pub fuse: usize,
     pub calibration: CalibrationMethod,
     pub combiner: Combiner,
+    pub specialist_head: HeadKind,
+    pub multiclass_head: HeadKind,
+    /// Settings of MLP heads (used where a head kind is `mlp`).
+    pub mlp: MlpSpec,
+}
+
+fn head_kind(field: &str, v: Option<&str>) -> Result<HeadKind, ConfigError> {
+    match v.unwrap_or("linear") {
+        "linear" => Ok(HeadKind::Linear),
+        "mlp" => Ok(HeadKind::Mlp),
+        other => Err(invalid(field, other, "unknown head kind", "linear, mlp")),
+    }
+}
+
+fn resolve_mlp(m: Option<RawMlp>) -> Result<MlpSpec, ConfigError> {
+    let m = m.unwrap_or_default();
+    let d = MlpSpec::default();
+    let hidden = match m.hidden {
+        None => d.hidden,
+        Some(h) => {
+            if let Some(bad) = h.iter().find(|&&w| !(1..=65_536).contains(&w)) {
+                return Err(invalid(
+                    "train.mlp.hidden",
+                    bad,
+                    "every width must be positive",
+                    "a list of widths in 1..=65536, e.g. [1024, 512]",
+                ));
+            }
+            h.into_iter().map(|w| w as usize).collect()
+        }
+    };
+    let lr = m.lr.unwrap_or(d.lr);
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(invalid(
+            "train.mlp.lr",
+            lr,
+            "out of range",
+            "a positive number, e.g. 0.001",
+        ));
+    }
+    let weight_decay = m.weight_decay.unwrap_or(d.weight_decay);
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        return Err(invalid(
+            "train.mlp.weight_decay",
+            weight_decay,
+            "out of range",
+            "a number >= 0",
+        ));
+    }
+    Ok(MlpSpec {
+        hidden,
+        lr,
+        weight_decay,
+        max_epochs: positive(
+            "train.mlp.max_epochs",
+            m.max_epochs,
+            d.max_epochs,
+            1_000_000,
+        )?,
+        patience: positive("train.mlp.patience", m.patience, d.patience, 1_000_000)?,
+        batch_size: positive("train.mlp.batch_size", m.batch_size, d.batch_size, 1 << 24)?,
+    })
 }
 
 pub const DEFAULT_C_GRID: [f64; 8] = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3];
@@ -109,5 +181,8 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
         fuse,
         calibration,
         combiner,
+        specialist_head: head_kind("train.specialist_head", t.specialist_head.as_deref())?,
+        multiclass_head: head_kind("train.multiclass_head", t.multiclass_head.as_deref())?,
+        mlp: resolve_mlp(t.mlp)?,
     })
 }

@@ -11,16 +11,14 @@ use std::time::Instant;
 use crossbeam::channel;
 
 use super::manifest::{head_seed, CalibrationRecord, HeadRecord, TimelineEntry, ValidationRecord};
-use super::Weights;
+use super::{HeadParams, Weights};
 use crate::calibration::{argmax_rows, combine, BinaryCalibrator, Combiner, Temperature};
-use crate::config::train::TrainConfig;
+use crate::config::train::{HeadKind, TrainConfig};
 use crate::features::store::FeatureSet;
-use crate::heads::{
-    binary_val_loss, linear_logits, softmax_val_loss, BinaryJob, FitOptions, LinearFit,
-    Standardizer,
-};
+use crate::heads::{binary_val_loss, softmax_val_loss, BinaryJob, FitOptions, Standardizer};
 use crate::progress::{bar, Verbosity};
-use crate::scheduler::{self, fuse_binary, Event, Job, Lane};
+use crate::scheduler::lane::Rows;
+use crate::scheduler::{self, fuse_binary, Event, Fit, Job, Lane};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -80,6 +78,13 @@ fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
     Ok(())
 }
 
+fn to_params(f: &Fit) -> HeadParams {
+    match f {
+        Fit::Linear(l) => HeadParams::Linear(l.clone()),
+        Fit::Mlp(m) => HeadParams::Mlp(m.clone()),
+    }
+}
+
 fn first_min(v: &[f64]) -> usize {
     (0..v.len()).fold(0, |best, i| if v[i] < v[best] { i } else { best })
 }
@@ -99,33 +104,66 @@ pub fn train_ensemble(
     let std = Standardizer::fit(&train.features, n, d);
     let x_tr = std.apply(&train.features);
     let x_va = std.apply(&val.features);
+    let nv = val.len();
+    let (rows_tr, rows_va) = (
+        Rows {
+            x: &x_tr,
+            n,
+            d,
+            labels: &train.labels,
+        },
+        Rows {
+            x: &x_va,
+            n: nv,
+            d,
+            labels: &val.labels,
+        },
+    );
     let lanes: Vec<Lane> = (0..cfg.lanes)
         .map(|i| {
-            Lane::cpu(i, &x_tr, n, d, cfg.class_weight)
+            Lane::cpu(i, &rows_tr, &rows_va, cfg.class_weight)
                 .map_err(|message| TrainError::Lane { lane: i, message })
         })
         .collect::<Result<_, _>>()?;
 
-    // Units in grid-major order: unit u = (grid g, class c) with u = g * k + c.
-    let units: Vec<BinaryJob> = cfg
-        .c_grid
-        .iter()
-        .flat_map(|&c| {
-            (0..k as u32).map(move |class| BinaryJob {
+    // Specialist jobs first, then the multiclass ones. Linear units are in
+    // grid-major order: unit u = (grid g, class c) with u = g * k + c.
+    let mut jobs = match cfg.specialist_head {
+        HeadKind::Linear => {
+            let units: Vec<BinaryJob> = cfg
+                .c_grid
+                .iter()
+                .flat_map(|&c| {
+                    (0..k as u32).map(move |class| BinaryJob {
+                        class,
+                        c,
+                        weighting: cfg.class_weight,
+                    })
+                })
+                .collect();
+            let fuse = if cfg.fuse == 0 {
+                units.len().div_ceil(cfg.lanes)
+            } else {
+                cfg.fuse
+            };
+            fuse_binary(&units, fuse)
+        }
+        HeadKind::Mlp => (0..k as u32)
+            .map(|class| Job::MlpBinary {
                 class,
-                c,
-                weighting: cfg.class_weight,
+                spec: cfg.mlp.clone(),
+                seed: head_seed(seed, class as u64),
             })
-        })
-        .collect();
-    let fuse = if cfg.fuse == 0 {
-        units.len().div_ceil(cfg.lanes)
-    } else {
-        cfg.fuse
+            .collect(),
     };
-    let mut jobs = fuse_binary(&units, fuse);
-    let first_softmax = jobs.len();
-    jobs.extend(cfg.multiclass_c_grid.iter().map(|&c| Job::Softmax { c }));
+    let first_multiclass = jobs.len();
+    match cfg.multiclass_head {
+        HeadKind::Linear => jobs.extend(cfg.multiclass_c_grid.iter().map(|&c| Job::Softmax { c })),
+        HeadKind::Mlp => jobs.push(Job::MlpSoftmax {
+            spec: cfg.mlp.clone(),
+            seed: head_seed(seed, k as u64),
+        }),
+    }
     let opts = FitOptions {
         max_iter: cfg.max_iter,
         tol: cfg.tol,
@@ -148,9 +186,9 @@ pub fn train_ensemble(
     });
     pb.finish_and_clear();
 
-    // Unit fits in unit order, softmax fits in grid order, seconds per fit.
-    let mut unit_fits: Vec<(LinearFit, f64)> = Vec::with_capacity(units.len());
-    let mut softmax_fits: Vec<(LinearFit, f64)> = Vec::new();
+    // Fits in job order (specialists, then multiclass), with their job's seconds.
+    let mut spec_fits: Vec<(Fit, f64)> = Vec::new();
+    let mut multi_fits: Vec<(Fit, f64)> = Vec::new();
     let mut timeline = Vec::new();
     for (ji, o) in outcomes.into_iter().enumerate() {
         let o = o.ok_or(TrainError::Interrupted)?;
@@ -167,10 +205,10 @@ pub fn train_ensemble(
             head: job.describe(),
             message,
         })?;
-        let target = if ji < first_softmax {
-            &mut unit_fits
+        let target = if ji < first_multiclass {
+            &mut spec_fits
         } else {
-            &mut softmax_fits
+            &mut multi_fits
         };
         target.extend(fits.into_iter().map(|f| (f, secs)));
     }
@@ -178,67 +216,95 @@ pub fn train_ensemble(
     let yes = |set: &FeatureSet, c: usize| -> Vec<bool> {
         set.labels.iter().map(|&y| y as usize == c).collect()
     };
-    let nv = val.len();
-    let mut weights = Weights {
-        standardizer: std.clone(),
-        specialists_w: Vec::with_capacity(k * d),
-        specialists_b: Vec::with_capacity(k),
-        multiclass_w: Vec::new(),
-        multiclass_b: Vec::new(),
+    // Picks the fit with the lowest validation loss among `candidates`.
+    let choose = |name: String,
+                  id: u64,
+                  candidates: Vec<(&(Fit, f64), Option<f64>)>,
+                  loss: &dyn Fn(&HeadParams) -> f64| {
+        let params: Vec<HeadParams> = candidates.iter().map(|(f, _)| to_params(&f.0)).collect();
+        let losses: Vec<f64> = params
+            .iter()
+            .zip(&candidates)
+            .map(|(p, (f, _))| match &f.0 {
+                Fit::Linear(_) => loss(p),
+                Fit::Mlp(m) => m.val_loss,
+            })
+            .collect();
+        let g = first_min(&losses);
+        let ((fit, secs), c) = (candidates[g].0, candidates[g].1);
+        let record = HeadRecord {
+            name,
+            kind: match fit {
+                Fit::Linear(_) => HeadKind::Linear,
+                Fit::Mlp(_) => HeadKind::Mlp,
+            },
+            c,
+            val_loss: losses[g],
+            val_loss_grid: losses.clone(),
+            iterations: match fit {
+                Fit::Linear(f) => f.iterations,
+                Fit::Mlp(m) => m.epochs,
+            },
+            converged: match fit {
+                Fit::Linear(f) => f.converged,
+                Fit::Mlp(m) => m.converged,
+            },
+            objective: match fit {
+                Fit::Linear(f) => Some(f.objective),
+                Fit::Mlp(_) => None,
+            },
+            best_epoch: match fit {
+                Fit::Linear(_) => None,
+                Fit::Mlp(m) => Some(m.best_epoch),
+            },
+            seed: head_seed(seed, id),
+            seconds: *secs,
+        };
+        (params.into_iter().nth(g), record)
     };
+    let mut specialists_params = Vec::with_capacity(k);
     let mut specialists = Vec::with_capacity(k);
     let mut val_logits = vec![0f32; nv * k];
     for c in 0..k {
         let pos = yes(val, c);
-        let losses: Vec<f64> = (0..cfg.c_grid.len())
-            .map(|g| {
-                binary_val_loss(
-                    &x_va,
-                    nv,
-                    d,
-                    &pos,
-                    &unit_fits[g * k + c].0,
-                    cfg.class_weight,
-                )
-            })
-            .collect();
-        let g = first_min(&losses);
-        let (fit, secs) = &unit_fits[g * k + c];
-        weights.specialists_w.extend_from_slice(&fit.w);
-        weights.specialists_b.push(fit.b[0]);
-        for (i, z) in linear_logits(&x_va, nv, d, fit).into_iter().enumerate() {
+        let candidates: Vec<(&(Fit, f64), Option<f64>)> = match cfg.specialist_head {
+            HeadKind::Linear => (0..cfg.c_grid.len())
+                .map(|g| (&spec_fits[g * k + c], Some(cfg.c_grid[g])))
+                .collect(),
+            HeadKind::Mlp => vec![(&spec_fits[c], None)],
+        };
+        let loss = |p: &HeadParams| match p {
+            HeadParams::Linear(f) => binary_val_loss(&x_va, nv, d, &pos, f, cfg.class_weight),
+            HeadParams::Mlp(m) => m.val_loss,
+        };
+        let (params, record) = choose(train.classes[c].clone(), c as u64, candidates, &loss);
+        let params = params.ok_or(TrainError::Interrupted)?;
+        for (i, z) in params.logits(&x_va, nv, d).into_iter().enumerate() {
             val_logits[i * k + c] = z;
         }
-        specialists.push(HeadRecord {
-            name: train.classes[c].clone(),
-            c: cfg.c_grid[g],
-            val_loss: losses[g],
-            val_loss_grid: losses,
-            iterations: fit.iterations,
-            converged: fit.converged,
-            objective: fit.objective,
-            seed: head_seed(seed, c as u64),
-            seconds: *secs,
-        });
+        specialists_params.push(params);
+        specialists.push(record);
     }
-    let mc_losses: Vec<f64> = softmax_fits
-        .iter()
-        .map(|(f, _)| softmax_val_loss(&x_va, nv, d, k, &val.labels, f, cfg.class_weight))
-        .collect();
-    let g = first_min(&mc_losses);
-    let (mc_fit, mc_secs) = &softmax_fits[g];
-    weights.multiclass_w = mc_fit.w.clone();
-    weights.multiclass_b = mc_fit.b.clone();
-    let multiclass = HeadRecord {
-        name: "multiclass".into(),
-        c: cfg.multiclass_c_grid[g],
-        val_loss: mc_losses[g],
-        val_loss_grid: mc_losses,
-        iterations: mc_fit.iterations,
-        converged: mc_fit.converged,
-        objective: mc_fit.objective,
-        seed: head_seed(seed, k as u64),
-        seconds: *mc_secs,
+    let candidates: Vec<(&(Fit, f64), Option<f64>)> = match cfg.multiclass_head {
+        HeadKind::Linear => multi_fits
+            .iter()
+            .zip(&cfg.multiclass_c_grid)
+            .map(|(f, &c)| (f, Some(c)))
+            .collect(),
+        HeadKind::Mlp => multi_fits.iter().map(|f| (f, None)).collect(),
+    };
+    let loss = |p: &HeadParams| match p {
+        HeadParams::Linear(f) => {
+            softmax_val_loss(&x_va, nv, d, k, &val.labels, f, cfg.class_weight)
+        }
+        HeadParams::Mlp(m) => m.val_loss,
+    };
+    let (mc_params, multiclass) = choose("multiclass".into(), k as u64, candidates, &loss);
+    let mc_params = mc_params.ok_or(TrainError::Interrupted)?;
+    let weights = Weights {
+        standardizer: std.clone(),
+        specialists: specialists_params,
+        multiclass: mc_params.clone(),
     };
 
     // Calibration on the held-out split.
@@ -254,7 +320,7 @@ pub fn train_ensemble(
             })?;
         calibrators.push(cal);
     }
-    let mc_val_logits = linear_logits(&x_va, nv, d, mc_fit);
+    let mc_val_logits = mc_params.logits(&x_va, nv, d);
     let temperature =
         Temperature::fit(&mc_val_logits, &val.labels, nv, k).map_err(|e| TrainError::Head {
             head: "temperature of the multiclass head".into(),

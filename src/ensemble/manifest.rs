@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calibration::{BinaryCalibrator, CalibrationMethod, Combiner, Temperature};
+use crate::config::train::HeadKind;
+use crate::heads::MlpSpec;
 
 pub const FORMAT: u32 = 1;
 
@@ -13,19 +15,24 @@ pub const FORMAT: u32 = 1;
 pub struct HeadRecord {
     /// Class name for a specialist, `multiclass` for the softmax head.
     pub name: String,
-    /// Inverse L2 strength chosen on validation (scikit-learn's C).
-    pub c: f64,
+    pub kind: HeadKind,
+    /// Inverse L2 strength chosen on validation (scikit-learn's C); linear heads only.
+    pub c: Option<f64>,
     /// Validation loss at the chosen C (weighted log-loss).
     pub val_loss: f64,
     /// Validation loss at every grid point, in grid order.
     pub val_loss_grid: Vec<f64>,
-    /// L-BFGS iterations of the chosen fit, and whether it met the tolerance.
+    /// L-BFGS iterations (linear) or epochs (MLP) of the chosen fit, and
+    /// whether it met the tolerance (linear) or stopped early (MLP).
     pub iterations: usize,
     pub converged: bool,
-    /// Training objective of the chosen fit (scikit-learn's form).
-    pub objective: f64,
-    /// Seed derived from (run seed, head id); linear heads start from zero
-    /// and use full batches, so they draw no random numbers.
+    /// Training objective of the chosen fit (scikit-learn's form); linear heads only.
+    pub objective: Option<f64>,
+    /// Epoch whose weights were kept; MLP heads only.
+    pub best_epoch: Option<usize>,
+    /// Seed derived from (run seed, head id): MLP heads draw their initial
+    /// weights and batch order from it; linear heads start from zero and use
+    /// full batches, so they draw no random numbers.
     pub seed: u64,
     /// Seconds the job holding the chosen fit took (shared by fused heads).
     pub seconds: f64,
@@ -78,6 +85,8 @@ pub struct Manifest {
     pub config_toml: String,
     pub specialists: Vec<HeadRecord>,
     pub multiclass: HeadRecord,
+    /// Settings of the MLP heads, if any head is an MLP.
+    pub mlp: Option<MlpSpec>,
     pub calibration: CalibrationRecord,
     /// The combiner `score` uses by default.
     pub combiner: Combiner,

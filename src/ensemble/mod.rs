@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub use io::{load, save};
 pub use manifest::{HeadRecord, Manifest, TimelineEntry};
 
-use crate::heads::Standardizer;
+use crate::heads::{linear_logits, mlp_logits, LinearFit, MlpFit, Standardizer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnsembleError {
@@ -41,18 +41,39 @@ pub enum EnsembleError {
     BadName { name: String },
 }
 
+/// The parameters of one head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadParams {
+    /// `w` is `[D]` for a specialist, row-major `[D, K]` for the multiclass head.
+    Linear(LinearFit),
+    Mlp(MlpFit),
+}
+
+impl HeadParams {
+    /// Logits for standardized rows `[n, d]`: `[n]` or `[n, K]`.
+    pub fn logits(&self, x: &[f32], n: usize, d: usize) -> Vec<f32> {
+        match self {
+            HeadParams::Linear(f) => linear_logits(x, n, d, f),
+            HeadParams::Mlp(f) => mlp_logits(x, n, d, f),
+        }
+    }
+
+    /// Number of outputs (1 for a specialist, K for the multiclass head).
+    pub fn outputs(&self) -> usize {
+        match self {
+            HeadParams::Linear(f) => f.b.len(),
+            HeadParams::Mlp(f) => f.layers.last().map(|l| l.outputs).unwrap_or(0),
+        }
+    }
+}
+
 /// Weights of a trained ensemble (the manifest carries the rest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
     pub standardizer: Standardizer,
-    /// Row-major `[K, D]`: row k is specialist k.
-    pub specialists_w: Vec<f32>,
-    /// `[K]`.
-    pub specialists_b: Vec<f32>,
-    /// Row-major `[D, K]`.
-    pub multiclass_w: Vec<f32>,
-    /// `[K]`.
-    pub multiclass_b: Vec<f32>,
+    /// One per class, in class order.
+    pub specialists: Vec<HeadParams>,
+    pub multiclass: HeadParams,
 }
 
 /// A loaded ensemble.

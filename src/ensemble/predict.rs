@@ -5,7 +5,7 @@
 
 use candle_core::{Device, Tensor};
 
-use super::{Ensemble, EnsembleError};
+use super::{Ensemble, EnsembleError, HeadParams};
 use crate::calibration::{argmax_rows, combine, softmax_rows, Combiner};
 use crate::metrics::compare::ApproachInput;
 
@@ -110,20 +110,37 @@ impl Ensemble {
         }
         let x = self.weights.standardizer.apply(features);
         let w = &self.weights;
-        let mut spec =
-            matmul(&x, n, d, &w.specialists_w, (k, d), true).map_err(|e| bad(e.to_string()))?;
-        let mut multi =
-            matmul(&x, n, d, &w.multiclass_w, (d, k), false).map_err(|e| bad(e.to_string()))?;
-        for row in spec.chunks_mut(k) {
-            row.iter_mut()
-                .zip(&w.specialists_b)
-                .for_each(|(z, b)| *z += b);
-        }
-        for row in multi.chunks_mut(k) {
-            row.iter_mut()
-                .zip(&w.multiclass_b)
-                .for_each(|(z, b)| *z += b);
-        }
+        let linear: Vec<&crate::heads::LinearFit> = w
+            .specialists
+            .iter()
+            .filter_map(|h| match h {
+                HeadParams::Linear(f) => Some(f),
+                HeadParams::Mlp(_) => None,
+            })
+            .collect();
+        let spec = if linear.len() == k {
+            // All linear: one [N, D] x [D, K] matmul.
+            let wk: Vec<f32> = linear.iter().flat_map(|f| f.w.iter().copied()).collect();
+            let mut z = matmul(&x, n, d, &wk, (k, d), true).map_err(|e| bad(e.to_string()))?;
+            for row in z.chunks_mut(k) {
+                row.iter_mut().zip(&linear).for_each(|(v, f)| *v += f.b[0]);
+            }
+            z
+        } else {
+            let cols: Vec<Vec<f32>> = w.specialists.iter().map(|h| h.logits(&x, n, d)).collect();
+            (0..n * k).map(|i| cols[i % k][i / k]).collect()
+        };
+        let multi = match &w.multiclass {
+            HeadParams::Linear(f) => {
+                let mut z =
+                    matmul(&x, n, d, &f.w, (d, k), false).map_err(|e| bad(e.to_string()))?;
+                for row in z.chunks_mut(k) {
+                    row.iter_mut().zip(&f.b).for_each(|(v, b)| *v += b);
+                }
+                z
+            }
+            mlp => mlp.logits(&x, n, d),
+        };
         let cal = &self.manifest.calibration.specialists;
         let probs = spec
             .chunks(k)

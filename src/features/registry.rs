@@ -2,7 +2,7 @@
 //! [`Backbone`]: EfficientNet-Lite from the cache (converted by
 //! `ovr fetch weights`) or a local file, timm models from their local file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
@@ -18,7 +18,7 @@ pub fn lite_weights_path(cache: &Cache, variant: LiteVariant) -> PathBuf {
         .join(format!("{}.safetensors", variant.id()))
 }
 
-fn hash(cfg: &BackboneConfig, path: &PathBuf) -> Result<String, BackboneError> {
+fn hash(cfg: &BackboneConfig, path: &Path) -> Result<String, BackboneError> {
     sha256_file(path).map_err(|e| BackboneError::Invalid {
         name: cfg.name.clone(),
         message: format!("cannot hash weights {}: {e}", path.display()),

@@ -38,6 +38,7 @@
 
 pub mod binary;
 pub mod lbfgs;
+pub mod mlp;
 pub mod objective;
 pub mod softmax;
 pub mod standardize;
@@ -48,6 +49,9 @@ mod tests;
 mod timing;
 
 pub use binary::fit_binary;
+pub use mlp::{
+    fit_mlp_binary, fit_mlp_softmax, mlp_logits, try_mlp_logits, MlpFit, MlpLayer, MlpSpec,
+};
 pub use objective::{
     binary_objective, binary_val_loss, linear_logits, softmax_objective, softmax_val_loss,
     try_binary_objective, try_binary_val_loss, try_linear_logits, try_softmax_objective,

@@ -1,38 +1,56 @@
 //! Scheduler lanes: one execution context each, holding its own copy of the
-//! standardized training matrix on its device. A CPU lane is a worker
-//! thread on `Device::Cpu`; a CUDA lane (cargo feature `cuda`, later) will
-//! own a device made with its own stream. Everything the lane computes goes
-//! through the heads stage, so results do not depend on the lane.
+//! standardized training (and validation, for MLP early stopping) matrices
+//! on its device. A CPU lane is a worker thread on `Device::Cpu`; a CUDA
+//! lane (cargo feature `cuda`, later) will own a device made with its own
+//! stream. Everything the lane computes goes through the heads stage, so
+//! results do not depend on the lane.
 
 use candle_core::{Device, Tensor};
 
-use super::{Job, Runner};
-use crate::heads::{fit_binary, fit_softmax, ClassWeighting, FitOptions, LinearFit};
+use super::{Fit, Job, Runner};
+use crate::heads::{
+    fit_binary, fit_mlp_binary, fit_mlp_softmax, fit_softmax, ClassWeighting, FitOptions,
+};
 
-/// One execution context with its copy of the training features.
+/// Row-major `[n, d]` rows and their labels.
+pub struct Rows<'a> {
+    pub x: &'a [f32],
+    pub n: usize,
+    pub d: usize,
+    pub labels: &'a [u32],
+}
+
+/// One execution context with its copy of the features.
 pub struct Lane {
     pub id: usize,
     x: Tensor,
+    x_val: Tensor,
+    labels_val: Vec<u32>,
     weighting: ClassWeighting,
 }
 
 impl Lane {
-    /// A CPU lane over the row-major `[n, d]` standardized training matrix.
+    /// A CPU lane over standardized training and validation rows.
     pub fn cpu(
         id: usize,
-        x: &[f32],
-        n: usize,
-        d: usize,
+        train: &Rows,
+        val: &Rows,
         weighting: ClassWeighting,
     ) -> Result<Lane, String> {
-        let x = Tensor::from_slice(x, (n, d), &Device::Cpu).map_err(|e| e.to_string())?;
-        Ok(Lane { id, x, weighting })
+        let t =
+            |r: &Rows| Tensor::from_slice(r.x, (r.n, r.d), &Device::Cpu).map_err(|e| e.to_string());
+        Ok(Lane {
+            id,
+            x: t(train)?,
+            x_val: t(val)?,
+            labels_val: val.labels.to_vec(),
+            weighting,
+        })
     }
 
     pub fn device(&self) -> &Device {
         self.x.device()
     }
-
 }
 
 impl Runner for Lane {
@@ -43,14 +61,27 @@ impl Runner for Lane {
         labels: &[u32],
         k: usize,
         opts: &FitOptions,
-    ) -> Result<Vec<LinearFit>, String> {
-        match job {
+    ) -> Result<Vec<Fit>, String> {
+        let (x, xv, yv, w) = (
+            &self.x,
+            &self.x_val,
+            self.labels_val.as_slice(),
+            self.weighting,
+        );
+        let r = match job {
             Job::Binary(units) => {
-                fit_binary(&self.x, labels, units, opts).map_err(|e| e.to_string())
+                fit_binary(x, labels, units, opts).map(|v| v.into_iter().map(Fit::Linear).collect())
             }
-            Job::Softmax { c } => fit_softmax(&self.x, labels, k, *c, self.weighting, opts)
-                .map(|f| vec![f])
-                .map_err(|e| e.to_string()),
-        }
+            Job::Softmax { c } => {
+                fit_softmax(x, labels, k, *c, w, opts).map(|f| vec![Fit::Linear(f)])
+            }
+            Job::MlpBinary { class, spec, seed } => {
+                fit_mlp_binary(x, labels, xv, yv, *class, w, spec, *seed).map(|f| vec![Fit::Mlp(f)])
+            }
+            Job::MlpSoftmax { spec, seed } => {
+                fit_mlp_softmax(x, labels, xv, yv, k, w, spec, *seed).map(|f| vec![Fit::Mlp(f)])
+            }
+        };
+        r.map_err(|e| e.to_string())
     }
 }

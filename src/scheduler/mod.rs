@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel;
 
-use crate::heads::{BinaryJob, FitOptions, LinearFit};
+use crate::heads::{BinaryJob, FitOptions, LinearFit, MlpFit, MlpSpec};
 pub use lane::Lane;
 
 /// One unit of work for a lane.
@@ -27,6 +27,21 @@ pub enum Job {
     Binary(Vec<BinaryJob>),
     /// The multiclass softmax head at one inverse L2 strength.
     Softmax { c: f64 },
+    /// One binary MLP specialist (early stopping on the validation rows).
+    MlpBinary {
+        class: u32,
+        spec: MlpSpec,
+        seed: u64,
+    },
+    /// The multiclass MLP head.
+    MlpSoftmax { spec: MlpSpec, seed: u64 },
+}
+
+/// A trained head as a job returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fit {
+    Linear(LinearFit),
+    Mlp(MlpFit),
 }
 
 impl Job {
@@ -34,7 +49,7 @@ impl Job {
     pub fn heads(&self) -> usize {
         match self {
             Job::Binary(v) => v.len(),
-            Job::Softmax { .. } => 1,
+            Job::Softmax { .. } | Job::MlpBinary { .. } | Job::MlpSoftmax { .. } => 1,
         }
     }
 
@@ -43,6 +58,10 @@ impl Job {
             Job::Binary(v) if v.len() == 1 => format!("specialist {} (C={})", v[0].class, v[0].c),
             Job::Binary(v) => format!("{} fused specialists", v.len()),
             Job::Softmax { c } => format!("multiclass head (C={c})"),
+            Job::MlpBinary { class, spec, .. } => {
+                format!("MLP specialist {class} {:?}", spec.hidden)
+            }
+            Job::MlpSoftmax { spec, .. } => format!("multiclass MLP head {:?}", spec.hidden),
         }
     }
 }
@@ -56,7 +75,7 @@ pub struct JobOutcome {
     pub start: Duration,
     pub end: Duration,
     /// One fit per head of the job, or why the job failed.
-    pub result: Result<Vec<LinearFit>, String>,
+    pub result: Result<Vec<Fit>, String>,
 }
 
 /// A progress event, sent to the one renderer.
@@ -92,7 +111,7 @@ pub trait Runner: Sync {
         labels: &[u32],
         k: usize,
         opts: &FitOptions,
-    ) -> Result<Vec<LinearFit>, String>;
+    ) -> Result<Vec<Fit>, String>;
 }
 
 /// Runs every job on the lanes; outcomes come back in job order.
@@ -185,13 +204,7 @@ mod tests {
     struct Flaky;
 
     impl Runner for Flaky {
-        fn run(
-            &self,
-            job: &Job,
-            _: &[u32],
-            _: usize,
-            _: &FitOptions,
-        ) -> Result<Vec<LinearFit>, String> {
+        fn run(&self, job: &Job, _: &[u32], _: usize, _: &FitOptions) -> Result<Vec<Fit>, String> {
             match job {
                 Job::Softmax { c } if *c < 0.5 => panic!("boom at C={c}"),
                 _ => Ok(vec![]),

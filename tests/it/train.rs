@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ovr::config::{Config, ConfigError};
 use ovr::ensemble::build::{train_ensemble, TrainError, TrainOutcome};
+use ovr::ensemble::{HeadParams, Weights};
 use ovr::features::store::FeatureSet;
 use ovr::progress::Verbosity;
 use rand::{Rng, SeedableRng};
@@ -61,6 +62,26 @@ fn train(cfg: &Config, tr: &FeatureSet, va: &FeatureSet) -> Result<TrainOutcome,
     )
 }
 
+/// Every parameter of an ensemble's heads, in a fixed order.
+fn flat(w: &Weights) -> Vec<f32> {
+    let mut out = Vec::new();
+    for h in w.specialists.iter().chain(std::iter::once(&w.multiclass)) {
+        match h {
+            HeadParams::Linear(f) => {
+                out.extend_from_slice(&f.w);
+                out.extend_from_slice(&f.b);
+            }
+            HeadParams::Mlp(m) => {
+                for l in &m.layers {
+                    out.extend_from_slice(&l.w);
+                    out.extend_from_slice(&l.b);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -78,11 +99,9 @@ fn lanes_and_fusing_do_not_change_the_weights() {
     let many = train(&config(&[grid, "train.lanes=3", "train.fuse=5"]), &tr, &va).unwrap();
     let all = train(&config(&[grid, "train.lanes=2", "train.fuse=0"]), &tr, &va).unwrap();
     for other in [&many, &all] {
-        assert!(max_diff(&one.weights.specialists_w, &other.weights.specialists_w) <= 1e-5);
-        assert!(max_diff(&one.weights.specialists_b, &other.weights.specialists_b) <= 1e-5);
-        assert!(max_diff(&one.weights.multiclass_w, &other.weights.multiclass_w) <= 1e-5);
-        let c1: Vec<f64> = one.specialists.iter().map(|h| h.c).collect();
-        let c2: Vec<f64> = other.specialists.iter().map(|h| h.c).collect();
+        assert!(max_diff(&flat(&one.weights), &flat(&other.weights)) <= 1e-5);
+        let c1: Vec<Option<f64>> = one.specialists.iter().map(|h| h.c).collect();
+        let c2: Vec<Option<f64>> = other.specialists.iter().map(|h| h.c).collect();
         assert_eq!(c1, c2, "same C chosen per head");
     }
     assert!(
@@ -130,6 +149,12 @@ fn negative_l2_grid_is_a_config_error_naming_the_field() {
     assert!(err.to_string().contains("train.c_grid"), "{err}");
     let err = Config::load(None, &["train.calibration=\"beta\"".to_string()]).unwrap_err();
     assert!(err.to_string().contains("platt, isotonic"), "{err}");
+    let err = Config::load(None, &["train.specialist_head=\"tree\"".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("train.specialist_head") && err.to_string().contains("linear, mlp"), "{err}");
+    let err = Config::load(None, &["train.mlp.hidden=[1024, 0]".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("train.mlp.hidden"), "{err}");
+    let err = Config::load(None, &["train.mlp.depth=3".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("depth") && err.to_string().contains("hidden"), "{err}");
 }
 
 #[test]
@@ -156,6 +181,7 @@ fn saved_ensemble_loads_back_and_checks_compatibility() {
         config_toml: cfg.source_toml.clone(),
         specialists: o.specialists.clone(),
         multiclass: o.multiclass.clone(),
+        mlp: None,
         calibration: o.calibration.clone(),
         combiner: cfg.train.combiner,
         validation: o.validation.clone(),
@@ -181,4 +207,83 @@ fn saved_ensemble_loads_back_and_checks_compatibility() {
     );
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "no temp or old directories left behind");
+}
+
+#[test]
+fn mlp_heads_train_through_lanes_deterministically_and_round_trip() {
+    use ovr::config::train::HeadKind;
+    use ovr::ensemble::manifest::FORMAT;
+    use ovr::ensemble::{load, save, Manifest};
+    let tr = blobs("train", &[40, 30, 20], 6, 5);
+    let va = blobs("val", &[12, 10, 8], 6, 6);
+    let base = [
+        "train.specialist_head=\"mlp\"",
+        "train.multiclass_head=\"mlp\"",
+        "train.mlp.hidden=[16]",
+        "train.mlp.max_epochs=40",
+        "train.mlp.patience=5",
+        "train.mlp.batch_size=32",
+    ];
+    let with = |extra: &str| {
+        let mut v: Vec<&str> = base.to_vec();
+        v.push(extra);
+        config(&v)
+    };
+    let cfg = with("train.lanes=1");
+    let one = train(&cfg, &tr, &va).unwrap();
+    let two = train(&with("train.lanes=3"), &tr, &va).unwrap();
+    assert_eq!(
+        one.weights, two.weights,
+        "seeded per head: lanes do not matter"
+    );
+    assert!(one
+        .specialists
+        .iter()
+        .all(|h| h.kind == HeadKind::Mlp && h.c.is_none() && h.best_epoch.is_some()));
+    assert!(matches!(one.weights.multiclass, HeadParams::Mlp(_)));
+    assert!(
+        one.validation.multiclass_accuracy > 0.5,
+        "{:?}",
+        one.validation
+    );
+    let other_seed = train(
+        &{
+            let mut c = with("train.lanes=1");
+            c.seed = 7;
+            c
+        },
+        &tr,
+        &va,
+    )
+    .unwrap();
+    assert_ne!(other_seed.weights, one.weights);
+
+    let m = Manifest {
+        format: FORMAT,
+        name: "mlp".into(),
+        crate_version: "test".into(),
+        created_unix: 0,
+        dataset: "blobs".into(),
+        backbone: "test".into(),
+        weights_sha256: "00".into(),
+        feature_dim: 6,
+        classes: tr.classes.clone(),
+        seed: cfg.seed,
+        train_images: tr.len(),
+        config: serde_json::to_value(&cfg).unwrap(),
+        config_toml: cfg.source_toml.clone(),
+        specialists: one.specialists.clone(),
+        multiclass: one.multiclass.clone(),
+        mlp: Some(cfg.train.mlp.clone()),
+        calibration: one.calibration.clone(),
+        combiner: cfg.train.combiner,
+        validation: one.validation.clone(),
+        lanes: 1,
+        timeline: one.timeline.clone(),
+        train_seconds: one.train_seconds,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    save(&dir.path().join("mlp"), &m, &one.weights).unwrap();
+    let e = load(&dir.path().join("mlp")).unwrap();
+    assert_eq!(e.weights, one.weights);
 }
