@@ -26,7 +26,8 @@ pub struct TrainConfig {
     pub class_weight: ClassWeighting,
     pub max_iter: usize,
     pub tol: f64,
-    /// Execution contexts training jobs in parallel.
+    /// Execution contexts training jobs in parallel (default 2: fastest on
+    /// the 2-core machine measured in docs/performance.md).
     pub lanes: usize,
     /// Binary jobs fused per matrix (0: all of a lane's jobs in one).
     pub fuse: usize,
@@ -177,7 +178,7 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
         class_weight,
         max_iter: positive("train.max_iter", t.max_iter, 500, 1_000_000)?,
         tol,
-        lanes: positive("train.lanes", t.lanes, 1, 64)?,
+        lanes: positive("train.lanes", t.lanes, 2, 64)?,
         fuse,
         calibration,
         combiner,

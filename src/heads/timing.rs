@@ -88,6 +88,11 @@ fn run(n: usize, d: usize, k: usize, cs: &[f64], tols: &[f64], softmax_cs: &[f64
         let t0 = Instant::now();
         let fits = fit_binary(&t, &labels, &jobs, &opts).expect("fit_binary");
         let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(fits.len(), jobs.len(), "one fit per job");
+        assert!(
+            fits.iter().all(|f| f.objective.is_finite()),
+            "finite objectives"
+        );
         for (ci, c) in cs.iter().enumerate() {
             let part = &fits[ci * k..(ci + 1) * k];
             let iters: Vec<usize> = part.iter().map(|f| f.iterations).collect();
@@ -106,6 +111,7 @@ fn run(n: usize, d: usize, k: usize, cs: &[f64], tols: &[f64], softmax_cs: &[f64
             let t0 = Instant::now();
             let soft =
                 fit_softmax(&t, &labels, k, c, ClassWeighting::Balanced, &opts).expect("softmax");
+            assert!(soft.objective.is_finite(), "finite softmax objective");
             println!(
                 "tol {tol:e}: fit_softmax K={k} C={c}: {:.2} s, {} iterations, converged {}",
                 t0.elapsed().as_secs_f64(),

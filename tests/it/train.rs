@@ -150,11 +150,18 @@ fn negative_l2_grid_is_a_config_error_naming_the_field() {
     let err = Config::load(None, &["train.calibration=\"beta\"".to_string()]).unwrap_err();
     assert!(err.to_string().contains("platt, isotonic"), "{err}");
     let err = Config::load(None, &["train.specialist_head=\"tree\"".to_string()]).unwrap_err();
-    assert!(err.to_string().contains("train.specialist_head") && err.to_string().contains("linear, mlp"), "{err}");
+    assert!(
+        err.to_string().contains("train.specialist_head")
+            && err.to_string().contains("linear, mlp"),
+        "{err}"
+    );
     let err = Config::load(None, &["train.mlp.hidden=[1024, 0]".to_string()]).unwrap_err();
     assert!(err.to_string().contains("train.mlp.hidden"), "{err}");
     let err = Config::load(None, &["train.mlp.depth=3".to_string()]).unwrap_err();
-    assert!(err.to_string().contains("depth") && err.to_string().contains("hidden"), "{err}");
+    assert!(
+        err.to_string().contains("depth") && err.to_string().contains("hidden"),
+        "{err}"
+    );
 }
 
 #[test]
