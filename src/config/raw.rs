@@ -54,6 +54,7 @@ pub struct RawTrain {
     pub lanes: Option<i64>,
     pub fuse: Option<i64>,
     pub calibration: Option<String>,
+    pub calibration_split: Option<toml::Value>,
     pub combiner: Option<String>,
     pub specialist_head: Option<String>,
     pub multiclass_head: Option<String>,

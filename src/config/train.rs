@@ -7,6 +7,32 @@ use super::{invalid, positive, ConfigError};
 use crate::calibration::{CalibrationMethod, Combiner};
 use crate::heads::{ClassWeighting, MlpSpec};
 
+/// The rows calibrators are fitted on (always disjoint from training).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationSplit {
+    Val,
+    /// This fraction of each class's training rows, held out from training.
+    TrainFraction(f64),
+}
+
+fn calibration_split(v: Option<toml::Value>) -> Result<CalibrationSplit, ConfigError> {
+    let allowed = "\"val\" or a fraction of train in (0, 0.5], e.g. 0.2";
+    match v {
+        None => Ok(CalibrationSplit::Val),
+        Some(toml::Value::String(s)) if s == "val" => Ok(CalibrationSplit::Val),
+        Some(toml::Value::Float(f)) if f > 0.0 && f <= 0.5 => {
+            Ok(CalibrationSplit::TrainFraction(f))
+        }
+        Some(other) => Err(invalid(
+            "train.calibration_split",
+            other,
+            "not a calibration split",
+            allowed,
+        )),
+    }
+}
+
 /// What a head is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -32,6 +58,9 @@ pub struct TrainConfig {
     /// Binary jobs fused per matrix (0: all of a lane's jobs in one).
     pub fuse: usize,
     pub calibration: CalibrationMethod,
+    /// Where calibrators are fitted: the validation split, or a stratified,
+    /// seeded fraction of train held out from head training.
+    pub calibration_split: CalibrationSplit,
     pub combiner: Combiner,
     pub specialist_head: HeadKind,
     pub multiclass_head: HeadKind,
@@ -181,6 +210,7 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
         lanes: positive("train.lanes", t.lanes, 2, 64)?,
         fuse,
         calibration,
+        calibration_split: calibration_split(t.calibration_split)?,
         combiner,
         specialist_head: head_kind("train.specialist_head", t.specialist_head.as_deref())?,
         multiclass_head: head_kind("train.multiclass_head", t.multiclass_head.as_deref())?,

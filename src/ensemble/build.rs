@@ -13,9 +13,10 @@ use crossbeam::channel;
 use super::manifest::{head_seed, CalibrationRecord, HeadRecord, TimelineEntry, ValidationRecord};
 use super::{HeadParams, Weights};
 use crate::calibration::{argmax_rows, combine, BinaryCalibrator, Combiner, Temperature};
-use crate::config::train::{HeadKind, TrainConfig};
+use crate::config::train::{CalibrationSplit, HeadKind, TrainConfig};
 use crate::features::store::FeatureSet;
 use crate::heads::{binary_val_loss, softmax_val_loss, BinaryJob, FitOptions, Standardizer};
+use crate::images::dataset::{stratified_split, Split};
 use crate::progress::{bar, Verbosity};
 use crate::scheduler::lane::Rows;
 use crate::scheduler::{self, fuse_binary, Event, Fit, Job, Lane};
@@ -78,6 +79,40 @@ fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Splits `set` into (rows kept for training, rows held out for
+/// calibration): `fraction` of each class, seeded and stratified.
+fn hold_out(set: &FeatureSet, fraction: f64, seed: u64) -> (FeatureSet, FeatureSet) {
+    let k = set.classes.len();
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (i, &y) in set.labels.iter().enumerate() {
+        by_class[y as usize].push(i);
+    }
+    let mut held = vec![false; set.len()];
+    for (c, rows) in by_class.iter().enumerate() {
+        let s = stratified_split(rows.len(), fraction, 0.0, seed, c as u64);
+        for (&i, sp) in rows.iter().zip(s) {
+            held[i] = sp == Split::Val;
+        }
+    }
+    let pick = |keep: bool, split: &str| {
+        let rows: Vec<usize> = (0..set.len()).filter(|&i| held[i] != keep).collect();
+        FeatureSet {
+            split: split.to_string(),
+            keys: rows.iter().map(|&i| set.keys[i].clone()).collect(),
+            labels: rows.iter().map(|&i| set.labels[i]).collect(),
+            features: rows
+                .iter()
+                .flat_map(|&i| set.features[i * set.dim..(i + 1) * set.dim].to_vec())
+                .collect(),
+            ..set.clone()
+        }
+    };
+    (
+        pick(true, &set.split),
+        pick(false, &format!("{}-held-out-{fraction}", set.split)),
+    )
+}
+
 fn to_params(f: &Fit) -> HeadParams {
     match f {
         Fit::Linear(l) => HeadParams::Linear(l.clone()),
@@ -98,8 +133,17 @@ pub fn train_ensemble(
     stop: Arc<AtomicBool>,
     verbosity: Verbosity,
 ) -> Result<TrainOutcome, TrainError> {
-    check(train, val)?;
     let t0 = Instant::now();
+    let held = match cfg.calibration_split {
+        CalibrationSplit::Val => None,
+        CalibrationSplit::TrainFraction(f) => Some(hold_out(train, f, seed)),
+    };
+    let (train, cal) = match &held {
+        Some((fit, cal)) => (fit, cal),
+        None => (train, val),
+    };
+    check(train, val)?;
+    check(train, cal)?;
     let (k, d, n) = (train.classes.len(), train.dim, train.len());
     let std = Standardizer::fit(&train.features, n, d);
     let x_tr = std.apply(&train.features);
@@ -307,12 +351,20 @@ pub fn train_ensemble(
         multiclass: mc_params.clone(),
     };
 
-    // Calibration on the held-out split.
+    // Calibration on the held-out rows (val, or the part of train held out).
+    let nc = cal.len();
+    let x_cal = std.apply(&cal.features);
+    let mut cal_logits = vec![0f32; nc * k];
+    for (c, p) in weights.specialists.iter().enumerate() {
+        for (i, z) in p.logits(&x_cal, nc, d).into_iter().enumerate() {
+            cal_logits[i * k + c] = z;
+        }
+    }
     let mut calibrators = Vec::with_capacity(k);
     for c in 0..k {
-        let scores: Vec<f32> = (0..nv).map(|i| val_logits[i * k + c]).collect();
+        let scores: Vec<f32> = (0..nc).map(|i| cal_logits[i * k + c]).collect();
         let cal =
-            BinaryCalibrator::fit(cfg.calibration, &scores, &yes(val, c), None).map_err(|e| {
+            BinaryCalibrator::fit(cfg.calibration, &scores, &yes(cal, c), None).map_err(|e| {
                 TrainError::Head {
                     head: format!("calibration of `{}`", train.classes[c]),
                     message: e.to_string(),
@@ -320,12 +372,12 @@ pub fn train_ensemble(
             })?;
         calibrators.push(cal);
     }
-    let mc_val_logits = mc_params.logits(&x_va, nv, d);
-    let temperature =
-        Temperature::fit(&mc_val_logits, &val.labels, nv, k).map_err(|e| TrainError::Head {
+    let temperature = Temperature::fit(&mc_params.logits(&x_cal, nc, d), &cal.labels, nc, k)
+        .map_err(|e| TrainError::Head {
             head: "temperature of the multiclass head".into(),
             message: e.to_string(),
         })?;
+    let mc_val_logits = mc_params.logits(&x_va, nv, d);
     let accuracy = |pred: &[u32]| {
         pred.iter().zip(&val.labels).filter(|(p, y)| p == y).count() as f64 / nv.max(1) as f64
     };
@@ -340,7 +392,7 @@ pub fn train_ensemble(
         specialists,
         multiclass,
         calibration: CalibrationRecord {
-            split: val.split.clone(),
+            split: cal.split.clone(),
             method: cfg.calibration,
             specialists: calibrators,
             multiclass: temperature,

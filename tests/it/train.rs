@@ -294,3 +294,43 @@ fn mlp_heads_train_through_lanes_deterministically_and_round_trip() {
     let e = load(&dir.path().join("mlp")).unwrap();
     assert_eq!(e.weights, one.weights);
 }
+
+#[test]
+fn calibration_can_use_a_held_out_fraction_of_train() {
+    let tr = blobs("train", &[40, 30, 20], 6, 8);
+    let va = blobs("val", &[12, 10, 8], 6, 9);
+    let o = train(
+        &config(&[
+            "train.calibration_split=0.25",
+            "train.c_grid=[0.1]",
+            "train.multiclass_c_grid=[0.1]",
+        ]),
+        &tr,
+        &va,
+    )
+    .unwrap();
+    assert_eq!(o.calibration.split, "train-held-out-0.25");
+    let on_val = train(
+        &config(&["train.c_grid=[0.1]", "train.multiclass_c_grid=[0.1]"]),
+        &tr,
+        &va,
+    )
+    .unwrap();
+    assert_eq!(on_val.calibration.split, "val");
+    assert_ne!(
+        o.weights, on_val.weights,
+        "heads trained without the held-out rows"
+    );
+    for bad in [
+        "train.calibration_split=0.9",
+        "train.calibration_split=\"test\"",
+    ] {
+        let err = Config::load(None, &[bad.to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.calibration_split") && err.contains("\"val\""),
+            "{err}"
+        );
+    }
+}
