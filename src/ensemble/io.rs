@@ -208,7 +208,9 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
                 .collect();
             Ok((v, t.shape().to_vec()))
         };
-    let layers = |prefix: &str, rec: &HeadRecord| -> Result<MlpFit, EnsembleError> {
+    // An MLP's layers must chain from D features to `last` outputs, so that
+    // applying a loaded ensemble can never meet a shape it cannot handle.
+    let layers = |prefix: &str, rec: &HeadRecord, last: usize| -> Result<MlpFit, EnsembleError> {
         let mut out = Vec::new();
         while st
             .tensor(&format!("{prefix}.layers.{}.weight", out.len()))
@@ -232,6 +234,16 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
         }
         if out.is_empty() {
             return Err(malformed(&hpath, format!("no `{prefix}.layers.*` tensors")));
+        }
+        let widths: Vec<usize> = std::iter::once(out[0].inputs)
+            .chain(out.iter().map(|l| l.outputs))
+            .collect();
+        let chained = out.windows(2).all(|p| p[0].outputs == p[1].inputs);
+        if out[0].inputs != d || !chained || widths.last() != Some(&last) {
+            return Err(malformed(
+                &hpath,
+                format!("`{prefix}` layers have widths {widths:?}; expected {d} inputs, chained layers and {last} outputs"),
+            ));
         }
         Ok(MlpFit {
             layers: out,
@@ -272,7 +284,8 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
     } else {
         (0..k)
             .map(|c| {
-                layers(&format!("specialists.{c}"), &manifest.specialists[c]).map(HeadParams::Mlp)
+                layers(&format!("specialists.{c}"), &manifest.specialists[c], 1)
+                    .map(HeadParams::Mlp)
             })
             .collect::<Result<Vec<_>, _>>()?
     };
@@ -282,7 +295,7 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
             let (b, _) = get("multiclass.bias", Some(&[k]))?;
             linear(w, b, &manifest.multiclass)
         }
-        HeadKind::Mlp => HeadParams::Mlp(layers("multiclass", &manifest.multiclass)?),
+        HeadKind::Mlp => HeadParams::Mlp(layers("multiclass", &manifest.multiclass, k)?),
     };
     let weights = Weights {
         standardizer: Standardizer {

@@ -54,8 +54,7 @@ pub use mlp::{
 };
 pub use objective::{
     binary_objective, binary_val_loss, linear_logits, softmax_objective, softmax_val_loss,
-    try_binary_objective, try_binary_val_loss, try_linear_logits, try_softmax_objective,
-    try_softmax_val_loss,
+    try_binary_val_loss, try_linear_logits, try_softmax_val_loss,
 };
 pub use softmax::fit_softmax;
 pub use standardize::Standardizer;

@@ -212,8 +212,11 @@ fn binary_weighted_loss(
     Ok((loss, sw))
 }
 
-/// [`binary_objective`] with shape errors instead of panics.
-pub fn try_binary_objective(
+/// scikit-learn-form objective `0.5 ||w||^2 + C sum_i s_i l(y_i, z_i)` of a
+/// binary fit on row-major `[n, d]` rows, `positive[i]` = row i is of the
+/// head's class; weights from these rows' counts. f64 throughout. Shape
+/// mismatches are errors.
+pub fn binary_objective(
     x: &[f32],
     n: usize,
     d: usize,
@@ -224,25 +227,6 @@ pub fn try_binary_objective(
 ) -> Result<f64, HeadError> {
     let (loss, _) = binary_weighted_loss(x, n, d, positive, fit, weighting)?;
     Ok(0.5 * sq_norm(&fit.w) + c * loss)
-}
-
-/// scikit-learn-form objective `0.5 ||w||^2 + C sum_i s_i l(y_i, z_i)` of a
-/// binary fit on row-major `[n, d]` rows, `positive[i]` = row i is of the
-/// head's class; weights from these rows' counts. f64 throughout.
-///
-/// # Panics
-/// On shape mismatches (see [`try_binary_objective`]).
-pub fn binary_objective(
-    x: &[f32],
-    n: usize,
-    d: usize,
-    positive: &[bool],
-    fit: &LinearFit,
-    c: f64,
-    weighting: ClassWeighting,
-) -> f64 {
-    try_binary_objective(x, n, d, positive, fit, c, weighting)
-        .unwrap_or_else(|e| panic!("binary_objective: {e}"))
 }
 
 /// [`binary_val_loss`] with shape errors instead of panics.
@@ -303,9 +287,11 @@ fn softmax_weighted_loss(
     Ok((loss, sw))
 }
 
-/// [`softmax_objective`] with shape / label errors instead of panics.
+/// scikit-learn-form objective `0.5 ||W||_F^2 + C sum_i s_i CE_i` of a softmax
+/// fit over `k` classes on row-major `[n, d]` rows, weights from these rows'
+/// counts. f64 throughout. Shape mismatches and labels `>= k` are errors.
 #[allow(clippy::too_many_arguments)]
-pub fn try_softmax_objective(
+pub fn softmax_objective(
     x: &[f32],
     n: usize,
     d: usize,
@@ -317,27 +303,6 @@ pub fn try_softmax_objective(
 ) -> Result<f64, HeadError> {
     let (loss, _) = softmax_weighted_loss(x, n, d, k, labels, fit, weighting)?;
     Ok(0.5 * sq_norm(&fit.w) + c * loss)
-}
-
-/// scikit-learn-form objective `0.5 ||W||_F^2 + C sum_i s_i CE_i` of a softmax
-/// fit over `k` classes on row-major `[n, d]` rows, weights from these rows'
-/// counts. f64 throughout.
-///
-/// # Panics
-/// On shape mismatches or a label `>= k` (see [`try_softmax_objective`]).
-#[allow(clippy::too_many_arguments)]
-pub fn softmax_objective(
-    x: &[f32],
-    n: usize,
-    d: usize,
-    k: usize,
-    labels: &[u32],
-    fit: &LinearFit,
-    c: f64,
-    weighting: ClassWeighting,
-) -> f64 {
-    try_softmax_objective(x, n, d, k, labels, fit, c, weighting)
-        .unwrap_or_else(|e| panic!("softmax_objective: {e}"))
 }
 
 /// [`softmax_val_loss`] with shape / label errors instead of panics.

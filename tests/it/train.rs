@@ -293,6 +293,21 @@ fn mlp_heads_train_through_lanes_deterministically_and_round_trip() {
     save(&dir.path().join("mlp"), &m, &one.weights).unwrap();
     let e = load(&dir.path().join("mlp")).unwrap();
     assert_eq!(e.weights, one.weights);
+
+    // A multiclass MLP whose first layer does not take the 6 features is
+    // refused at load, naming the head, instead of failing later in predict.
+    let mut broken = one.weights.clone();
+    if let HeadParams::Mlp(m) = &mut broken.multiclass {
+        let l = &mut m.layers[0];
+        l.inputs -= 1;
+        l.w.truncate(l.inputs * l.outputs);
+    }
+    save(&dir.path().join("broken"), &m, &broken).unwrap();
+    let err = load(&dir.path().join("broken")).unwrap_err().to_string();
+    assert!(
+        err.contains("multiclass") && err.contains("expected 6 inputs"),
+        "{err}"
+    );
 }
 
 #[test]
