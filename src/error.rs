@@ -18,6 +18,10 @@ pub enum Error {
     #[error(transparent)]
     Extract(#[from] crate::features::extract::ExtractError),
     #[error(transparent)]
+    Variant(#[from] crate::features::variant::VariantError),
+    #[error(transparent)]
+    Head(#[from] crate::heads::HeadError),
+    #[error(transparent)]
     Ensemble(#[from] crate::ensemble::EnsembleError),
     #[error(transparent)]
     Train(#[from] crate::ensemble::build::TrainError),

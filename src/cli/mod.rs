@@ -99,6 +99,21 @@ pub enum Command {
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
     },
+    /// Run a study: named arms (features x head x settings) on one dataset,
+    /// one table with accuracy, macro-F1, NLL, ECE and training time per arm.
+    Study {
+        /// The study file, e.g. configs/classic-question.toml.
+        file: PathBuf,
+        /// Run only these arms (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        arms: Vec<String>,
+        /// Also write the Markdown section here.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Write every number as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Score new images with a saved ensemble.
     Score {
         /// The saved ensemble, e.g. ensembles/emoji40.

@@ -3,7 +3,7 @@
 
 use crate::assets::cache::{write_atomic, Cache};
 use crate::assets::weights::fetch_weights;
-use crate::config::Config;
+use crate::config::{BackboneConfig, Config};
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::LiteVariant;
 use crate::features::extract::{
@@ -11,6 +11,7 @@ use crate::features::extract::{
 };
 use crate::features::registry::{lite_weights_path, load_backbone};
 use crate::features::store::FeatureSet;
+use crate::features::variant::{apply_kind, concat};
 use crate::images::dataset::{Dataset, Split};
 use crate::images::open_dataset;
 use crate::progress::Verbosity;
@@ -18,10 +19,14 @@ use crate::{Error, Result};
 
 /// Fetches Lite weights on first use when the config points at the cache.
 pub fn ensure_weights(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
-    if let (Some(v), None) = (
-        LiteVariant::from_id(&config.backbone.name),
-        &config.backbone.weights,
-    ) {
+    for part in config.backbone.parts() {
+        ensure_part_weights(&part, cache, verbosity)?;
+    }
+    Ok(())
+}
+
+fn ensure_part_weights(part: &BackboneConfig, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+    if let (Some(v), None) = (LiteVariant::from_id(&part.name), &part.weights) {
         if !lite_weights_path(cache, v).exists() {
             if verbosity > Verbosity::Quiet {
                 eprintln!("{} weights are not cached yet: fetching them", v.id());
@@ -32,23 +37,73 @@ pub fn ensure_weights(config: &Config, cache: &Cache, verbosity: Verbosity) -> R
     Ok(())
 }
 
-/// Opens the dataset, loads the backbone and extracts (or reuses) every feature.
-pub fn extract_features(
-    config: &Config,
-    cache: &Cache,
-    verbosity: Verbosity,
-) -> Result<(Dataset, Box<dyn Backbone>, ExtractReport)> {
-    let ds = open_dataset(&config.dataset, cache, config.seed)?;
-    ensure_weights(config, cache, verbosity)?;
-    let backbone = load_backbone(&config.backbone, cache)?;
-    let opts = ExtractOptions {
+pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions {
+    ExtractOptions {
         batch_size: config.extract.batch_size,
         decode_threads: config.extract.decode_threads,
         resize: config.extract.resize,
         verbosity,
-    };
-    let r = extract(&ds, backbone.as_ref(), cache, &opts)?;
-    Ok((ds, backbone, r))
+    }
+}
+
+/// Extracts (or reuses) the features of one backbone of the config.
+fn extract_part(
+    ds: &Dataset,
+    part: &BackboneConfig,
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<(Box<dyn Backbone>, ExtractReport)> {
+    ensure_part_weights(part, cache, verbosity)?;
+    let backbone = load_backbone(part, cache)?;
+    let r = extract(
+        ds,
+        backbone.as_ref(),
+        cache,
+        &extract_options(config, verbosity),
+    )?;
+    Ok((backbone, r))
+}
+
+/// What the configured feature variant gives for one dataset.
+pub struct DatasetFeatures {
+    /// One set per split that has rows, in split order.
+    pub sets: Vec<FeatureSet>,
+    /// Items some backbone could not read: key and reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Every split's features of `ds` for the config's backbone(s) and feature
+/// kind: each backbone extracted (or reused from its cache) on its own, then
+/// mapped to logits if asked and concatenated.
+pub fn dataset_features(
+    ds: &Dataset,
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<DatasetFeatures> {
+    let parts = config.backbone.parts();
+    let mut per_split: Vec<Vec<FeatureSet>> = vec![Vec::new(); Split::ALL.len()];
+    let mut failed = Vec::new();
+    for part in &parts {
+        let (backbone, r) = extract_part(ds, part, config, cache, verbosity)?;
+        failed.extend(r.failed);
+        for (split, path, _) in &r.outputs {
+            let set = FeatureSet::load(path).map_err(ExtractError::from)?;
+            let set = apply_kind(backbone.as_ref(), set, config.backbone.features)?;
+            let i = Split::ALL.iter().position(|s| s == split).unwrap_or(0);
+            per_split[i].push(set);
+        }
+    }
+    failed.sort();
+    failed.dedup();
+    let mut sets = Vec::new();
+    for group in per_split {
+        if group.len() == parts.len() {
+            sets.push(concat(group)?);
+        }
+    }
+    Ok(DatasetFeatures { sets, failed })
 }
 
 /// The feature sets of `splits` (extracting what is not cached yet).
@@ -58,30 +113,64 @@ pub fn features_for(
     verbosity: Verbosity,
     splits: &[Split],
 ) -> Result<Vec<FeatureSet>> {
-    let (ds, _, r) = extract_features(config, cache, verbosity)?;
-    if !r.failed.is_empty() && verbosity > Verbosity::Quiet {
+    let ds = open_dataset(&config.dataset, cache, config.seed)?;
+    let mut f = dataset_features(&ds, config, cache, verbosity)?;
+    if !f.failed.is_empty() && verbosity > Verbosity::Quiet {
         eprintln!(
             "warning: {} unreadable image(s) skipped (`ovr extract` lists them)",
-            r.failed.len()
+            f.failed.len()
         );
     }
     splits
         .iter()
         .map(|split| {
-            let (_, path, _) = r.outputs.iter().find(|o| o.0 == *split).ok_or_else(|| {
-                Error::Usage(format!(
-                    "dataset `{}` has no {} images",
-                    ds.name,
-                    split.as_str()
-                ))
-            })?;
-            Ok(FeatureSet::load(path).map_err(ExtractError::from)?)
+            let i = f
+                .sets
+                .iter()
+                .position(|s| s.split == split.as_str())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "dataset `{}` has no {} images",
+                        ds.name,
+                        split.as_str()
+                    ))
+                })?;
+            Ok(std::mem::replace(&mut f.sets[i], empty_set()))
         })
         .collect()
 }
 
+fn empty_set() -> FeatureSet {
+    FeatureSet {
+        dataset: String::new(),
+        split: String::new(),
+        backbone: String::new(),
+        weights_sha256: String::new(),
+        classes: Vec::new(),
+        keys: Vec::new(),
+        labels: Vec::new(),
+        dim: 0,
+        features: Vec::new(),
+    }
+}
+
 pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
-    let (ds, backbone, r) = extract_features(config, cache, verbosity)?;
+    let ds = open_dataset(&config.dataset, cache, config.seed)?;
+    for part in config.backbone.parts() {
+        let (backbone, r) = extract_part(&ds, &part, config, cache, verbosity)?;
+        report(&ds, backbone.as_ref(), &r, cache, verbosity)?;
+    }
+    Ok(())
+}
+
+/// Prints what one backbone's extraction did and writes its `summary.json`.
+fn report(
+    ds: &Dataset,
+    backbone: &dyn Backbone,
+    r: &ExtractReport,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<()> {
     let [tr, va, te] = ds.split_counts();
     println!(
         "{} / {}: {} images in {} classes (train {tr}, val {va}, test {te})",
@@ -147,7 +236,7 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
         "ignored": ds.ignored.iter().map(|(p, w)| serde_json::json!({"path": p, "reason": w})).collect::<Vec<_>>(),
         "outputs": r.outputs.iter().map(|(s, p, n)| serde_json::json!({"split": s.as_str(), "path": p, "rows": n})).collect::<Vec<_>>(),
     });
-    let path = dataset_features_dir(cache, &ds.name, backbone.as_ref()).join("summary.json");
+    let path = dataset_features_dir(cache, &ds.name, backbone).join("summary.json");
     write_atomic(
         &path,
         serde_json::to_string_pretty(&summary)

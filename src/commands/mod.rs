@@ -8,6 +8,7 @@ mod compare;
 mod extract;
 mod fetch;
 mod score;
+mod study;
 mod train;
 
 use crate::assets::cache::Cache;
@@ -72,6 +73,20 @@ pub fn run(args: Args) -> Result<()> {
                 resamples: *resamples,
             };
             compare::run(&a, &overrides, cache_dir, verbosity)
+        }
+        Command::Study {
+            file,
+            arms,
+            markdown,
+            json,
+        } => {
+            let a = study::StudyArgs {
+                file,
+                arms,
+                markdown: markdown.as_deref(),
+                json: json.as_deref(),
+            };
+            study::run(&a, &overrides, cache_dir, verbosity)
         }
         Command::Score {
             ensemble,

@@ -7,12 +7,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::compare::open_ensemble;
-use super::extract::ensure_weights;
+use super::extract::dataset_features;
 use crate::assets::cache::{sha256_hex, write_atomic};
 use crate::ensemble::predict::Approach;
-use crate::features::extract::{extract, ExtractOptions};
-use crate::features::registry::load_backbone;
-use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
 use crate::images::inputs::scoring_input;
 use crate::metrics::summarize;
@@ -54,30 +51,17 @@ pub fn run(
         &sha256_hex(canonical.display().to_string().as_bytes())[..12]
     );
     let input = scoring_input(&name, args.input).map_err(crate::images::OpenDatasetError::from)?;
-    ensure_weights(&config, &cache, verbosity)?;
-    let backbone = load_backbone(&config.backbone, &cache)?;
-    e.check_compatible(
-        backbone.id(),
-        backbone.weights_hash(),
-        backbone.feature_dim(),
-    )?;
-    let opts = ExtractOptions {
-        batch_size: config.extract.batch_size,
-        decode_threads: config.extract.decode_threads,
-        resize: config.extract.resize,
-        verbosity,
-    };
-    let r = extract(&input.dataset, backbone.as_ref(), &cache, &opts)?;
-    for (key, why) in &r.failed {
+    let f = dataset_features(&input.dataset, &config, &cache, verbosity)?;
+    for (key, why) in &f.failed {
         eprintln!("skipped {key}: {why}");
     }
-    let Some((_, path, _)) = r.outputs.iter().find(|o| o.0 == Split::Test) else {
+    let Some(set) = f.sets.into_iter().find(|s| s.split == Split::Test.as_str()) else {
         return Err(Error::Usage(format!(
             "no readable images in {}",
             args.input.display()
         )));
     };
-    let set = FeatureSet::load(path).map_err(crate::features::extract::ExtractError::from)?;
+    e.check_compatible(&set.backbone, &set.weights_sha256, set.dim)?;
     let out = e.head_outputs(&set.features, set.len())?;
     let pred = e.approach(&out, approach);
     let classes = &e.manifest.classes;

@@ -11,7 +11,6 @@ use crate::assets::cache::Cache;
 use crate::config::train::HeadKind;
 use crate::config::Config;
 use crate::ensemble::build::train_ensemble;
-use crate::ensemble::manifest::FORMAT;
 use crate::ensemble::{ensemble_dir, save, Manifest};
 use crate::images::dataset::Split;
 use crate::progress::Verbosity;
@@ -56,34 +55,7 @@ pub fn run(
         );
     }
     let o = train_ensemble(&train, &val, t, config.seed, stop, verbosity)?;
-    let manifest = Manifest {
-        format: FORMAT,
-        name: name.to_string(),
-        crate_version: env!("CARGO_PKG_VERSION").to_string(),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        dataset: train.dataset.clone(),
-        backbone: train.backbone.clone(),
-        weights_sha256: train.weights_sha256.clone(),
-        feature_dim: train.dim,
-        classes: train.classes.clone(),
-        seed: config.seed,
-        train_images: train.len(),
-        config: serde_json::to_value(config).unwrap_or_default(),
-        config_toml: config.source_toml.clone(),
-        specialists: o.specialists,
-        multiclass: o.multiclass,
-        mlp: (t.specialist_head == HeadKind::Mlp || t.multiclass_head == HeadKind::Mlp)
-            .then(|| t.mlp.clone()),
-        calibration: o.calibration,
-        combiner: t.combiner,
-        validation: o.validation,
-        lanes: t.lanes,
-        timeline: o.timeline,
-        train_seconds: o.train_seconds,
-    };
+    let manifest = Manifest::from_training(name, config, &train, &o);
     save(&dir, &manifest, &o.weights)?;
     println!("| head | C | iterations/epochs | converged | val loss | job s |");
     println!("|---|---:|---:|---|---:|---:|");

@@ -6,6 +6,7 @@
 //! (serde, unknown keys rejected) -> [`Config`] (ranges and enums checked).
 
 pub mod raw;
+pub mod study;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use raw::RawConfig;
 use train::{resolve_train, TrainConfig};
 
 use crate::features::efficientnet_lite::DepthwiseImpl;
+pub use crate::features::variant::FeatureKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,10 +66,41 @@ pub struct DatasetConfig {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackboneConfig {
+    /// The first (or only) backbone.
     pub name: String,
+    /// Further backbones whose outputs are concatenated after `name`'s, each
+    /// extracted and cached on its own (`name = ["a", "b"]` in the TOML).
+    pub stack: Vec<String>,
+    /// Which output of each backbone is used.
+    pub features: FeatureKind,
     /// Local safetensors file; `None` means the cached converted weights.
     pub weights: Option<PathBuf>,
     pub depthwise: DepthwiseImpl,
+}
+
+impl BackboneConfig {
+    /// Every backbone, `name` first.
+    pub fn names(&self) -> Vec<&str> {
+        std::iter::once(self.name.as_str())
+            .chain(self.stack.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// One config per backbone (penultimate features, nothing stacked); only
+    /// the first keeps `weights`.
+    pub fn parts(&self) -> Vec<BackboneConfig> {
+        self.names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| BackboneConfig {
+                name: n.to_string(),
+                stack: Vec::new(),
+                features: FeatureKind::Penultimate,
+                weights: if i == 0 { self.weights.clone() } else { None },
+                depthwise: self.depthwise,
+            })
+            .collect()
+    }
 }
 
 /// How an image is brought to the backbone's square input.
@@ -141,6 +174,14 @@ impl Config {
                 origin: origin.to_string(),
                 message: e.to_string(),
             })?;
+        if table.contains_key("study") {
+            return Err(ConfigError::Parse {
+                origin: origin.to_string(),
+                message:
+                    "this is a study file (it has a [study] table): run it with `ovr study FILE`"
+                        .into(),
+            });
+        }
         for o in overrides {
             apply_override(&mut table, o)?;
         }
@@ -307,17 +348,74 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let b = raw.backbone.unwrap_or_default();
-    let bname = b.name.unwrap_or_else(|| "efficientnet-lite0".into());
-    let known = crate::features::efficientnet_lite::LiteVariant::from_id(&bname).is_some()
-        || crate::features::timm::TIMM_BACKBONES.contains(&bname.as_str());
-    if !known {
-        return Err(invalid(
-            "backbone.name",
-            &bname,
-            "unknown backbone",
-            BACKBONES_HINT,
-        ));
+    let names: Vec<String> = match b.name {
+        None => vec!["efficientnet-lite0".into()],
+        Some(toml::Value::String(s)) => vec![s],
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    "backbone.name",
+                    toml::Value::Array(a.clone()),
+                    "must be a name or a non-empty list of names",
+                    BACKBONES_HINT,
+                )
+            })?,
+        Some(other) => {
+            return Err(invalid(
+                "backbone.name",
+                other,
+                "must be a name or a list of names",
+                BACKBONES_HINT,
+            ))
+        }
+    };
+    for (i, bname) in names.iter().enumerate() {
+        let lite = crate::features::efficientnet_lite::LiteVariant::from_id(bname).is_some();
+        let known = lite || crate::features::timm::TIMM_BACKBONES.contains(&bname.as_str());
+        if !known {
+            return Err(invalid(
+                "backbone.name",
+                bname,
+                "unknown backbone",
+                BACKBONES_HINT,
+            ));
+        }
+        if i > 0 && !lite {
+            return Err(invalid(
+                "backbone.name",
+                bname,
+                "only the first backbone may use `backbone.weights`; stacked ones must have cached weights",
+                "efficientnet-lite0, efficientnet-lite1, efficientnet-lite2 after the first",
+            ));
+        }
+        if names[..i].contains(bname) {
+            return Err(invalid(
+                "backbone.name",
+                bname,
+                "listed twice",
+                "each backbone once",
+            ));
+        }
     }
+    let features = match b.features.as_deref().unwrap_or("penultimate") {
+        "penultimate" => FeatureKind::Penultimate,
+        "logits" => FeatureKind::Logits,
+        other => {
+            return Err(invalid(
+                "backbone.features",
+                other,
+                "unknown feature kind",
+                "penultimate, logits",
+            ))
+        }
+    };
+    let mut names = names.into_iter();
+    let bname = names.next().unwrap_or_default();
+    let stack: Vec<String> = names.collect();
     let depthwise = match b.depthwise.as_deref().unwrap_or("direct") {
         "direct" => DepthwiseImpl::Direct,
         "candle" => DepthwiseImpl::CandleGrouped,
@@ -359,6 +457,8 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         backbone: BackboneConfig {
             name: bname,
+            stack,
+            features,
             weights: b.weights.as_deref().map(expand_home),
             depthwise,
         },

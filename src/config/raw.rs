@@ -30,7 +30,9 @@ pub struct RawDataset {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBackbone {
-    pub name: Option<String>,
+    /// One backbone name, or a list whose features are concatenated.
+    pub name: Option<toml::Value>,
+    pub features: Option<String>,
     pub weights: Option<String>,
     pub depthwise: Option<String>,
 }

@@ -118,9 +118,70 @@ fn shipped_configs_resolve() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().and_then(|e| e.to_str()) == Some("toml") {
-            Config::load(Some(&p), &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let text = std::fs::read_to_string(&p).unwrap();
+            let origin = p.display().to_string();
+            if text.contains("[study]") {
+                let s = study::parse_study(&text, &origin, &[]);
+                s.unwrap_or_else(|e| panic!("{origin}: {e}"));
+                // A study file is not a run config, and says so.
+                let e = Config::load(Some(&p), &[]).unwrap_err().to_string();
+                assert!(e.contains("ovr study"), "{e}");
+            } else {
+                Config::load(Some(&p), &[]).unwrap_or_else(|e| panic!("{origin}: {e}"));
+            }
             n += 1;
         }
     }
     assert!(n >= 2, "expected the example configs in configs/");
+}
+
+#[test]
+fn a_list_of_backbones_is_stacked_in_order() {
+    let c = load_str(
+        "[backbone]\nname = [\"efficientnet-lite0\", \"efficientnet-lite2\"]\nfeatures = \"logits\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.backbone.names(),
+        vec!["efficientnet-lite0", "efficientnet-lite2"]
+    );
+    assert_eq!(c.backbone.features, FeatureKind::Logits);
+    let parts = c.backbone.parts();
+    assert_eq!(parts.len(), 2);
+    assert!(parts
+        .iter()
+        .all(|p| p.stack.is_empty() && p.features == FeatureKind::Penultimate));
+}
+
+#[test]
+fn bad_feature_kinds_and_backbone_lists_name_the_field() {
+    let e = load_str("[backbone]\nfeatures = \"scores\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("backbone.features") && e.contains("penultimate, logits"),
+        "{e}"
+    );
+    let e = load_str("[backbone]\nname = []\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("backbone.name") && e.contains("non-empty"),
+        "{e}"
+    );
+    let e = load_str(
+        "[backbone]\nname = [\"efficientnet-lite0\", \"efficientnet-lite0\"]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("listed twice"), "{e}");
+    let e = load_str(
+        "[backbone]\nname = [\"efficientnet-lite0\", \"resnet18\"]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("resnet18") && e.contains("stacked"), "{e}");
 }

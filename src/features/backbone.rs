@@ -80,6 +80,10 @@ pub trait Backbone: Send + Sync {
     fn features(&self, pixels: &Tensor) -> Result<Tensor, BackboneError>;
     /// ImageNet logits `[B, 1000]`, or `None` when the backbone has no classifier.
     fn logits(&self, pixels: &Tensor) -> Result<Option<Tensor>, BackboneError>;
+    /// ImageNet logits `[B, 1000]` from pooled features `[B, D]` (the
+    /// classifier alone), or `None` when the backbone has no classifier. Lets
+    /// `features = "logits"` reuse cached penultimate features.
+    fn classify_features(&self, features: &Tensor) -> Result<Option<Tensor>, BackboneError>;
     /// The device the backbone's weights live on.
     fn device(&self) -> &Device;
 }

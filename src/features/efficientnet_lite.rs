@@ -17,6 +17,9 @@ use candle_core::{DType, Device, Tensor, D};
 use super::backbone::{Backbone, BackboneError, Normalization};
 use super::depthwise::{depthwise_candle, BiasAct, DepthwiseConv, Padding};
 
+#[path = "lite_top.rs"]
+pub mod top;
+
 const BN_EPS: f64 = 1e-3;
 
 /// Stage table of EfficientNet-B0 / Lite0: (repeats, kernel, stride, expand ratio).
@@ -99,6 +102,7 @@ pub enum DepthwiseImpl {
 }
 
 /// A dense convolution with folded BatchNorm.
+#[derive(Clone)]
 struct Conv {
     weight: Tensor,
     bias: Tensor,
@@ -136,6 +140,7 @@ impl Conv {
     }
 }
 
+#[derive(Clone)]
 struct Block {
     expand: Option<Conv>,
     depthwise: DepthwiseConv,
@@ -146,6 +151,7 @@ struct Block {
 }
 
 /// EfficientNet-Lite with folded BatchNorm, ready for inference.
+#[derive(Clone)]
 pub struct EfficientNetLite {
     variant: LiteVariant,
     stem: Conv,
@@ -453,6 +459,18 @@ impl Backbone for EfficientNetLite {
 
     fn logits(&self, pixels: &Tensor) -> Result<Option<Tensor>, BackboneError> {
         Ok(Some(self.forward_both(pixels)?.1))
+    }
+
+    fn classify_features(&self, features: &Tensor) -> Result<Option<Tensor>, BackboneError> {
+        let run = || {
+            features
+                .to_dtype(DType::F32)?
+                .matmul(&self.fc_weight.t()?)?
+                .broadcast_add(&self.fc_bias)
+        };
+        run()
+            .map(Some)
+            .map_err(|source| forward_err(self.variant.id(), source))
     }
 
     fn device(&self) -> &Device {

@@ -8,3 +8,4 @@ pub mod extract;
 pub mod registry;
 pub mod store;
 pub mod timm;
+pub mod variant;

@@ -293,6 +293,16 @@ impl Backbone for TimmBackbone {
             .map_err(|e| self.forward_err(e))
     }
 
+    fn classify_features(&self, features: &Tensor) -> Result<Option<Tensor>, BackboneError> {
+        let Some(classifier) = &self.classifier else {
+            return Ok(None);
+        };
+        features
+            .apply(classifier)
+            .map(Some)
+            .map_err(|e| self.forward_err(e))
+    }
+
     fn device(&self) -> &Device {
         &self.device
     }

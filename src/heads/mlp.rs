@@ -30,21 +30,17 @@
 //! (`converged`) or at `max_epochs`; the best epoch's weights are returned.
 
 use candle_core::{DType, Device, Tensor};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::objective::{
-    binary_weights, class_counts, class_weights, logistic_loss, sigmoid, softmax_ce,
-};
+use super::epochs::{train_epochs, weighted_loss, CResult, LoopSpec, Trainable};
+use super::objective::{binary_weights, class_counts, class_weights};
 use super::{ClassWeighting, HeadError};
 
 #[cfg(test)]
 #[path = "mlp_tests.rs"]
 mod tests;
-
-type CResult<T> = candle_core::Result<T>;
 
 /// Architecture and optimizer settings of an MLP head (missing fields
 /// deserialize to the defaults).
@@ -290,36 +286,6 @@ pub(crate) fn candle_logits(x: &Tensor, layers: &[MlpLayer]) -> CResult<Tensor> 
     Ok(acts.pop().expect("forward returns at least x"))
 }
 
-/// `sum_i s_i l_i / sum_i s_i` of logits `z` (`[rows, k]`) against row
-/// targets `(s_i, y_i)` (binary, `k = 1`: `y_i` = 1 for the class), in f64;
-/// with `dz`, also writes its gradient w.r.t. `z`. `None` when `sum s = 0`.
-fn weighted_loss(z: &[f32], rows: &[(f64, u32)], mut dz: Option<&mut [f32]>) -> Option<f64> {
-    let sw: f64 = rows.iter().map(|r| r.0).sum();
-    if sw <= 0.0 {
-        return None;
-    }
-    let k = z.len() / rows.len();
-    let (mut loss, mut zr, mut p) = (0.0, vec![0.0; k], vec![0.0; k]);
-    for (i, (zi, &(s, y))) in z.chunks_exact(k).zip(rows).enumerate() {
-        zr.iter_mut().zip(zi).for_each(|(a, &b)| *a = f64::from(b));
-        if k == 1 {
-            loss += s * logistic_loss(y == 1, zr[0]);
-            p[0] = sigmoid(zr[0]) - f64::from(y);
-        } else {
-            loss += s * softmax_ce(&zr, y as usize, &mut p);
-            p[y as usize] -= 1.0;
-        }
-        if let Some(d) = dz.as_deref_mut() {
-            let scale = s / sw;
-            d[i * k..(i + 1) * k]
-                .iter_mut()
-                .zip(&p)
-                .for_each(|(g, &pc)| *g = (scale * pc) as f32);
-        }
-    }
-    Some(loss / sw)
-}
-
 /// Per layer `(dW_l, db_l)` on the host.
 type Grads = Vec<(Vec<f32>, Vec<f32>)>;
 
@@ -352,49 +318,48 @@ fn gradients(
     Ok(Some((loss, grads)))
 }
 
-/// Parameters of `layers` in order (`w_1, b_1, w_2, ..`).
-fn flat(layers: &mut [MlpLayer]) -> impl Iterator<Item = &mut Vec<f32>> {
-    layers.iter_mut().flat_map(|l| [&mut l.w, &mut l.b])
-}
+/// The MLP as a [`Trainable`] for the shared loop: parameters `w_1, b_1,
+/// w_2, ..`, decay on the weight matrices only.
+#[derive(Clone)]
+struct MlpModel(Vec<MlpLayer>);
 
-/// One fused AdamW step number `t` (from 1), moments `m`, `v` shaped like
-/// `layers`; decay on the weight matrices only. False when a parameter
-/// becomes non-finite.
-fn adamw(
-    layers: &mut [MlpLayer],
-    grads: &Grads,
-    mv: &mut [Vec<MlpLayer>; 2],
-    t: i32,
-    spec: &MlpSpec,
-) -> bool {
-    const CHUNK: usize = 1 << 14;
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f32);
-    let (sm, sv) = (1.0 / (1.0 - b1.powi(t)), 1.0 / (1.0 - b2.powi(t)));
-    let (lr, sm, sv, b1, b2) = (spec.lr as f32, sm as f32, sv as f32, b1 as f32, b2 as f32);
-    let shrink = [1.0 - (spec.lr * spec.weight_decay) as f32, 1.0];
-    let [m, v] = mv;
-    let grads = grads.iter().flat_map(|(w, b)| [w, b]);
-    let params = flat(layers).zip(grads).zip(flat(m).zip(flat(v)));
-    let mut finite = true;
-    for (i, ((theta, g), (m, v))) in params.enumerate() {
-        let chunks = theta.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK));
-        let moments = m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK));
-        let ok = chunks.zip(moments).map(|((t, g), (m, v))| {
-            let mut ok = true;
-            for (((t, &g), m), v) in t.iter_mut().zip(g).zip(m).zip(v) {
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *t = *t * shrink[i % 2] - lr * (*m * sm) / ((*v * sv).sqrt() + eps);
-                ok &= t.is_finite();
-            }
-            ok
-        });
-        finite &= ok.reduce(|| true, |a, b| a && b);
+impl Trainable for MlpModel {
+    fn params_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        self.0
+            .iter_mut()
+            .flat_map(|l| [&mut l.w, &mut l.b])
+            .collect()
     }
-    finite
+
+    fn decays(&self) -> Vec<bool> {
+        self.0.iter().flat_map(|_| [true, false]).collect()
+    }
+
+    fn gradients(&self, x: &Tensor, rows: &[(f64, u32)]) -> CResult<Option<(f64, Vec<Vec<f32>>)>> {
+        Ok(gradients(x, rows, &self.0)?
+            .map(|(loss, g)| (loss, g.into_iter().flat_map(|(w, b)| [w, b]).collect())))
+    }
+
+    fn logits(&self, x: &Tensor) -> CResult<Vec<f32>> {
+        host(&candle_logits(x, &self.0)?)
+    }
 }
 
-/// Shared training loop; targets `(s_i, y_i)` per row of each split.
+impl MlpSpec {
+    /// The optimizer and stopping settings for the shared loop.
+    pub fn loop_spec(&self) -> LoopSpec {
+        LoopSpec {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            max_epochs: self.max_epochs,
+            patience: self.patience,
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+/// Initializes the layers from `seed` and runs the shared loop; targets
+/// `(s_i, y_i)` per row of each split.
 fn train(
     (x_tr, tr): (&Tensor, Vec<(f64, u32)>),
     (x_va, va): (&Tensor, Vec<(f64, u32)>),
@@ -408,62 +373,24 @@ fn train(
     let f32_on = |x: &Tensor| x.to_dtype(DType::F32)?.to_device(&device)?.contiguous();
     let x_tr = f32_on(x_tr).map_err(c("x_tr: f32 copy"))?;
     let x_va = f32_on(x_va).map_err(c("x_va: f32 copy on the device of x_tr"))?;
-    let non_finite = || HeadError::NonFinite { head: head.clone() };
-    for x in [&x_tr, &x_va] {
-        let sum = (|| x.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>())();
-        if !sum.map_err(c("mlp: finiteness check"))?.is_finite() {
-            return Err(non_finite());
-        }
-    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut dims = vec![x_tr.dims()[1]];
     dims.extend(spec.hidden.iter().chain([&outputs]));
-    let mut layers = init_layers(&dims, &mut rng);
-    let mut moments = [(); 2].map(|_| layers.clone());
-    moments
-        .iter_mut()
-        .flat_map(|m| flat(m))
-        .for_each(|p| p.fill(0.0));
-    let mut t = 0;
-    let mut order: Vec<u32> = (0..tr.len() as u32).collect();
-    let (mut best, mut epochs, mut converged) = ((Vec::new(), 0, f64::INFINITY), 0, false);
-    while epochs < spec.max_epochs {
-        epochs += 1;
-        order.shuffle(&mut rng);
-        for batch in order.chunks(spec.batch_size) {
-            let rows: Vec<(f64, u32)> = batch.iter().map(|&i| tr[i as usize]).collect();
-            let step = (|| {
-                let idx = Tensor::from_slice(batch, batch.len(), &device)?;
-                gradients(&x_tr.index_select(&idx, 0)?, &rows, &layers)
-            })();
-            // `None`: every row of the batch weighs 0, nothing to learn.
-            if let Some((loss, grads)) = step.map_err(c("mlp: training step"))? {
-                t += 1;
-                if !(loss.is_finite() && adamw(&mut layers, &grads, &mut moments, t, spec)) {
-                    return Err(non_finite());
-                }
-            }
-        }
-        let z = candle_logits(&x_va, &layers)
-            .and_then(|z| host(&z))
-            .map_err(c("mlp: validation forward"))?;
-        let loss = weighted_loss(&z, &va, None).unwrap_or(f64::NAN);
-        if !loss.is_finite() {
-            return Err(non_finite());
-        }
-        if loss < best.2 {
-            best = (layers.clone(), epochs, loss);
-        } else if epochs - best.1 >= spec.patience {
-            converged = true;
-            break;
-        }
-    }
+    let model = MlpModel(init_layers(&dims, &mut rng));
+    let r = train_epochs(
+        model,
+        (&x_tr, &tr),
+        (&x_va, &va),
+        &spec.loop_spec(),
+        &mut rng,
+        &head,
+    )?;
     Ok(MlpFit {
-        layers: best.0,
-        epochs,
-        best_epoch: best.1,
-        val_loss: best.2,
-        converged,
+        layers: r.model.0,
+        epochs: r.epochs,
+        best_epoch: r.best_epoch,
+        val_loss: r.val_loss,
+        converged: r.converged,
     })
 }
 

@@ -37,6 +37,8 @@
 //! fused evaluations on candle).
 
 pub mod binary;
+pub mod epochs;
+pub mod finetune;
 pub mod lbfgs;
 pub mod mlp;
 pub mod objective;

@@ -33,6 +33,7 @@ macro_rules! w {
 pub mod bars;
 pub mod confusion;
 pub mod reliability;
+pub mod study;
 pub mod tables;
 pub mod text;
 

@@ -68,6 +68,9 @@ impl Backbone for MeanColour {
     fn logits(&self, _: &Tensor) -> Result<Option<Tensor>, BackboneError> {
         Ok(None)
     }
+    fn classify_features(&self, _: &Tensor) -> Result<Option<Tensor>, BackboneError> {
+        Ok(None)
+    }
     fn device(&self) -> &Device {
         &self.device
     }

@@ -7,4 +7,5 @@ mod common;
 mod extract;
 mod pretrained;
 mod report;
+mod study;
 mod train;

@@ -183,3 +183,15 @@ fn real_photos_get_the_right_imagenet_class_through_ovr_decoding() {
         assert_eq!(argmax, class, "{stem}.jpg: expected ImageNet class {class}");
     }
 }
+
+#[test]
+fn logits_from_cached_features_equal_the_full_forward_pass() {
+    let net = load(LiteVariant::Lite0, DepthwiseImpl::Direct);
+    let x = png_input("efficientnet_lite/flower_224.png", 224);
+    let (features, logits) = net.forward_both(&x).unwrap();
+    let from_features = net.classify_features(&features).unwrap().unwrap();
+    let a: Vec<f32> = from_features.flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a.len(), 1000);
+    assert!(rel_err(&a, &b) < 1e-6, "{}", rel_err(&a, &b));
+}

@@ -1,0 +1,246 @@
+//! Config, study layer: a run config plus a `[study]` table listing named
+//! arms (features x head x settings), resolved into one checked [`Config`]
+//! per arm. Each arm starts from the file's own sections (after the command
+//! line's `--set` overrides) and applies its fields, then its own `set`
+//! list, so an arm is exactly what `ovr train` would run with those flags.
+//!
+//! ```toml
+//! [study]
+//! reference = "c"
+//! [[study.arms]]
+//! name = "a"
+//! title = "stacked logits + MLP"
+//! backbone = ["efficientnet-lite0", "efficientnet-lite2"]
+//! features = "logits"
+//! head = "multiclass-mlp"
+//! set = ["train.mlp.lr=0.001"]
+//! ```
+
+use serde::Deserialize;
+
+use super::{apply_override, invalid, Config, ConfigError};
+use crate::heads::finetune::FinetuneSpec;
+
+/// What an arm trains and which of its outputs is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArmHead {
+    /// Logistic multinomial head, temperature-scaled.
+    MulticlassLinear,
+    /// MLP softmax head (`[train.mlp]`), temperature-scaled.
+    MulticlassMlp,
+    /// Logistic one-vs-rest specialists, calibrated argmax.
+    SpecialistsLinear,
+    /// MLP one-vs-rest specialists (one binary network per class), calibrated argmax.
+    SpecialistsMlp,
+    /// Top blocks of the backbone + a linear head, trained from cached activations.
+    Finetune,
+}
+
+pub const ARM_HEADS: &str =
+    "multiclass-linear, multiclass-mlp, specialists-linear, specialists-mlp, finetune";
+
+impl ArmHead {
+    pub fn parse(s: &str) -> Option<ArmHead> {
+        Some(match s {
+            "multiclass-linear" => ArmHead::MulticlassLinear,
+            "multiclass-mlp" => ArmHead::MulticlassMlp,
+            "specialists-linear" => ArmHead::SpecialistsLinear,
+            "specialists-mlp" => ArmHead::SpecialistsMlp,
+            "finetune" => ArmHead::Finetune,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArmHead::MulticlassLinear => "multiclass-linear",
+            ArmHead::MulticlassMlp => "multiclass-mlp",
+            ArmHead::SpecialistsLinear => "specialists-linear",
+            ArmHead::SpecialistsMlp => "specialists-mlp",
+            ArmHead::Finetune => "finetune",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    name: Option<String>,
+    reference: Option<String>,
+    resamples: Option<i64>,
+    #[serde(default)]
+    arms: Vec<RawArm>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArm {
+    name: String,
+    title: Option<String>,
+    backbone: Option<toml::Value>,
+    features: Option<String>,
+    head: String,
+    #[serde(default)]
+    set: Vec<String>,
+    finetune: Option<FinetuneSpec>,
+}
+
+/// One checked arm.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    pub name: String,
+    pub title: String,
+    pub head: ArmHead,
+    /// The run config of this arm (dataset, backbone(s), features, training).
+    pub config: Config,
+    /// Fine-tune settings (`head = "finetune"` only).
+    pub finetune: Option<FinetuneSpec>,
+}
+
+/// A checked study: arms in file order.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub name: String,
+    pub arms: Vec<Arm>,
+    /// Index of the arm the others are compared against.
+    pub reference: usize,
+    pub resamples: usize,
+    /// The file's own config (no arm applied).
+    pub base: Config,
+}
+
+/// Parses a study file (`origin` names it in errors) with `--set` overrides.
+pub fn parse_study(text: &str, origin: &str, overrides: &[String]) -> Result<Study, ConfigError> {
+    let parse = |message: String| ConfigError::Parse {
+        origin: origin.to_string(),
+        message,
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| parse(e.to_string()))?;
+    let raw: RawStudy = match table.remove("study") {
+        Some(v) => v
+            .try_into()
+            .map_err(|e: toml::de::Error| parse(format!("[study]: {e}")))?,
+        None => {
+            return Err(ConfigError::Missing {
+                field: "study.arms".into(),
+                hint: "a study file lists its arms as [[study.arms]] tables (see configs/classic-question.toml)".into(),
+            })
+        }
+    };
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    let base_text = toml::to_string(&table).unwrap_or_default();
+    let base = Config::from_toml_str(&base_text, origin, &[])?;
+    if raw.arms.is_empty() {
+        return Err(ConfigError::Missing {
+            field: "study.arms".into(),
+            hint: "list at least one [[study.arms]]".into(),
+        });
+    }
+    let mut arms: Vec<Arm> = Vec::new();
+    for (i, a) in raw.arms.into_iter().enumerate() {
+        let field = |f: &str| format!("study.arms[{i}].{f}");
+        if a.name.is_empty() || arms.iter().any(|b| b.name == a.name) {
+            return Err(invalid(
+                &field("name"),
+                &a.name,
+                "arm names must be non-empty and unique",
+                "a short unique name per arm",
+            ));
+        }
+        let head = ArmHead::parse(&a.head)
+            .ok_or_else(|| invalid(&field("head"), &a.head, "unknown head", ARM_HEADS))?;
+        let mut t = table.clone();
+        let mut set = |key: &str, v: toml::Value| {
+            let (section, name) = key.split_once('.').unwrap_or(("", key));
+            let s = t
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(s) = s.as_table_mut() {
+                s.insert(name.to_string(), v);
+            }
+        };
+        if let Some(b) = a.backbone {
+            set("backbone.name", b);
+        }
+        if let Some(f) = a.features {
+            set("backbone.features", toml::Value::String(f));
+        }
+        let s = |v: &str| toml::Value::String(v.into());
+        match head {
+            ArmHead::MulticlassLinear => set("train.multiclass_head", s("linear")),
+            ArmHead::MulticlassMlp => set("train.multiclass_head", s("mlp")),
+            ArmHead::SpecialistsLinear => set("train.specialist_head", s("linear")),
+            ArmHead::SpecialistsMlp => set("train.specialist_head", s("mlp")),
+            ArmHead::Finetune => {}
+        }
+        for o in &a.set {
+            apply_override(&mut t, o)?;
+        }
+        let arm_origin = format!("{origin}, arm `{}`", a.name);
+        let config =
+            Config::from_toml_str(&toml::to_string(&t).unwrap_or_default(), &arm_origin, &[])?;
+        let finetune = match (head, a.finetune) {
+            (ArmHead::Finetune, f) => {
+                let f = f.unwrap_or_default();
+                f.validate().map_err(|e| {
+                    invalid(
+                        &field("finetune"),
+                        format!("{f:?}"),
+                        &e.to_string(),
+                        "see FinetuneSpec",
+                    )
+                })?;
+                Some(f)
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    &field("finetune"),
+                    "(table)",
+                    "only arms with head = \"finetune\" take fine-tune settings",
+                    "remove it or set head = \"finetune\"",
+                ))
+            }
+            (_, None) => None,
+        };
+        arms.push(Arm {
+            title: a.title.unwrap_or_else(|| a.name.clone()),
+            name: a.name,
+            head,
+            config,
+            finetune,
+        });
+    }
+    let reference = match &raw.reference {
+        None => 0,
+        Some(r) => arms.iter().position(|a| &a.name == r).ok_or_else(|| {
+            let names: Vec<&str> = arms.iter().map(|a| a.name.as_str()).collect();
+            invalid(
+                "study.reference",
+                r,
+                "no arm has this name",
+                &names.join(", "),
+            )
+        })?,
+    };
+    let resamples = match raw.resamples {
+        None => crate::metrics::RESAMPLES_DEFAULT,
+        Some(n) if n >= 1 => n as usize,
+        Some(n) => return Err(invalid("study.resamples", n, "must be >= 1", "e.g. 2000")),
+    };
+    Ok(Study {
+        name: raw.name.unwrap_or_else(|| base.dataset.name.clone()),
+        arms,
+        reference,
+        resamples,
+        base,
+    })
+}
+
+#[cfg(test)]
+#[path = "study_tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+//! Tests of the fine-tuned top: the channels-last depthwise against the
+//! direct kernel of the features stage (itself checked against the numpy
+//! reference), autograd gradients against central finite differences, and
+//! the training loop lowering the loss, deterministically.
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::features::depthwise::DepthwiseConv;
+use crate::features::efficientnet_lite::top::TopBlockWeights;
+
+fn draw(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+fn dense(rng: &mut ChaCha8Rng, inputs: usize, outputs: usize) -> DenseWeights {
+    let s = 1.0 / (inputs as f32).sqrt();
+    DenseWeights {
+        w: draw(rng, inputs * outputs, s),
+        b: draw(rng, outputs, 0.1),
+        inputs,
+        outputs,
+    }
+}
+
+/// Two blocks (expand + residual at stride 1; k5 at stride 2) and a head.
+fn small_top(seed: u64) -> TopWeights {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    TopWeights {
+        cut: 0,
+        input: (4, 5, 5),
+        blocks: vec![
+            TopBlockWeights {
+                expand: Some(dense(&mut rng, 4, 8)),
+                dw_w: draw(&mut rng, 9 * 8, 0.5),
+                dw_b: draw(&mut rng, 8, 0.1),
+                kernel: 3,
+                stride: 1,
+                project: dense(&mut rng, 8, 4),
+                residual: true,
+            },
+            TopBlockWeights {
+                expand: None,
+                dw_w: draw(&mut rng, 25 * 4, 0.5),
+                dw_b: draw(&mut rng, 4, 0.1),
+                kernel: 5,
+                stride: 2,
+                project: dense(&mut rng, 4, 6),
+                residual: false,
+            },
+        ],
+        head: dense(&mut rng, 6, 10),
+    }
+}
+
+#[test]
+fn depthwise_matches_the_direct_kernel() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for (k, stride, side) in [(3, 1, 7), (5, 1, 6), (3, 2, 7), (5, 2, 8), (5, 2, 7)] {
+        let (n, c) = (2, 5);
+        let x = draw(&mut rng, n * c * side * side, 3.0);
+        let w = draw(&mut rng, c * k * k, 1.0);
+        let b = draw(&mut rng, c, 0.5);
+        let dev = Device::Cpu;
+        let x_nchw = Tensor::from_slice(&x, (n, c, side, side), &dev).unwrap();
+        let w_t = Tensor::from_slice(&w, (c, 1, k, k), &dev).unwrap();
+        let b_t = Tensor::from_slice(&b, c, &dev).unwrap();
+        let direct = DepthwiseConv::new(&w_t, &b_t, stride, true)
+            .unwrap()
+            .forward_same(&x_nchw)
+            .unwrap()
+            .permute((0, 2, 3, 1))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let x_nhwc = x_nchw.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap();
+        let taps = w_t
+            .reshape((c, k * k))
+            .unwrap()
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let ours = depthwise(&x_nhwc, &taps, &b_t, k, stride)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(
+            ours.len(),
+            direct.len(),
+            "k {k} stride {stride} side {side}"
+        );
+        for (a, d) in ours.iter().zip(&direct) {
+            assert!((a - d).abs() < 1e-5, "k {k} s {stride}: {a} vs {d}");
+        }
+    }
+}
+
+fn data(seed: u64, n: usize, k: usize, top: &TopWeights) -> (Tensor, Vec<u32>) {
+    let (c, h, w) = top.input;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let labels: Vec<u32> = (0..n).map(|i| (i % k) as u32).collect();
+    // Class-dependent shift on the first channel, so there is something to learn.
+    let mut x = draw(&mut rng, n * c * h * w, 2.0);
+    for (i, &y) in labels.iter().enumerate() {
+        for v in &mut x[i * c * h * w..i * c * h * w + h * w] {
+            *v += y as f32;
+        }
+    }
+    (
+        Tensor::from_vec(x, (n, c * h * w), &Device::Cpu).unwrap(),
+        labels,
+    )
+}
+
+#[test]
+fn gradients_match_central_differences() {
+    let top = small_top(2);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let fc = dense(&mut rng, 10, 3);
+    let model = TopModel {
+        top: top.clone(),
+        fc,
+        head_scale: 1.0,
+    };
+    let (x, labels) = data(4, 6, 3, &top);
+    let rows: Vec<(f64, u32)> = labels.iter().map(|&y| (1.0 + y as f64 * 0.5, y)).collect();
+    let (_, grads) = model.gradients(&x, &rows).unwrap().unwrap();
+    let loss = |m: &TopModel| weighted_loss(&m.logits(&x).unwrap(), &rows, None).unwrap();
+    let n_params = model.clone().params_mut().len();
+    assert_eq!(grads.len(), n_params);
+    let mut checked = 0;
+    for (p, grad) in grads.iter().enumerate() {
+        let len = grad.len();
+        for idx in [0, len / 2, len - 1] {
+            let eps = 1e-2f32;
+            let mut plus = model.clone();
+            plus.params_mut()[p][idx] += eps;
+            let mut minus = model.clone();
+            minus.params_mut()[p][idx] -= eps;
+            let numeric = (loss(&plus) - loss(&minus)) / (2.0 * f64::from(eps));
+            let analytic = f64::from(grad[idx]);
+            let tol = 2e-3 + 2e-2 * numeric.abs().max(analytic.abs());
+            assert!(
+                (numeric - analytic).abs() < tol,
+                "param {p}[{idx}]: autograd {analytic} vs finite differences {numeric}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3 * 14, "14 parameter tensors, 3 entries each");
+}
+
+#[test]
+fn training_lowers_the_loss_and_is_deterministic() {
+    let top = small_top(5);
+    let (x, labels) = data(6, 48, 3, &top);
+    let (xv, lv) = data(7, 24, 3, &top);
+    let spec = FinetuneSpec {
+        lr: 3e-3,
+        head_lr: 1e-2,
+        epochs: 15,
+        patience: 15,
+        batch_size: 16,
+        ..FinetuneSpec::default()
+    };
+    let run = || {
+        finetune(
+            top.clone(),
+            (&x, &labels),
+            (&xv, &lv),
+            3,
+            ClassWeighting::Balanced,
+            &spec,
+            9,
+        )
+        .unwrap()
+    };
+    let fit = run();
+    let (first, last) = (fit.train_loss[0], *fit.train_loss.last().unwrap());
+    assert!(last < 0.8 * first, "training loss {first} -> {last}");
+    assert_ne!(fit.top, top, "the layers above the cut were trained");
+    let again = run();
+    assert_eq!(again.top, fit.top);
+    assert_eq!(again.fc, fit.fc);
+}
+
+#[test]
+fn wrong_activation_width_is_an_error_naming_the_field() {
+    let top = small_top(1);
+    let x = Tensor::zeros((4, 7), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let labels = [0, 1, 0, 1];
+    let e = finetune(
+        top,
+        (&x, &labels),
+        (&x, &labels),
+        2,
+        ClassWeighting::Balanced,
+        &FinetuneSpec::default(),
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("x_tr") && e.contains("activations"), "{e}");
+}
