@@ -18,6 +18,8 @@ pub enum Error {
     #[error(transparent)]
     Extract(#[from] crate::features::extract::ExtractError),
     #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    #[error(transparent)]
     Variant(#[from] crate::features::variant::VariantError),
     #[error(transparent)]
     Head(#[from] crate::heads::HeadError),
@@ -44,6 +46,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
+            Error::Device(crate::device::DeviceError::Unknown { .. })
+            | Error::Device(crate::device::DeviceError::CudaNotBuilt { .. }) => 2,
             _ => 1,
         }
     }

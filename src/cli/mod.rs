@@ -21,6 +21,10 @@ pub struct Args {
     /// Override any config field, e.g. `--set extract.batch_size=64` (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Run extraction and training here: cpu, cuda, cuda:N (shortcut for
+    /// `--set device=...`; CUDA needs a `--features cuda` build).
+    #[arg(long, global = true, value_name = "DEVICE")]
+    pub device: Option<String>,
     /// Cache directory (default: $OVR_CACHE, else ~/.cache/ovr).
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -156,7 +160,7 @@ pub enum BenchWhat {
         /// Images per measurement (after one warm-up batch).
         #[arg(long, default_value_t = 64)]
         images: usize,
-        /// Depthwise implementations to compare: direct, candle.
+        /// Depthwise implementations to compare: direct, candle, portable.
         #[arg(long, value_delimiter = ',', default_value = "direct,candle")]
         depthwise: Vec<String>,
     },
@@ -184,6 +188,9 @@ impl Args {
     /// `--set` values followed by the named shortcuts (later ones win).
     pub fn overrides(&self) -> Vec<String> {
         let mut o = self.set.clone();
+        if let Some(d) = &self.device {
+            o.push(format!("device=\"{d}\""));
+        }
         if let Command::Extract {
             batch_size,
             backbone,

@@ -17,6 +17,20 @@ use crate::features::registry::load_lite;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
+/// `(free, total)` bytes of a CUDA device; `None` on the CPU.
+#[cfg(feature = "cuda")]
+fn gpu_memory(device: &Device) -> Option<(usize, usize)> {
+    match device {
+        Device::Cuda(d) => d.cuda_stream().context().mem_get_info().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_memory(_: &Device) -> Option<(usize, usize)> {
+    None
+}
+
 pub fn extract(
     config: &Config,
     cache: &Cache,
@@ -29,8 +43,9 @@ pub fn extract(
         .map(|d| match d.as_str() {
             "direct" => Ok((d.clone(), DepthwiseImpl::Direct)),
             "candle" => Ok((d.clone(), DepthwiseImpl::CandleGrouped)),
+            "portable" => Ok((d.clone(), DepthwiseImpl::Portable)),
             other => Err(Error::Usage(format!(
-                "unknown depthwise `{other}`; allowed: direct, candle"
+                "unknown depthwise `{other}`; allowed: direct, candle, portable"
             ))),
         })
         .collect::<Result<_>>()?;
@@ -46,6 +61,14 @@ pub fn extract(
             config.backbone.name
         ))
     })?;
+    let device = config.device.open()?;
+    let impls = if device.is_cpu() {
+        impls
+    } else {
+        // Off the CPU only plain candle ops run.
+        net = net.to_device(&device)?;
+        vec![("portable".to_string(), DepthwiseImpl::Portable)]
+    };
     let variant = net.variant();
     let s = variant.input_size();
     let threads = std::env::var("RAYON_NUM_THREADS")
@@ -56,25 +79,38 @@ pub fn extract(
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
-    println!("{} at {s}x{s}, f32, CPU, {threads} threads, {images} images per row after one warm-up batch", variant.id());
+    let place = match config.device {
+        crate::device::DeviceSpec::Cpu => format!("CPU, {threads} threads"),
+        d => d.to_string(),
+    };
+    println!(
+        "{} at {s}x{s}, f32, {place}, {images} images per row after one warm-up batch",
+        variant.id()
+    );
     println!();
-    println!("| depthwise | batch | images | seconds | images/s |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| depthwise | batch | images | seconds | images/s | device memory in use (MiB) |");
+    println!("|---|---:|---:|---:|---:|---:|");
     let err = |e: candle_core::Error| Error::Usage(format!("bench input: {e}"));
     for (name, imp) in &impls {
         net.set_depthwise(*imp);
         for &bs in batch_sizes {
-            let x = Tensor::rand(0f32, 255f32, (bs, 3, s, s), &Device::Cpu).map_err(err)?;
+            let x = Tensor::rand(0f32, 255f32, (bs, 3, s, s), &device).map_err(err)?;
             net.features(&x)?;
+            device.synchronize().map_err(err)?;
             let batches = images.div_ceil(bs);
             let t = Instant::now();
             for _ in 0..batches {
                 net.features(&x)?;
             }
+            device.synchronize().map_err(err)?;
             let secs = t.elapsed().as_secs_f64();
             let n = batches * bs;
+            let memory = match gpu_memory(&device) {
+                Some((free, total)) => format!("{}", (total - free) >> 20),
+                None => "-".into(),
+            };
             println!(
-                "| {name} | {bs} | {n} | {secs:.2} | {:.1} |",
+                "| {name} | {bs} | {n} | {secs:.2} | {:.1} | {memory} |",
                 n as f64 / secs
             );
         }

@@ -55,7 +55,8 @@ fn extract_part(
     verbosity: Verbosity,
 ) -> Result<(Box<dyn Backbone>, ExtractReport)> {
     ensure_part_weights(part, cache, verbosity)?;
-    let backbone = load_backbone(part, cache)?;
+    let device = config.device.open()?;
+    let backbone = load_backbone(part, cache, &device)?;
     let r = extract(
         ds,
         backbone.as_ref(),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use raw::RawConfig;
 use train::{resolve_train, TrainConfig};
 
+use crate::device::DeviceSpec;
 use crate::features::efficientnet_lite::DepthwiseImpl;
 pub use crate::features::variant::FeatureKind;
 
@@ -129,10 +130,22 @@ pub struct ExtractConfig {
     pub resize: ResizeMode,
 }
 
+/// Serializes a value by its `Display` text (device specs).
+pub(crate) fn display<T: std::fmt::Display, S: serde::Serializer>(
+    v: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 /// The checked configuration of one run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Config {
     pub seed: u64,
+    /// Where extraction and training run: `cpu` (default) or `cuda:N`
+    /// (builds with `--features cuda`).
+    #[serde(serialize_with = "display")]
+    pub device: DeviceSpec,
     pub cache_dir: Option<PathBuf>,
     pub dataset: DatasetConfig,
     pub backbone: BackboneConfig,
@@ -419,16 +432,22 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     let depthwise = match b.depthwise.as_deref().unwrap_or("direct") {
         "direct" => DepthwiseImpl::Direct,
         "candle" => DepthwiseImpl::CandleGrouped,
+        "portable" => DepthwiseImpl::Portable,
         other => {
             return Err(invalid(
                 "backbone.depthwise",
                 other,
                 "unknown implementation",
-                "direct, candle",
+                "direct, candle, portable",
             ))
         }
     };
 
+    let device = match raw.device.as_deref() {
+        None => DeviceSpec::Cpu,
+        Some(d) => DeviceSpec::parse(d)
+            .map_err(|_| invalid("device", d, "unknown device", crate::device::ALLOWED))?,
+    };
     let e = raw.extract.unwrap_or_default();
     let resize = match e.resize.as_deref().unwrap_or("center-crop") {
         "center-crop" => ResizeMode::CenterCrop,
@@ -445,8 +464,11 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     let default_threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let mut train = resolve_train(raw.train)?;
+    train.device = device;
     Ok(Config {
         seed: raw.seed.unwrap_or(42),
+        device,
         cache_dir: raw.cache_dir.as_deref().map(expand_home),
         dataset: DatasetConfig {
             kind,
@@ -463,7 +485,13 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             depthwise,
         },
         extract: ExtractConfig {
-            batch_size: positive("extract.batch_size", e.batch_size, 32, 4096)?,
+            // On a GPU the default batch is large enough to keep it busy.
+            batch_size: positive(
+                "extract.batch_size",
+                e.batch_size,
+                if device.is_cuda() { 256 } else { 32 },
+                4096,
+            )?,
             decode_threads: positive(
                 "extract.decode_threads",
                 e.decode_threads,
@@ -472,7 +500,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             )?,
             resize,
         },
-        train: resolve_train(raw.train)?,
+        train,
         source_toml: String::new(),
     })
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub seed: Option<u64>,
+    pub device: Option<String>,
     pub cache_dir: Option<String>,
     pub dataset: Option<RawDataset>,
     pub backbone: Option<RawBackbone>,

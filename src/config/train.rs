@@ -5,6 +5,7 @@
 use super::raw::{RawMlp, RawTrain};
 use super::{invalid, positive, ConfigError};
 use crate::calibration::{CalibrationMethod, Combiner};
+use crate::device::DeviceSpec;
 use crate::heads::{ClassWeighting, MlpSpec};
 
 /// The rows calibrators are fitted on (always disjoint from training).
@@ -66,6 +67,10 @@ pub struct TrainConfig {
     pub multiclass_head: HeadKind,
     /// Settings of MLP heads (used where a head kind is `mlp`).
     pub mlp: MlpSpec,
+    /// Where the lanes run (the config's top-level `device`): on CUDA each
+    /// lane gets its own stream.
+    #[serde(serialize_with = "super::display")]
+    pub device: DeviceSpec,
 }
 
 fn head_kind(field: &str, v: Option<&str>) -> Result<HeadKind, ConfigError> {
@@ -202,6 +207,7 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
         Some(v) => positive("train.fuse", Some(v), 0, 100_000)?,
     };
     Ok(TrainConfig {
+        device: DeviceSpec::Cpu,
         c_grid: grid("train.c_grid", t.c_grid)?,
         multiclass_c_grid: grid("train.multiclass_c_grid", t.multiclass_c_grid)?,
         class_weight,

@@ -163,9 +163,19 @@ pub fn train_ensemble(
             labels: &val.labels,
         },
     );
-    let lanes: Vec<Lane> = (0..cfg.lanes)
-        .map(|i| {
-            Lane::cpu(i, &rows_tr, &rows_va, cfg.class_weight)
+    // One device per lane: on CUDA each has its own stream.
+    let devices = cfg
+        .device
+        .open_lanes(cfg.lanes)
+        .map_err(|e| TrainError::Lane {
+            lane: 0,
+            message: e.to_string(),
+        })?;
+    let lanes: Vec<Lane> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, dev)| {
+            Lane::on_device(i, dev, &rows_tr, &rows_va, cfg.class_weight)
                 .map_err(|message| TrainError::Lane { lane: i, message })
         })
         .collect::<Result<_, _>>()?;

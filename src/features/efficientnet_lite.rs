@@ -17,6 +17,8 @@ use candle_core::{DType, Device, Tensor, D};
 use super::backbone::{Backbone, BackboneError, Normalization};
 use super::depthwise::{depthwise_candle, BiasAct, DepthwiseConv, Padding};
 
+#[path = "lite_device.rs"]
+mod device;
 #[path = "lite_top.rs"]
 pub mod top;
 
@@ -99,6 +101,9 @@ pub enum DepthwiseImpl {
     Direct,
     /// candle's grouped `conv2d` (one convolution per channel).
     CandleGrouped,
+    /// Plain candle ops only (depthwise as a sum of shifted taps, bias as a
+    /// broadcast add): what runs on CUDA; selectable on the CPU to check it.
+    Portable,
 }
 
 /// A dense convolution with folded BatchNorm.
@@ -113,7 +118,8 @@ struct Conv {
 }
 
 impl Conv {
-    fn forward(&self, x: &Tensor, relu6: bool) -> candle_core::Result<Tensor> {
+    /// `portable`: plain candle ops only (no CPU custom op).
+    fn forward(&self, x: &Tensor, relu6: bool, portable: bool) -> candle_core::Result<Tensor> {
         let (b, cin, h, w) = x.dims4()?;
         let cout = self.weight.dim(0)?;
         let y = if self.kernel == 1 && self.stride == 1 {
@@ -130,6 +136,9 @@ impl Conv {
                 .pad_with_zeros(3, p.left, p.right)?
                 .conv2d(&self.weight, 0, self.stride, 1, 1)?
         };
+        if portable {
+            return device::bias_act(&y, &self.bias, relu6);
+        }
         // The conv output is freshly allocated: add the bias (and ReLU6) in place.
         let y = y.contiguous()?;
         y.inplace_op1(&BiasAct {
@@ -343,13 +352,18 @@ impl EfficientNetLite {
         self.variant
     }
 
+    /// Plain candle ops only: off the CPU, or when asked for.
+    fn portable(&self) -> bool {
+        self.depthwise == DepthwiseImpl::Portable || !self.device.is_cpu()
+    }
+
     pub fn set_depthwise(&mut self, imp: DepthwiseImpl) {
         self.depthwise = imp;
     }
 
     /// Output of the stem (after ReLU6) for normalized input; for debugging the port.
     pub fn stem_output(&self, normalized: &Tensor) -> candle_core::Result<Tensor> {
-        self.stem.forward(normalized, true)
+        self.stem.forward(normalized, true, self.portable())
     }
 
     /// Runs the blocks `0..n` on the stem output; for debugging the port.
@@ -362,10 +376,12 @@ impl EfficientNetLite {
 
     fn block_forward(&self, block: &Block, x: &Tensor) -> candle_core::Result<Tensor> {
         let h = match &block.expand {
-            Some(e) => e.forward(x, true)?,
+            Some(e) => e.forward(x, true, self.portable())?,
             None => x.clone(),
         };
         let h = match self.depthwise {
+            _ if self.portable() => device::depthwise(block, &h)?,
+            DepthwiseImpl::Portable => device::depthwise(block, &h)?,
             DepthwiseImpl::Direct => block.depthwise.forward_same(&h.contiguous()?)?,
             DepthwiseImpl::CandleGrouped => {
                 let (_, _, hh, ww) = h.dims4()?;
@@ -380,7 +396,7 @@ impl EfficientNetLite {
                 )?
             }
         };
-        let h = block.project.forward(&h, false)?;
+        let h = block.project.forward(&h, false, self.portable())?;
         if block.residual {
             h + x
         } else {
@@ -390,9 +406,9 @@ impl EfficientNetLite {
 
     /// Pooled penultimate features `[B, 1280]` for normalized input.
     fn pooled(&self, normalized: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.stem.forward(normalized, true)?;
+        let x = self.stem.forward(normalized, true, self.portable())?;
         let x = self.blocks_output(x, self.blocks.len())?;
-        let x = self.head.forward(&x, true)?;
+        let x = self.head.forward(&x, true, self.portable())?;
         x.flatten_from(2)?.mean(D::Minus1)
     }
 

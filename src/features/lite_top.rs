@@ -120,7 +120,7 @@ impl EfficientNetLite {
         self.check_cut(cut)?;
         let run = || {
             let x = self.normalization().apply(&pixels.to_dtype(DType::F32)?)?;
-            let x = self.blocks_output(self.stem.forward(&x, true)?, cut)?;
+            let x = self.blocks_output(self.stem.forward(&x, true, self.portable())?, cut)?;
             x.flatten_from(1)
         };
         run().map_err(|e| forward_err(self.variant.id(), e))

@@ -3,6 +3,7 @@
 
 pub mod backbone;
 pub mod depthwise;
+pub mod depthwise_taps;
 pub mod efficientnet_lite;
 pub mod extract;
 pub mod registry;

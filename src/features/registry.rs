@@ -53,13 +53,18 @@ pub fn load_lite(
     )?))
 }
 
-/// Loads the configured backbone on the CPU.
+/// Loads the configured backbone onto `device` (weights are read on the
+/// CPU, then moved).
 pub fn load_backbone(
     cfg: &BackboneConfig,
     cache: &Cache,
+    device: &Device,
 ) -> Result<Box<dyn Backbone>, BackboneError> {
     if let Some(net) = load_lite(cfg, cache)? {
-        return Ok(Box::new(net));
+        if device.is_cpu() {
+            return Ok(Box::new(net));
+        }
+        return Ok(Box::new(net.to_device(device)?));
     }
     if super::timm::TIMM_BACKBONES.contains(&cfg.name.as_str()) {
         let path = cfg.weights.clone().ok_or_else(|| BackboneError::Invalid {
@@ -67,7 +72,7 @@ pub fn load_backbone(
             message: "needs `backbone.weights = \"/path/to/model.safetensors\"` (timm weights)"
                 .into(),
         })?;
-        return super::timm::load_timm_backbone(&cfg.name, &path, &Device::Cpu);
+        return super::timm::load_timm_backbone(&cfg.name, &path, device);
     }
     Err(BackboneError::Unknown {
         name: cfg.name.clone(),

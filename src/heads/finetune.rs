@@ -10,7 +10,8 @@
 //! (`[B, H, W, C]`): pointwise convolutions as one matmul, the depthwise
 //! convolution as a sum over its `k x k` taps of shifted (and, at stride 2,
 //! subsampled) views times per-channel weights, TF "SAME" padding, ReLU6 as
-//! a clamp, global average pooling, then the linear head. Gradients come
+//! a clamp ([`depthwise_taps`], shared with inference on GPUs), global
+//! average pooling, then the linear head. Gradients come
 //! from `backward()` of `sum(z * dL/dz)` with `dL/dz` computed on the host in
 //! f64, as for the MLP heads. The new head starts at zero and has its own
 //! learning rate (`head_lr`); the pretrained layers use `lr`.
@@ -22,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use super::epochs::{train_epochs, weighted_loss, CResult, LoopSpec, Trainable};
 use super::objective::{class_counts, class_weights};
 use super::{ClassWeighting, HeadError};
-use crate::features::depthwise::Padding;
+use crate::features::depthwise_taps::{depthwise_taps, relu6};
 use crate::features::efficientnet_lite::top::{DenseWeights, TopWeights};
 
 /// Settings of a fine-tune (`finetune = { blocks = 1, lr = 1e-4, epochs = 30 }`).
@@ -158,7 +159,7 @@ impl TopModel {
                 y = pointwise(&y, w, bias, true)?;
             }
             let (w, bias) = (next(), next());
-            y = depthwise(&y, w, bias, blk.kernel, blk.stride)?;
+            y = depthwise_taps(&y, w, bias, blk.kernel, blk.stride, true)?;
             let (w, bias) = (next(), next());
             y = pointwise(&y, w, bias, false)?;
             x = if blk.residual { (y + input)? } else { y };
@@ -179,10 +180,6 @@ impl TopModel {
     }
 }
 
-fn relu6(x: &Tensor) -> CResult<Tensor> {
-    x.clamp(0f32, 6f32)
-}
-
 /// `[B, H, W, Cin] . w [Cin, Cout] + b`, optionally ReLU6.
 fn pointwise(x: &Tensor, w: &Tensor, b: &Tensor, act: bool) -> CResult<Tensor> {
     let (n, h, wd, cin) = x.dims4()?;
@@ -197,40 +194,6 @@ fn pointwise(x: &Tensor, w: &Tensor, b: &Tensor, act: bool) -> CResult<Tensor> {
     } else {
         Ok(y)
     }
-}
-
-/// Depthwise `k x k` convolution of `[B, H, W, C]` with tap-major weights
-/// `[k * k, C]`, bias, ReLU6, TF "SAME" padding at `stride`.
-fn depthwise(x: &Tensor, w: &Tensor, b: &Tensor, k: usize, stride: usize) -> CResult<Tensor> {
-    let (n, h, wd, c) = x.dims4()?;
-    let (ho, wo) = (h.div_ceil(stride), wd.div_ceil(stride));
-    let p = Padding::same(h, wd, k, stride);
-    // `stride - 1` extra zeros so every strided window fits the reshape below.
-    let extra = stride - 1;
-    let xp = x
-        .pad_with_zeros(1, p.top, p.bottom + extra)?
-        .pad_with_zeros(2, p.left, p.right + extra)?;
-    let mut acc: Option<Tensor> = None;
-    for i in 0..k {
-        for j in 0..k {
-            let v = xp.narrow(1, i, ho * stride)?.narrow(2, j, wo * stride)?;
-            let v = if stride == 1 {
-                v
-            } else {
-                v.reshape((n, ho, stride, wo, stride, c))?
-                    .narrow(2, 0, 1)?
-                    .narrow(4, 0, 1)?
-                    .reshape((n, ho, wo, c))?
-            };
-            let term = v.broadcast_mul(&w.narrow(0, i * k + j, 1)?)?;
-            acc = Some(match acc {
-                None => term,
-                Some(a) => (a + term)?,
-            });
-        }
-    }
-    let y = acc.ok_or_else(|| candle_core::Error::Msg("depthwise kernel of size 0".into()))?;
-    relu6(&y.broadcast_add(b)?)
 }
 
 impl Trainable for TopModel {

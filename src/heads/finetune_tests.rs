@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::features::depthwise::DepthwiseConv;
+use crate::features::depthwise_taps::depthwise_taps;
 use crate::features::efficientnet_lite::top::TopBlockWeights;
 
 fn draw(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
@@ -85,7 +86,7 @@ fn depthwise_matches_the_direct_kernel() {
             .unwrap()
             .contiguous()
             .unwrap();
-        let ours = depthwise(&x_nhwc, &taps, &b_t, k, stride)
+        let ours = depthwise_taps(&x_nhwc, &taps, &b_t, k, stride, true)
             .unwrap()
             .flatten_all()
             .unwrap()

@@ -1,9 +1,12 @@
 //! Scheduler lanes: one execution context each, holding its own copy of the
 //! standardized training (and validation, for MLP early stopping) matrices
-//! on its device. A CPU lane is a worker thread on `Device::Cpu`; a CUDA
-//! lane (cargo feature `cuda`, later) will own a device made with its own
-//! stream. Everything the lane computes goes through the heads stage, so
-//! results do not depend on the lane.
+//! on its device. A CPU lane is a worker thread on `Device::Cpu`
+//! ([`Lane::cpu`]); a CUDA lane (cargo feature `cuda`) is built by
+//! [`Lane::on_device`] on a device from `DeviceSpec::open_stream`
+//! (`crate::device`), so each lane has its own stream and cuBLAS handle and
+//! lanes run concurrently on one GPU. Labels stay on the host. Everything the
+//! lane computes goes through the heads stage, so results do not depend on
+//! the lane.
 
 use candle_core::{Device, Tensor};
 
@@ -37,12 +40,35 @@ impl Lane {
         val: &Rows,
         weighting: ClassWeighting,
     ) -> Result<Lane, String> {
-        let t =
-            |r: &Rows| Tensor::from_slice(r.x, (r.n, r.d), &Device::Cpu).map_err(|e| e.to_string());
+        Lane::on_device(id, &Device::Cpu, train, val, weighting)
+    }
+
+    /// A lane whose copies of the training and validation matrices are
+    /// uploaded to `device` (for CUDA, one device per lane made with its own
+    /// stream, see `crate::device::DeviceSpec::open_stream`).
+    pub fn on_device(
+        id: usize,
+        device: &Device,
+        train: &Rows,
+        val: &Rows,
+        weighting: ClassWeighting,
+    ) -> Result<Lane, String> {
+        let t = |r: &Rows, what: &str| {
+            if r.x.len() != r.n * r.d {
+                return Err(format!(
+                    "lane {id}: {what} rows hold {} values, expected {} x {}",
+                    r.x.len(),
+                    r.n,
+                    r.d
+                ));
+            }
+            Tensor::from_slice(r.x, (r.n, r.d), device)
+                .map_err(|e| format!("lane {id}: uploading the {what} rows to {device:?}: {e}"))
+        };
         Ok(Lane {
             id,
-            x: t(train)?,
-            x_val: t(val)?,
+            x: t(train, "training")?,
+            x_val: t(val, "validation")?,
             labels_val: val.labels.to_vec(),
             weighting,
         })

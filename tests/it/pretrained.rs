@@ -77,7 +77,12 @@ fn row(t: &Tensor) -> Vec<f32> {
 #[test]
 fn lite0_matches_numpy_reference_on_photos_and_synthetic_input() {
     let r = reference("lite0_reference.json");
-    for dw in [DepthwiseImpl::Direct, DepthwiseImpl::CandleGrouped] {
+    // Portable = plain candle ops, the path CUDA runs.
+    for dw in [
+        DepthwiseImpl::Direct,
+        DepthwiseImpl::CandleGrouped,
+        DepthwiseImpl::Portable,
+    ] {
         let net = load(LiteVariant::Lite0, dw);
         for case in r["cases"].as_array().unwrap() {
             let name = case["name"].as_str().unwrap();
