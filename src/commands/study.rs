@@ -403,6 +403,14 @@ fn finetune_arm(
         cfg.train.class_weight,
         spec,
         head_seed(cfg.seed, k as u64 + 1),
+        &|epoch, train_loss, val_loss| {
+            if verbosity > Verbosity::Quiet {
+                eprintln!(
+                    "  fine-tune epoch {epoch}/{}: training loss {train_loss:.4}, validation loss {val_loss:.4}",
+                    spec.epochs
+                );
+            }
+        },
     )?;
     let secs = t0.elapsed().as_secs_f64();
     let cal_err = |e: crate::calibration::CalibrationError| {

@@ -149,6 +149,9 @@ fn all_finite(x: &Tensor) -> CResult<bool> {
     Ok(s.is_finite())
 }
 
+/// Called after every epoch with (epoch, mean training loss, validation loss).
+pub type OnEpoch<'a> = &'a (dyn Fn(usize, f64, f64) + Sync);
+
 /// Trains `model` from its current parameters on `x_tr` (rows with targets
 /// `tr`), early-stopping on `x_va` / `va`; `rng` orders the batches.
 pub fn train_epochs<M: Trainable>(
@@ -157,7 +160,7 @@ pub fn train_epochs<M: Trainable>(
     (x_va, va): (&Tensor, &[(f64, u32)]),
     spec: &LoopSpec,
     rng: &mut ChaCha8Rng,
-    head: &str,
+    (head, on_epoch): (&str, OnEpoch),
 ) -> Result<Trained<M>, HeadError> {
     let c = HeadError::candle;
     let non_finite = || HeadError::NonFinite {
@@ -215,6 +218,7 @@ pub fn train_epochs<M: Trainable>(
             return Err(non_finite());
         }
         val_history.push(loss);
+        on_epoch(epochs, sum / batches.max(1) as f64, loss);
         if loss < best.2 {
             best = (model.clone(), epochs, loss);
         } else if epochs - best.1 >= spec.patience {

@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::epochs::{train_epochs, weighted_loss, CResult, LoopSpec, Trainable};
+use super::epochs::{train_epochs, weighted_loss, CResult, LoopSpec, OnEpoch, Trainable};
 use super::objective::{class_counts, class_weights};
 use super::{ClassWeighting, HeadError};
 use crate::features::depthwise_taps::{depthwise_taps, relu6};
@@ -302,6 +302,7 @@ pub fn finetune(
     weighting: ClassWeighting,
     spec: &FinetuneSpec,
     seed: u64,
+    on_epoch: OnEpoch,
 ) -> Result<FinetuneFit, HeadError> {
     spec.validate()?;
     if k < 2 {
@@ -342,7 +343,7 @@ pub fn finetune(
         (&x_va, &va),
         &loop_spec,
         &mut rng,
-        "fine-tuned top",
+        ("fine-tuned top", on_epoch),
     )?;
     Ok(FinetuneFit {
         top: r.model.top,

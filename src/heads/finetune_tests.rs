@@ -180,6 +180,7 @@ fn training_lowers_the_loss_and_is_deterministic() {
             ClassWeighting::Balanced,
             &spec,
             9,
+            &|_, _, _| {},
         )
         .unwrap()
     };
@@ -205,6 +206,7 @@ fn wrong_activation_width_is_an_error_naming_the_field() {
         ClassWeighting::Balanced,
         &FinetuneSpec::default(),
         0,
+        &|_, _, _| {},
     )
     .unwrap_err()
     .to_string();

@@ -383,7 +383,7 @@ fn train(
         (&x_va, &va),
         &spec.loop_spec(),
         &mut rng,
-        &head,
+        (&head, &|_, _, _| {}),
     )?;
     Ok(MlpFit {
         layers: r.model.0,

@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod extract;
+mod gpu;
 mod pretrained;
 mod report;
 mod study;

@@ -190,6 +190,7 @@ fn finetuning_the_top_block_changes_only_the_weights_above_the_cut() {
         ClassWeighting::Balanced,
         &spec,
         5,
+        &|_, _, _| {},
     )
     .unwrap();
     let (first, last) = (fit.train_loss[0], *fit.train_loss.last().unwrap());

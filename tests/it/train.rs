@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Gaussian blobs: `k` classes in `d` dims, unbalanced sizes.
-fn blobs(split: &str, n_per: &[usize], d: usize, seed: u64) -> FeatureSet {
+pub(crate) fn blobs(split: &str, n_per: &[usize], d: usize, seed: u64) -> FeatureSet {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let k = n_per.len();
     let centres: Vec<Vec<f32>> = {
@@ -46,12 +46,12 @@ fn blobs(split: &str, n_per: &[usize], d: usize, seed: u64) -> FeatureSet {
     }
 }
 
-fn config(overrides: &[&str]) -> Config {
+pub(crate) fn config(overrides: &[&str]) -> Config {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     Config::load(None, &o).unwrap()
 }
 
-fn train(cfg: &Config, tr: &FeatureSet, va: &FeatureSet) -> Result<TrainOutcome, TrainError> {
+pub(crate) fn train(cfg: &Config, tr: &FeatureSet, va: &FeatureSet) -> Result<TrainOutcome, TrainError> {
     train_ensemble(
         tr,
         va,
@@ -63,7 +63,7 @@ fn train(cfg: &Config, tr: &FeatureSet, va: &FeatureSet) -> Result<TrainOutcome,
 }
 
 /// Every parameter of an ensemble's heads, in a fixed order.
-fn flat(w: &Weights) -> Vec<f32> {
+pub(crate) fn flat(w: &Weights) -> Vec<f32> {
     let mut out = Vec::new();
     for h in w.specialists.iter().chain(std::iter::once(&w.multiclass)) {
         match h {
@@ -82,7 +82,7 @@ fn flat(w: &Weights) -> Vec<f32> {
     out
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
