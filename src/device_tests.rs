@@ -115,3 +115,26 @@ fn missing_ordinals_are_listed() {
         "{d}"
     );
 }
+
+/// In a CUDA build: opens on a GPU machine; elsewhere (no driver, or the
+/// build's stub library, as `tests/cuda/build.sh --cargo test ...` runs it)
+/// says that no driver was found. An ordinal past any machine's GPUs is
+/// refused with the count.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_build_opens_or_says_why() {
+    assert!(DeviceSpec::cuda_built());
+    match DeviceSpec::Cuda(0).open_stream() {
+        Ok(d) => assert!(d.is_cuda()),
+        Err(e @ DeviceError::NoDriver { .. }) => {
+            assert!(e.to_string().contains("nvidia-smi"), "{e}")
+        }
+        Err(e) => panic!("unexpected error opening cuda:0: {e}"),
+    }
+    match DeviceSpec::Cuda(4096).open() {
+        Err(DeviceError::NoSuchDevice { count, .. }) => assert!(count < 4096),
+        Err(DeviceError::NoDriver { .. }) => {}
+        Err(e) => panic!("unexpected error opening cuda:4096: {e}"),
+        Ok(_) => panic!("cuda:4096 opened"),
+    }
+}
