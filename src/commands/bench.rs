@@ -54,6 +54,8 @@ pub fn extract(
             "batch sizes and --images must be at least 1".into(),
         ));
     }
+    // Fail fast on a missing GPU, before fetching anything.
+    let device = config.device.open()?;
     ensure_weights(config, cache, Verbosity::Normal)?;
     let mut net = load_lite(&config.backbone, cache)?.ok_or_else(|| {
         Error::Usage(format!(
@@ -61,7 +63,6 @@ pub fn extract(
             config.backbone.name
         ))
     })?;
-    let device = config.device.open()?;
     let impls = if device.is_cpu() {
         impls
     } else {

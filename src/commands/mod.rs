@@ -16,6 +16,21 @@ use crate::cli::{Args, BenchWhat, Command};
 use crate::config::Config;
 use crate::Result;
 
+/// A flag set by the first Ctrl-C (long jobs finish the work in hand and
+/// stop, saying `what` happens); a second Ctrl-C exits at once.
+pub(crate) fn stop_flag(what: &'static str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: finishing the jobs in hand, {what} (Ctrl-C again to quit now)");
+    });
+    stop
+}
+
 /// Runs one parsed command line.
 pub fn run(args: Args) -> Result<()> {
     let verbosity = args.verbosity();

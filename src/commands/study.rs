@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,16 +78,7 @@ pub fn run(
     let mut study = parse_study(&text, &args.file.display().to_string(), overrides)?;
     select_arms(&mut study, args.arms)?;
     let cache = Cache::from_env(cache_dir.or(study.base.cache_dir.as_deref()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupted: finishing the jobs in hand (Ctrl-C again to quit now)");
-        });
-    }
+    let stop = super::stop_flag("then the study stops");
     let (mut fmemo, mut tmemo) = (FeatureMemo::new(), TrainMemo::new());
     let mut runs: Vec<ArmRun> = Vec::new();
     for arm in &study.arms {

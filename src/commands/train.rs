@@ -3,8 +3,6 @@
 //! on stdout.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use super::extract::features_for;
 use crate::assets::cache::Cache;
@@ -28,17 +26,7 @@ pub fn run(
     let sets = features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
     let [train, val] = <[_; 2]>::try_from(sets)
         .map_err(|_| Error::Usage("train and val features are required".into()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        // A second Ctrl-C still kills the process: the handler only asks once.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupted: finishing the jobs in hand, nothing will be saved (Ctrl-C again to quit now)");
-        });
-    }
+    let stop = super::stop_flag("nothing will be saved");
     let t = &config.train;
     if verbosity > Verbosity::Quiet {
         let describe = |kind: HeadKind, grid: &[f64]| match kind {

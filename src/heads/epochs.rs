@@ -28,6 +28,36 @@ pub struct LoopSpec {
     pub batch_size: usize,
 }
 
+impl LoopSpec {
+    /// Checks every field; an error names it (`epochs_field`: what the
+    /// caller's settings call the epoch cap).
+    pub fn validate(&self, epochs_field: &'static str) -> Result<(), HeadError> {
+        let bad = |field, value: String, reason| {
+            Err(HeadError::InvalidOption {
+                field,
+                value,
+                reason,
+            })
+        };
+        let (lr, wd) = (self.lr, self.weight_decay);
+        if !(lr.is_finite() && lr > 0.0) {
+            return bad("lr", lr.to_string(), "must be finite and > 0");
+        }
+        if !(wd.is_finite() && wd >= 0.0) {
+            return bad("weight_decay", wd.to_string(), "must be finite and >= 0");
+        }
+        let counts = [
+            (epochs_field, self.max_epochs),
+            ("patience", self.patience),
+            ("batch_size", self.batch_size),
+        ];
+        match counts.into_iter().find(|c| c.1 == 0) {
+            Some((field, _)) => bad(field, "0".into(), "must be >= 1"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A model [`train_epochs`] can train.
 pub trait Trainable: Clone {
     /// The parameters, in a fixed order.

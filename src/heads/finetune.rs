@@ -61,30 +61,26 @@ impl Default for FinetuneSpec {
 impl FinetuneSpec {
     /// Checks every field; an error names it.
     pub fn validate(&self) -> Result<(), HeadError> {
-        let bad = |field, value: String, reason| {
-            Err(HeadError::InvalidOption {
-                field,
-                value,
-                reason,
-            })
-        };
-        for (field, v) in [("lr", self.lr), ("head_lr", self.head_lr)] {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(field, v.to_string(), "must be finite and > 0");
-            }
+        let h = self.head_lr;
+        if !(h.is_finite() && h > 0.0) {
+            return Err(HeadError::InvalidOption {
+                field: "head_lr",
+                value: h.to_string(),
+                reason: "must be finite and > 0",
+            });
         }
-        let wd = self.weight_decay;
-        if !(wd.is_finite() && wd >= 0.0) {
-            return bad("weight_decay", wd.to_string(), "must be finite and >= 0");
-        }
-        let counts = [
-            ("epochs", self.epochs),
-            ("patience", self.patience),
-            ("batch_size", self.batch_size),
-        ];
-        match counts.into_iter().find(|c| c.1 == 0) {
-            Some((field, _)) => bad(field, "0".into(), "must be >= 1"),
-            None => Ok(()),
+        self.loop_spec().validate("epochs")
+    }
+
+    /// The optimizer and stopping settings for the shared loop (`lr` is the
+    /// pretrained layers'; the head's is a factor on it).
+    fn loop_spec(&self) -> LoopSpec {
+        LoopSpec {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            max_epochs: self.epochs,
+            patience: self.patience,
+            batch_size: self.batch_size,
         }
     }
 }
@@ -329,13 +325,7 @@ pub fn finetune(
         },
         head_scale: (spec.head_lr / spec.lr) as f32,
     };
-    let loop_spec = LoopSpec {
-        lr: spec.lr,
-        weight_decay: spec.weight_decay,
-        max_epochs: spec.epochs,
-        patience: spec.patience,
-        batch_size: spec.batch_size,
-    };
+    let loop_spec = spec.loop_spec();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let r = train_epochs(
         model,

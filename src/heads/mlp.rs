@@ -77,32 +77,15 @@ impl Default for MlpSpec {
 impl MlpSpec {
     /// Checks every field; an error names the field.
     pub fn validate(&self) -> Result<(), HeadError> {
-        let bad = |field, value: String, reason| {
-            Err(HeadError::InvalidOption {
-                field,
-                value,
-                reason,
-            })
-        };
-        let (lr, wd, h) = (self.lr, self.weight_decay, &self.hidden);
+        let h = &self.hidden;
         if h.contains(&0) {
-            return bad("hidden", format!("{h:?}"), "every width must be >= 1");
+            return Err(HeadError::InvalidOption {
+                field: "hidden",
+                value: format!("{h:?}"),
+                reason: "every width must be >= 1",
+            });
         }
-        if !(lr.is_finite() && lr > 0.0) {
-            return bad("lr", lr.to_string(), "must be finite and > 0");
-        }
-        if !(wd.is_finite() && wd >= 0.0) {
-            return bad("weight_decay", wd.to_string(), "must be finite and >= 0");
-        }
-        let counts = [
-            ("max_epochs", self.max_epochs),
-            ("patience", self.patience),
-            ("batch_size", self.batch_size),
-        ];
-        match counts.into_iter().find(|c| c.1 == 0) {
-            Some((field, _)) => bad(field, "0".into(), "must be >= 1"),
-            None => Ok(()),
-        }
+        self.loop_spec().validate("max_epochs")
     }
 }
 

@@ -34,7 +34,10 @@ macro_rules! gpu_or_skip {
 }
 
 #[test]
-#[cfg_attr(not(feature = "cuda"), ignore = "needs a `--features cuda` build and a GPU")]
+#[cfg_attr(
+    not(feature = "cuda"),
+    ignore = "needs a `--features cuda` build and a GPU"
+)]
 fn cuda_lanes_match_the_cpu() {
     let _device = gpu_or_skip!("cuda_lanes_match_the_cpu");
     let tr = blobs("train", &[60, 40, 25, 15], 12, 1);
@@ -49,13 +52,20 @@ fn cuda_lanes_match_the_cpu() {
         let d = max_diff(&flat(&cpu.weights), &flat(&cuda.weights));
         assert!(d <= 1e-3, "{lanes}: weights differ by {d}");
         let n = va.len() as f64;
-        let off = (cpu.validation.specialists_accuracy - cuda.validation.specialists_accuracy).abs();
-        assert!(off * n <= 1.0 + 1e-9, "{lanes}: more than one image differs");
+        let off =
+            (cpu.validation.specialists_accuracy - cuda.validation.specialists_accuracy).abs();
+        assert!(
+            off * n <= 1.0 + 1e-9,
+            "{lanes}: more than one image differs"
+        );
     }
 }
 
 #[test]
-#[cfg_attr(not(feature = "cuda"), ignore = "needs a `--features cuda` build and a GPU")]
+#[cfg_attr(
+    not(feature = "cuda"),
+    ignore = "needs a `--features cuda` build and a GPU"
+)]
 fn cuda_extraction_matches_the_cpu() {
     let device = gpu_or_skip!("cuda_extraction_matches_the_cpu");
     let p = lite_weights("efficientnet-lite0");
@@ -63,7 +73,13 @@ fn cuda_extraction_matches_the_cpu() {
     let net = EfficientNetLite::load(LiteVariant::Lite0, &p, hash, DepthwiseImpl::Direct).unwrap();
     let gpu_net = net.to_device(&device).unwrap();
     let x = Tensor::rand(0f32, 255f32, (8, 3, 224, 224), &Device::Cpu).unwrap();
-    let a: Vec<f32> = net.features(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let a: Vec<f32> = net
+        .features(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let b: Vec<f32> = gpu_net
         .features(&x.to_device(&device).unwrap())
         .unwrap()

@@ -51,7 +51,11 @@ pub(crate) fn config(overrides: &[&str]) -> Config {
     Config::load(None, &o).unwrap()
 }
 
-pub(crate) fn train(cfg: &Config, tr: &FeatureSet, va: &FeatureSet) -> Result<TrainOutcome, TrainError> {
+pub(crate) fn train(
+    cfg: &Config,
+    tr: &FeatureSet,
+    va: &FeatureSet,
+) -> Result<TrainOutcome, TrainError> {
     train_ensemble(
         tr,
         va,
