@@ -414,8 +414,9 @@ fn finetune_arm(
         .map_err(cal_err)?;
     let probs = t.probs(&finetune_logits(&fit, &x_te)?, test.len(), k);
     let preds = argmax_rows(&probs, test.len(), k);
-    let first = fit.train_loss.first().copied().unwrap_or(f64::NAN);
-    let last = fit.train_loss.last().copied().unwrap_or(f64::NAN);
+    let h = &fit.history;
+    let first = h.train_loss.first().copied().unwrap_or(f64::NAN);
+    let last = h.train_loss.last().copied().unwrap_or(f64::NAN);
     Ok(ArmRun {
         labels: test.labels.clone(),
         keys: test.keys.clone(),
@@ -425,7 +426,7 @@ fn finetune_arm(
         dim: test.dim,
         detail: format!(
             "cut before block {cut} of {n_blocks} ({} block(s) + head conv + linear head trained), {} epochs (best {}), training loss {first:.3} -> {last:.3}, lr {} / head lr {}, temperature {:.3}",
-            spec.blocks, fit.epochs, fit.best_epoch, spec.lr, spec.head_lr, t.t
+            spec.blocks, h.epochs, h.best_epoch, spec.lr, spec.head_lr, t.t
         ),
         train_seconds: secs,
         shared_with: None,

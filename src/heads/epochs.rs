@@ -76,10 +76,9 @@ pub trait Trainable: Clone {
     }
 }
 
-/// What [`train_epochs`] returns: the best epoch's model and its history.
-#[derive(Debug, Clone)]
-pub struct Trained<M> {
-    pub model: M,
+/// How a run of [`train_epochs`] went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
     /// Epochs run.
     pub epochs: usize,
     /// 1-based epoch whose parameters are kept (lowest validation loss).
@@ -91,6 +90,13 @@ pub struct Trained<M> {
     pub train_loss: Vec<f64>,
     /// Validation loss after every epoch run.
     pub val_history: Vec<f64>,
+}
+
+/// What [`train_epochs`] returns: the best epoch's model and the history.
+#[derive(Debug, Clone)]
+pub struct Trained<M> {
+    pub model: M,
+    pub history: History,
 }
 
 /// `sum_i s_i l_i / sum_i s_i` of logits `z` (`[rows, k]`) against row
@@ -258,11 +264,13 @@ pub fn train_epochs<M: Trainable>(
     }
     Ok(Trained {
         model: best.0,
-        epochs,
-        best_epoch: best.1,
-        val_loss: best.2,
-        converged,
-        train_loss,
-        val_history,
+        history: History {
+            epochs,
+            best_epoch: best.1,
+            val_loss: best.2,
+            converged,
+            train_loss,
+            val_history,
+        },
     })
 }

@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::epochs::{train_epochs, weighted_loss, CResult, LoopSpec, OnEpoch, Trainable};
+use super::epochs::{train_epochs, weighted_loss, CResult, History, LoopSpec, OnEpoch, Trainable};
 use super::objective::{class_counts, class_weights};
 use super::{ClassWeighting, HeadError};
 use crate::features::depthwise_taps::{depthwise_taps, relu6};
@@ -91,13 +91,7 @@ pub struct FinetuneFit {
     pub top: TopWeights,
     /// `[1280, K]` linear head on the pooled features.
     pub fc: DenseWeights,
-    pub epochs: usize,
-    pub best_epoch: usize,
-    pub val_loss: f64,
-    pub converged: bool,
-    /// Mean training batch loss per epoch.
-    pub train_loss: Vec<f64>,
-    pub val_history: Vec<f64>,
+    pub history: History,
 }
 
 /// Top layers + head as one trainable model.
@@ -338,12 +332,7 @@ pub fn finetune(
     Ok(FinetuneFit {
         top: r.model.top,
         fc: r.model.fc,
-        epochs: r.epochs,
-        best_epoch: r.best_epoch,
-        val_loss: r.val_loss,
-        converged: r.converged,
-        train_loss: r.train_loss,
-        val_history: r.val_history,
+        history: r.history,
     })
 }
 

@@ -185,7 +185,10 @@ fn training_lowers_the_loss_and_is_deterministic() {
         .unwrap()
     };
     let fit = run();
-    let (first, last) = (fit.train_loss[0], *fit.train_loss.last().unwrap());
+    let (first, last) = (
+        fit.history.train_loss[0],
+        *fit.history.train_loss.last().unwrap(),
+    );
     assert!(last < 0.8 * first, "training loss {first} -> {last}");
     assert_ne!(fit.top, top, "the layers above the cut were trained");
     let again = run();

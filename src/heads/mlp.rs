@@ -370,10 +370,10 @@ fn train(
     )?;
     Ok(MlpFit {
         layers: r.model.0,
-        epochs: r.epochs,
-        best_epoch: r.best_epoch,
-        val_loss: r.val_loss,
-        converged: r.converged,
+        epochs: r.history.epochs,
+        best_epoch: r.history.best_epoch,
+        val_loss: r.history.val_loss,
+        converged: r.history.converged,
     })
 }
 

@@ -193,7 +193,10 @@ fn finetuning_the_top_block_changes_only_the_weights_above_the_cut() {
         &|_, _, _| {},
     )
     .unwrap();
-    let (first, last) = (fit.train_loss[0], *fit.train_loss.last().unwrap());
+    let (first, last) = (
+        fit.history.train_loss[0],
+        *fit.history.train_loss.last().unwrap(),
+    );
     assert!(last < first, "training loss {first} -> {last}");
 
     let tuned = net.with_top(&fit.top).unwrap();
