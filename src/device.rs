@@ -145,6 +145,22 @@ mod cuda {
     }
 }
 
+/// `(free, total)` bytes of a CUDA device's memory; `None` on the CPU or
+/// when the driver cannot tell.
+#[cfg(feature = "cuda")]
+pub fn memory_info(device: &Device) -> Option<(usize, usize)> {
+    match device {
+        Device::Cuda(d) => d.cuda_stream().context().mem_get_info().ok(),
+        _ => None,
+    }
+}
+
+/// `(free, total)` bytes of a CUDA device's memory; always `None` in a CPU build.
+#[cfg(not(feature = "cuda"))]
+pub fn memory_info(_device: &Device) -> Option<(usize, usize)> {
+    None
+}
+
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::extract::ensure_weights;
 use crate::assets::cache::Cache;
@@ -16,20 +16,6 @@ use crate::features::efficientnet_lite::DepthwiseImpl;
 use crate::features::registry::load_lite;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
-
-/// `(free, total)` bytes of a CUDA device; `None` on the CPU.
-#[cfg(feature = "cuda")]
-fn gpu_memory(device: &Device) -> Option<(usize, usize)> {
-    match device {
-        Device::Cuda(d) => d.cuda_stream().context().mem_get_info().ok(),
-        _ => None,
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-fn gpu_memory(_: &Device) -> Option<(usize, usize)> {
-    None
-}
 
 pub fn extract(
     config: &Config,
@@ -106,7 +92,7 @@ pub fn extract(
             device.synchronize().map_err(err)?;
             let secs = t.elapsed().as_secs_f64();
             let n = batches * bs;
-            let memory = match gpu_memory(&device) {
+            let memory = match crate::device::memory_info(&device) {
                 Some((free, total)) => format!("{}", (total - free) >> 20),
                 None => "-".into(),
             };

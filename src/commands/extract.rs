@@ -54,8 +54,9 @@ fn extract_part(
     cache: &Cache,
     verbosity: Verbosity,
 ) -> Result<(Box<dyn Backbone>, ExtractReport)> {
-    ensure_part_weights(part, cache, verbosity)?;
+    // Fail fast on a missing GPU, before fetching anything.
     let device = config.device.open()?;
+    ensure_part_weights(part, cache, verbosity)?;
     let backbone = load_backbone(part, cache, &device)?;
     let r = extract(
         ds,
@@ -192,6 +193,13 @@ fn report(
             r.computed,
             r.reused,
             r.computed as f64 / r.backbone_seconds.max(1e-9)
+        );
+    }
+    if let Some((free, total)) = crate::device::memory_info(backbone.device()) {
+        println!(
+            "GPU memory: {} MiB of {} MiB in use",
+            (total - free) >> 20,
+            total >> 20
         );
     }
     for (split, path, rows) in &r.outputs {
