@@ -137,23 +137,9 @@ pub fn features_for(
                         split.as_str()
                     ))
                 })?;
-            Ok(std::mem::replace(&mut f.sets[i], empty_set()))
+            Ok(f.sets.remove(i))
         })
         .collect()
-}
-
-fn empty_set() -> FeatureSet {
-    FeatureSet {
-        dataset: String::new(),
-        split: String::new(),
-        backbone: String::new(),
-        weights_sha256: String::new(),
-        classes: Vec::new(),
-        keys: Vec::new(),
-        labels: Vec::new(),
-        dim: 0,
-        features: Vec::new(),
-    }
 }
 
 pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
