@@ -1,16 +1,8 @@
-//! Calibration stage -> ensemble: the K one-vs-rest specialists' raw logits
-//! for N images (row-major [N, K]) -> [N, K] class probabilities and the
-//! predicted class per image, by one of three combiners.
-//!
-//! * `CalibratedArgmax`: p_k = calibrator_k(logit_k), normalized by the row's
-//!   sum (scikit-learn's one-vs-rest `predict_proba`; a row whose p_k are all
-//!   0 becomes uniform 1/K); predicts the argmax of the p_k.
-//! * `RawArgmax`: predicts the argmax of the raw logits; its probabilities
-//!   (for NLL / ECE) are the softmax of the raw logits, so they equal
-//!   `SoftmaxLogits`' — the two differ only in name, kept apart because the
-//!   reports list the decision rule and the probability model separately.
-//! * `SoftmaxLogits`: softmax over the raw specialist logits (scikit-learn
-//!   issue #18709); softmax keeps the order, so it predicts the raw argmax.
+//! Calibration stage -> ensemble: the combiners that turn the K one-vs-rest
+//! specialists' raw logits for N images (row-major [N, K]) into one
+//! distribution per image (fitted in [`super::joint`]), and the row-matrix
+//! helpers they share: normalised per-class calibrated probabilities,
+//! softmax, argmax.
 //!
 //! All arithmetic is f64; ties go to the lower class index.
 
@@ -18,44 +10,77 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_matrix, BinaryCalibrator, CalibrationError};
 
-/// How the specialists' outputs become one distribution per image
-/// (config values `calibrated-argmax`, `raw-argmax`, `softmax-logits`).
+/// How the specialists' outputs become one distribution per image (config
+/// and report spelling in [`Combiner::name`]; see [`super::joint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Combiner {
-    CalibratedArgmax,
-    RawArgmax,
+    /// Platt per specialist, normalised by the row's sum.
+    Platt,
+    /// Isotonic per specialist, normalised by the row's sum.
+    Isotonic,
+    /// One temperature on ln of the normalised Platt probabilities.
+    PlattTemperature,
+    /// softmax(a ⊙ s + b) over the raw logits.
+    VectorScaling,
+    /// softmax(W ln p + b) over the normalised Platt probabilities (ODIR).
+    Dirichlet,
+    /// softmax over the raw logits (nothing fitted).
     SoftmaxLogits,
 }
 
 impl Combiner {
-    pub const ALL: [Combiner; 3] = [
-        Combiner::CalibratedArgmax,
-        Combiner::RawArgmax,
+    /// Every combiner, in the order reports list them and ties are broken.
+    pub const ALL: [Combiner; 6] = [
+        Combiner::Dirichlet,
+        Combiner::VectorScaling,
+        Combiner::PlattTemperature,
+        Combiner::Platt,
+        Combiner::Isotonic,
         Combiner::SoftmaxLogits,
     ];
 
     /// The config / report spelling.
     pub fn name(self) -> &'static str {
         match self {
-            Combiner::CalibratedArgmax => "calibrated-argmax",
-            Combiner::RawArgmax => "raw-argmax",
+            Combiner::Platt => "platt",
+            Combiner::Isotonic => "isotonic",
+            Combiner::PlattTemperature => "platt-temperature",
+            Combiner::VectorScaling => "vector-scaling",
+            Combiner::Dirichlet => "dirichlet",
             Combiner::SoftmaxLogits => "softmax-logits",
         }
     }
+
+    /// One line for people.
+    pub fn description(self) -> &'static str {
+        match self {
+            Combiner::Platt => "Platt per specialist, normalised by the sum",
+            Combiner::Isotonic => "isotonic per specialist, normalised by the sum",
+            Combiner::PlattTemperature => "normalised Platt, then one temperature",
+            Combiner::VectorScaling => "vector scaling of the logits (softmax(a*s+b))",
+            Combiner::Dirichlet => "Dirichlet calibration (ODIR) of the normalised Platt",
+            Combiner::SoftmaxLogits => "softmax over raw logits",
+        }
+    }
+
+    /// Parses a config value (`raw-argmax` is the old name of `softmax-logits`:
+    /// the same predictions and probabilities).
+    pub fn parse(s: &str) -> Option<Combiner> {
+        if s == "raw-argmax" {
+            return Some(Combiner::SoftmaxLogits);
+        }
+        Self::ALL.into_iter().find(|c| c.name() == s)
+    }
 }
 
-/// Row-major [n, k] specialist logits -> [n, k] probabilities per the
-/// combiner. `calibrators` (one per class, in class order) are used only by
-/// `CalibratedArgmax`; the others accept any slice, including an empty one.
-///
-/// Non-finite values propagate: a row with a NaN logit (or a calibrator
-/// returning NaN) comes out NaN. Use [`check_rows`] first to get an error.
+/// Row-major [n, k] logits -> calibrators[k](logit_k), normalised by the
+/// row's sum (scikit-learn's one-vs-rest `predict_proba`; a row whose p_k are
+/// all 0 becomes uniform 1/K; a NaN propagates to the whole row).
 ///
 /// # Panics
-/// If `logits.len() != n·k`, or `CalibratedArgmax` gets `calibrators.len() != k`.
-pub fn combine(
-    combiner: Combiner,
+/// If `logits.len() != n·k` or `calibrators.len() != k`.
+pub fn normalized_calibrated(
     logits: &[f32],
     n: usize,
     k: usize,
@@ -65,51 +90,19 @@ pub fn combine(
     if k == 0 {
         return Vec::new();
     }
-    match combiner {
-        Combiner::CalibratedArgmax => {
-            let p = calibrated(logits, k, calibrators);
-            let mut out = Vec::with_capacity(p.len());
-            for row in p.chunks_exact(k) {
-                let sum: f64 = row.iter().sum();
-                if sum > 0.0 {
-                    out.extend(row.iter().map(|&v| (v / sum) as f32));
-                } else if sum == 0.0 {
-                    out.extend(std::iter::repeat_n((1.0 / k as f64) as f32, k));
-                } else {
-                    out.extend(std::iter::repeat_n(f32::NAN, k));
-                }
-            }
-            out
+    let p = calibrated(logits, k, calibrators);
+    let mut out = Vec::with_capacity(p.len());
+    for row in p.chunks_exact(k) {
+        let sum: f64 = row.iter().sum();
+        if sum > 0.0 {
+            out.extend(row.iter().map(|&v| (v / sum) as f32));
+        } else if sum == 0.0 {
+            out.extend(std::iter::repeat_n((1.0 / k as f64) as f32, k));
+        } else {
+            out.extend(std::iter::repeat_n(f32::NAN, k));
         }
-        Combiner::RawArgmax | Combiner::SoftmaxLogits => softmax_rows(logits, n, k),
     }
-}
-
-/// Row-major [n, k] specialist logits -> the predicted class per row:
-/// argmax of the calibrated p_k for `CalibratedArgmax` (all-zero rows ->
-/// class 0, as the uniform distribution's argmax), argmax of the raw logits
-/// otherwise. Ties go to the lower index; NaN never wins.
-///
-/// # Panics
-/// As [`combine`].
-pub fn predict(
-    combiner: Combiner,
-    logits: &[f32],
-    n: usize,
-    k: usize,
-    calibrators: &[BinaryCalibrator],
-) -> Vec<u32> {
-    assert_shape("logits", logits.len(), n, k);
-    if k == 0 {
-        return Vec::new();
-    }
-    match combiner {
-        Combiner::CalibratedArgmax => calibrated(logits, k, calibrators)
-            .chunks_exact(k)
-            .map(|row| argmax(row.iter().copied()))
-            .collect(),
-        Combiner::RawArgmax | Combiner::SoftmaxLogits => argmax_rows(logits, n, k),
-    }
+    out
 }
 
 /// Index of the largest value of each row of a row-major [n, k] matrix;

@@ -10,8 +10,11 @@
 //!   interpolation between thresholds, clipped outside (scikit-learn's
 //!   `IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1)`).
 //! * [`Temperature`]: one T > 0 for the multiclass head (Guo et al. 2017).
-//! * [`combine`]: the specialists' [N, K] logits -> [N, K] probabilities by
-//!   one of three [`Combiner`]s.
+//! * [`ScoreMap`]: vector scaling and Dirichlet calibration of the whole
+//!   [N, K] score vector (softmax(W·x + b), fitted by multiclass NLL).
+//! * [`JointCalibration`]: every [`Combiner`] of the specialists fitted on one
+//!   calibration split; [`calibrate`] picks one by cross-validated NLL
+//!   inside that split.
 //!
 //! Everything is computed in f64; inputs and outputs are f32 like the heads.
 //! Fits (and [`check_rows`]) return a [`CalibrationError`] naming the bad
@@ -23,17 +26,23 @@
 
 mod combine;
 mod isotonic;
+pub mod joint;
 mod platt;
+pub mod score_map;
 mod temperature;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_joint;
+#[cfg(test)]
 mod tests_props;
 
-pub use combine::{argmax_rows, check_rows, combine, predict, softmax_rows, Combiner};
+pub use combine::{argmax_rows, check_rows, normalized_calibrated, softmax_rows, Combiner};
 pub use isotonic::Isotonic;
+pub use joint::{calibrate, Candidate, JointCalibration, JointParams, LambdaPoint, Selection};
 pub use platt::Platt;
+pub use score_map::{MapKind, ScoreMap};
 pub use temperature::{Temperature, T_MAX, T_MIN};
 
 use serde::{Deserialize, Serialize};

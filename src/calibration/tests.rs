@@ -189,46 +189,75 @@ fn temperature_does_not_change_the_argmax() {
     }
 }
 
+/// A joint calibration holding the fixture's per-specialist calibrators.
+fn joint_with(c: &CombineCase) -> JointCalibration {
+    let platt = c
+        .platt_calibrators
+        .iter()
+        .map(|b| match b {
+            BinaryCalibrator::Platt(p) => p.clone(),
+            other => panic!("not Platt: {other:?}"),
+        })
+        .collect();
+    let isotonic = c
+        .isotonic_calibrators
+        .iter()
+        .map(|b| match b {
+            BinaryCalibrator::Isotonic(i) => i.clone(),
+            other => panic!("not isotonic: {other:?}"),
+        })
+        .collect();
+    JointCalibration {
+        platt,
+        isotonic,
+        platt_temperature: Temperature::default(),
+        vector_scaling: ScoreMap::identity(MapKind::Vector, c.k),
+        dirichlet: ScoreMap::identity(MapKind::Full, c.k),
+    }
+}
+
 #[test]
 fn combiners_match_reference() {
     let c = fixture().combine;
     let cases = [
-        (
-            Combiner::CalibratedArgmax,
-            &c.isotonic_calibrators,
-            &c.calibrated_argmax_isotonic,
-        ),
-        (
-            Combiner::CalibratedArgmax,
-            &c.platt_calibrators,
-            &c.calibrated_argmax_platt,
-        ),
-        (Combiner::RawArgmax, &c.isotonic_calibrators, &c.raw_argmax),
-        (
-            Combiner::SoftmaxLogits,
-            &c.platt_calibrators,
-            &c.softmax_logits,
-        ),
+        (&c.isotonic_calibrators, &c.calibrated_argmax_isotonic),
+        (&c.platt_calibrators, &c.calibrated_argmax_platt),
     ];
-    for (combiner, cals, want) in cases {
-        let probs = combine(combiner, &c.logits, c.n, c.k, cals);
+    for (cals, want) in cases {
+        let probs = normalized_calibrated(&c.logits, c.n, c.k, cals);
         let gap = max_abs_diff(probs.iter().map(|&p| f64::from(p)), &want.probs);
-        let preds = predict(combiner, &c.logits, c.n, c.k, cals);
-        eprintln!("combine {}: max prob gap {gap:.1e}", combiner.name());
         assert_eq!(probs.len(), c.n * c.k);
-        assert!(gap < 1e-6, "{combiner:?}: {gap}");
-        assert_eq!(preds, want.preds, "{combiner:?}");
-        // The calibrated argmax agrees with the argmax of its own output here.
+        assert!(gap < 1e-6, "{gap}");
         assert_eq!(argmax_rows(&probs, c.n, c.k), want.preds);
     }
+    // The same through the joint calibration's combiners (f64 end to end).
+    let joint = joint_with(&c);
+    for (combiner, want) in [
+        (Combiner::Platt, &c.calibrated_argmax_platt),
+        (Combiner::Isotonic, &c.calibrated_argmax_isotonic),
+        (Combiner::SoftmaxLogits, &c.softmax_logits),
+    ] {
+        let p = joint.probs(combiner, &c.logits, c.n);
+        // Isotonic thresholds are f32 in the fixture: 1e-6, as the f32 path.
+        assert!(
+            max_abs_diff(p.iter().copied(), &want.probs) < 1e-6,
+            "{combiner:?}"
+        );
+        let preds: Vec<u32> = p
+            .chunks_exact(c.k)
+            .map(|r| (0..c.k).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u32)
+            .collect();
+        assert_eq!(preds, want.preds, "{combiner:?}");
+    }
+    // Identity maps reproduce their inputs' softmax: Dirichlet at W = I is
+    // the normalised Platt, vector scaling at a = 1 the raw softmax.
+    let d = joint.probs(Combiner::Dirichlet, &c.logits, c.n);
+    assert!(max_abs_diff(d.iter().copied(), &c.calibrated_argmax_platt.probs) < 1e-9);
+    let v = joint.probs(Combiner::VectorScaling, &c.logits, c.n);
+    assert!(max_abs_diff(v.iter().copied(), &c.softmax_logits.probs) < 1e-9);
+    assert_eq!(c.raw_argmax.preds, c.softmax_logits.preds);
     // Row 0 is below every isotonic calibrator's range: exactly uniform.
-    let probs = combine(
-        Combiner::CalibratedArgmax,
-        &c.logits,
-        c.n,
-        c.k,
-        &c.isotonic_calibrators,
-    );
+    let probs = normalized_calibrated(&c.logits, c.n, c.k, &c.isotonic_calibrators);
     assert_eq!(&probs[..3], &[1.0 / 3.0f32; 3]);
     // NLL of the softmax combiner vs numpy.
     let sm = softmax_rows(&c.logits, c.n, c.k);
@@ -244,6 +273,4 @@ fn combiners_match_reference() {
         "{nll} {}",
         c.softmax_nll
     );
-    // Raw argmax needs no calibrators.
-    assert_eq!(combine(Combiner::RawArgmax, &c.logits, c.n, c.k, &[]), sm);
 }

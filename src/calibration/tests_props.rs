@@ -293,28 +293,22 @@ fn non_finite_values_propagate_as_nan_rows() {
         x: vec![],
         y: vec![],
     });
-    let p = combine(
-        Combiner::CalibratedArgmax,
-        &[0.0, 1.0],
-        1,
-        2,
-        &[empty.clone(), empty],
-    );
+    let p = normalized_calibrated(&[0.0, 1.0], 1, 2, &[empty.clone(), empty]);
     assert!(p.iter().all(|v| v.is_nan()));
     assert_eq!(softmax_rows(&[], 0, 0), Vec::<f32>::new());
 }
 
 #[test]
 #[should_panic(expected = "logits has 5 values")]
-fn combine_panics_on_a_shape_mismatch() {
-    combine(Combiner::SoftmaxLogits, &[0.0; 5], 2, 2, &[]);
+fn softmax_panics_on_a_shape_mismatch() {
+    softmax_rows(&[0.0; 5], 2, 2);
 }
 
 #[test]
 #[should_panic(expected = "1 calibrators for k = 2")]
 fn calibrated_argmax_panics_without_one_calibrator_per_class() {
     let cal = BinaryCalibrator::Platt(Platt { a: -1.0, b: 0.0 });
-    predict(Combiner::CalibratedArgmax, &[0.0; 4], 2, 2, &[cal]);
+    normalized_calibrated(&[0.0; 4], 2, 2, &[cal]);
 }
 
 #[test]

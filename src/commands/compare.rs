@@ -7,7 +7,6 @@ use std::path::Path;
 use super::extract::features_for;
 use crate::assets::cache::{write_atomic, Cache};
 use crate::config::Config;
-use crate::ensemble::predict::Approach;
 use crate::ensemble::{load, Ensemble};
 use crate::images::dataset::Split;
 use crate::metrics::compare::{compare, CompareContext, Comparison, TimelineBar};
@@ -70,7 +69,11 @@ pub fn run(
         )));
     }
     let out = e.head_outputs(&set.features, set.len())?;
-    let approaches: Vec<_> = Approach::ALL.iter().map(|&a| e.approach(&out, a)).collect();
+    let approaches: Vec<_> = e
+        .approaches()
+        .into_iter()
+        .map(|a| e.approach(&out, a))
+        .collect();
     let ctx = CompareContext {
         ensemble: e.manifest.name.clone(),
         dataset: e.manifest.dataset.clone(),

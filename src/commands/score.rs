@@ -33,12 +33,11 @@ pub fn run(
 ) -> Result<()> {
     let (e, config, cache) = open_ensemble(args.ensemble, overrides, cache_dir)?;
     let approach = match args.approach {
-        None => Approach::from_combiner(e.manifest.combiner),
+        None => Approach::SpecialistsCalibrated,
         Some(a) => Approach::parse(a).ok_or_else(|| {
-            let all: Vec<_> = Approach::ALL.iter().map(|a| a.name()).collect();
             Error::Usage(format!(
                 "unknown approach `{a}`; allowed: {}",
-                all.join(", ")
+                Approach::names().join(", ")
             ))
         })?,
     };

@@ -308,9 +308,9 @@ fn ensemble_arm(
         _ => (
             Approach::SpecialistsCalibrated,
             format!(
-                "{}, {:?} calibration, calibrated argmax",
+                "{}, calibrated argmax ({})",
                 specialists_word(&ens.manifest.specialists),
-                ens.manifest.calibration.method
+                ens.manifest.combiner.name()
             ),
         ),
     };
@@ -391,7 +391,7 @@ fn finetune_arm(
         (&x_tr, &train.labels),
         (&x_va, &val.labels),
         k,
-        cfg.train.class_weight,
+        cfg.train.multiclass_class_weight,
         spec,
         head_seed(cfg.seed, k as u64 + 1),
         &|epoch, train_loss, val_loss| {

@@ -10,6 +10,7 @@ use crate::config::train::HeadKind;
 use crate::config::Config;
 use crate::ensemble::build::train_ensemble;
 use crate::ensemble::{ensemble_dir, save, Manifest};
+use crate::heads::ClassWeighting;
 use crate::images::dataset::Split;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -45,29 +46,42 @@ pub fn run(
     let o = train_ensemble(&train, &val, t, config.seed, stop, verbosity)?;
     let manifest = Manifest::from_training(name, config, &train, &o);
     save(&dir, &manifest, &o.weights)?;
-    println!("| head | C | iterations/epochs | converged | val loss | job s |");
-    println!("|---|---:|---:|---|---:|---:|");
-    for h in manifest
+    print!("{}", head_table(&manifest, &t.mlp.hidden));
+    let at_bound: Vec<&str> = manifest
         .specialists
         .iter()
         .chain(std::iter::once(&manifest.multiclass))
-    {
-        println!(
-            "| {} | {} | {} | {} | {:.4} | {:.2} |",
-            h.name,
-            h.c.map(|c| c.to_string())
-                .unwrap_or_else(|| format!("mlp {:?}", t.mlp.hidden)),
-            h.iterations,
-            if h.converged { "yes" } else { "no" },
-            h.val_loss,
-            h.seconds
+        .filter(|h| h.grid_edge.as_ref().is_some_and(|e| e.at_bound))
+        .map(|h| h.name.as_str())
+        .collect();
+    if !at_bound.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "warning: {} head(s) still chose the end of their extended C grid ({}); \
+             widen train.c_grid / train.multiclass_c_grid or raise train.grid_extension",
+            at_bound.len(),
+            at_bound.join(", ")
         );
+    }
+    let sel = &manifest.calibration.selection;
+    println!();
+    println!(
+        "combiners ({}-fold CV NLL inside the calibration split `{}`):",
+        sel.folds, manifest.calibration.split
+    );
+    for c in &sel.candidates {
+        let mark = if c.combiner == manifest.combiner {
+            "  <- calibrated argmax"
+        } else {
+            ""
+        };
+        println!("  {:<18} {:.4}{mark}", c.combiner.name(), c.cv_nll);
     }
     let v = &manifest.validation;
     println!();
     println!(
-        "validation ({} images): specialists (calibrated argmax) {:.2}%, multiclass head {:.2}%",
+        "validation ({} images): specialists (calibrated argmax, {}; cross-validated when calibrated on val) {:.2}%, multiclass head {:.2}%",
         v.images,
+        manifest.combiner.name(),
         100.0 * v.specialists_accuracy,
         100.0 * v.multiclass_accuracy
     );
@@ -77,4 +91,53 @@ pub fn run(
         dir.display()
     );
     Ok(())
+}
+
+/// The per-head table: chosen C and weighting, grid edge, fit, loss.
+fn head_table(m: &Manifest, hidden: &[usize]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "| head | C | weighting | grid edge | iterations/epochs | converged | val loss | job s |\n\
+         |---|---:|---|---|---:|---|---:|---:|\n",
+    );
+    for h in m.specialists.iter().chain(std::iter::once(&m.multiclass)) {
+        let edge = match &h.grid_edge {
+            None => "-".to_string(),
+            Some(e) => format!(
+                "{:?}{}{}",
+                e.side,
+                if e.extensions > 0 {
+                    format!(", +{} step(s)", e.extensions)
+                } else {
+                    String::new()
+                },
+                if e.at_bound {
+                    ", at bound"
+                } else {
+                    ", now interior"
+                }
+            )
+            .to_lowercase(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {edge} | {} | {} | {:.4} | {:.2} |",
+            h.name,
+            h.c.map(|c| format!("{c:e}"))
+                .unwrap_or_else(|| format!("mlp {hidden:?}")),
+            weighting_name(h.weighting),
+            h.iterations,
+            if h.converged { "yes" } else { "no" },
+            h.val_loss,
+            h.seconds
+        );
+    }
+    s
+}
+
+fn weighting_name(w: ClassWeighting) -> &'static str {
+    match w {
+        ClassWeighting::Balanced => "balanced",
+        ClassWeighting::None => "none",
+    }
 }

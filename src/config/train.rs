@@ -1,10 +1,11 @@
-//! Config, checked layer for `[train]`: the hyperparameter grids, class
-//! weighting, optimizer limits, scheduler lanes and fusion, calibration
-//! method and default combiner.
+//! Config, checked layer for `[train]`: the hyperparameter grids and their
+//! extension, class weighting (per side), the specialists' selection
+//! criterion, optimizer limits and warm starts, scheduler lanes and fusion,
+//! the joint calibration's settings and the combiner.
 
 use super::raw::{RawMlp, RawTrain};
 use super::{invalid, positive, ConfigError};
-use crate::calibration::{CalibrationMethod, Combiner};
+use crate::calibration::{Combiner, JointParams};
 use crate::device::DeviceSpec;
 use crate::heads::{ClassWeighting, MlpSpec};
 
@@ -44,13 +45,58 @@ pub enum HeadKind {
     Mlp,
 }
 
+/// The class weighting of the specialists: fixed, or chosen per head on
+/// validation among both (`auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightChoice {
+    Auto,
+    Balanced,
+    None,
+}
+
+impl WeightChoice {
+    /// The weightings trained for every specialist.
+    pub fn candidates(self) -> Vec<ClassWeighting> {
+        match self {
+            WeightChoice::Auto => vec![ClassWeighting::None, ClassWeighting::Balanced],
+            WeightChoice::Balanced => vec![ClassWeighting::Balanced],
+            WeightChoice::None => vec![ClassWeighting::None],
+        }
+    }
+}
+
+/// How a specialist's (weighting, C) is chosen on the validation split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// Unweighted log-loss after a Platt fit of the head's validation
+    /// scores: invariant to the head's scale and offset (so weightings are
+    /// compared fairly) and uses every validation row.
+    CalibratedNll,
+    /// Unweighted log-loss of the head's own probabilities.
+    Nll,
+    /// Log-loss weighted like the head's training (the old rule).
+    WeightedNll,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainConfig {
     /// Inverse L2 strengths (scikit-learn's C) tried for every specialist.
     pub c_grid: Vec<f64>,
     /// The same for the multiclass head.
     pub multiclass_c_grid: Vec<f64>,
-    pub class_weight: ClassWeighting,
+    /// Weighting of the specialists (default `auto`: chosen per head).
+    pub class_weight: WeightChoice,
+    /// Weighting of the multiclass head (default none: the textbook linear probe).
+    pub multiclass_class_weight: ClassWeighting,
+    /// The specialists' selection criterion on validation.
+    pub selection: Selection,
+    /// Factor-of-10 steps tried beyond a grid end when a head's best C sits
+    /// on it (0: never extend).
+    pub grid_extension: usize,
+    /// Each C of a path starts from its neighbour's solution.
+    pub warm_start: bool,
     pub max_iter: usize,
     pub tol: f64,
     /// Execution contexts training jobs in parallel (default 2: fastest on
@@ -58,11 +104,15 @@ pub struct TrainConfig {
     pub lanes: usize,
     /// Binary jobs fused per matrix (0: all of a lane's jobs in one).
     pub fuse: usize,
-    pub calibration: CalibrationMethod,
+    /// Settings of the joint calibration and the combiner choice (its seed
+    /// is the run seed, set by `train_ensemble`).
+    pub joint: JointParams,
     /// Where calibrators are fitted: the validation split, or a stratified,
     /// seeded fraction of train held out from head training.
     pub calibration_split: CalibrationSplit,
-    pub combiner: Combiner,
+    /// The combiner `score` uses; `None` (`auto`): the one with the least
+    /// cross-validated NLL inside the calibration split.
+    pub combiner: Option<Combiner>,
     pub specialist_head: HeadKind,
     pub multiclass_head: HeadKind,
     /// Settings of MLP heads (used where a head kind is `mlp`).
@@ -154,45 +204,109 @@ fn grid(field: &str, v: Option<Vec<f64>>) -> Result<Vec<f64>, ConfigError> {
     Ok(g)
 }
 
+fn weighting(field: &str, v: Option<&str>, default: &str) -> Result<ClassWeighting, ConfigError> {
+    match v.unwrap_or(default) {
+        "balanced" => Ok(ClassWeighting::Balanced),
+        "none" => Ok(ClassWeighting::None),
+        other => Err(invalid(field, other, "unknown weighting", "none, balanced")),
+    }
+}
+
+fn combiner(v: Option<&str>) -> Result<Option<Combiner>, ConfigError> {
+    match v.unwrap_or("auto") {
+        "auto" | "calibrated-argmax" => Ok(None),
+        other => Combiner::parse(other).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = Combiner::ALL.iter().map(|c| c.name()).collect();
+            invalid(
+                "train.combiner",
+                other,
+                "unknown combiner",
+                &format!("auto (alias calibrated-argmax), {}", names.join(", ")),
+            )
+        }),
+    }
+}
+
+fn lambdas(field: &str, v: &Option<Vec<f64>>, default: Vec<f64>) -> Result<Vec<f64>, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(l) if !l.is_empty() && l.iter().all(|v| v.is_finite() && *v >= 0.0) => Ok(l.clone()),
+        Some(l) => Err(invalid(
+            field,
+            format!("{l:?}"),
+            "every penalty must be a finite number >= 0",
+            "a non-empty list, e.g. [0.1, 1.0, 10.0]",
+        )),
+    }
+}
+
+fn joint(t: &RawTrain) -> Result<JointParams, ConfigError> {
+    let d = JointParams::default();
+    let folds = match t.calibration_folds {
+        None => d.folds,
+        Some(f) if (2..=50).contains(&f) => f as usize,
+        Some(f) => {
+            return Err(invalid(
+                "train.calibration_folds",
+                f,
+                "out of range",
+                "an integer in 2..=50",
+            ))
+        }
+    };
+    Ok(JointParams {
+        vector_lambdas: lambdas(
+            "train.vector_scaling_lambdas",
+            &t.vector_scaling_lambdas,
+            d.vector_lambdas.clone(),
+        )?,
+        dirichlet_lambdas: lambdas(
+            "train.dirichlet_lambdas",
+            &t.dirichlet_lambdas,
+            d.dirichlet_lambdas.clone(),
+        )?,
+        folds,
+        ..d
+    })
+}
+
 pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
     let t = t.unwrap_or_default();
-    let class_weight = match t.class_weight.as_deref().unwrap_or("balanced") {
-        "balanced" => ClassWeighting::Balanced,
-        "none" => ClassWeighting::None,
+    let class_weight = match t.class_weight.as_deref().unwrap_or("auto") {
+        "auto" => WeightChoice::Auto,
+        "balanced" => WeightChoice::Balanced,
+        "none" => WeightChoice::None,
         other => {
             return Err(invalid(
                 "train.class_weight",
                 other,
                 "unknown weighting",
-                "balanced, none",
+                "auto (chosen per specialist on val), balanced, none",
             ))
         }
     };
-    let calibration = match t.calibration.as_deref().unwrap_or("platt") {
-        "platt" => CalibrationMethod::Platt,
-        "isotonic" => CalibrationMethod::Isotonic,
+    let selection = match t.selection.as_deref().unwrap_or("calibrated-nll") {
+        "calibrated-nll" => Selection::CalibratedNll,
+        "nll" => Selection::Nll,
+        "weighted-nll" => Selection::WeightedNll,
         other => {
             return Err(invalid(
-                "train.calibration",
+                "train.selection",
                 other,
-                "unknown method",
-                "platt, isotonic",
+                "unknown selection criterion",
+                "calibrated-nll, nll, weighted-nll",
             ))
         }
     };
-    let combiner = match t.combiner.as_deref().unwrap_or("calibrated-argmax") {
-        "calibrated-argmax" => Combiner::CalibratedArgmax,
-        "raw-argmax" => Combiner::RawArgmax,
-        "softmax-logits" => Combiner::SoftmaxLogits,
-        other => {
-            return Err(invalid(
-                "train.combiner",
-                other,
-                "unknown combiner",
-                "calibrated-argmax, raw-argmax, softmax-logits",
-            ))
-        }
-    };
+    if let Some(m) = &t.calibration {
+        return Err(invalid(
+            "train.calibration",
+            m,
+            "replaced: every per-specialist and joint calibrator is now fitted",
+            "remove it and choose with train.combiner (auto, dirichlet, vector-scaling, \
+             platt-temperature, platt, isotonic, softmax-logits)",
+        ));
+    }
     let tol = t.tol.unwrap_or(1e-6);
     if !(tol.is_finite() && tol > 0.0 && tol < 1.0) {
         return Err(invalid(
@@ -206,18 +320,38 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
         None | Some(0) => 0,
         Some(v) => positive("train.fuse", Some(v), 0, 100_000)?,
     };
+    let grid_extension = match t.grid_extension {
+        None => 3,
+        Some(v) if (0..=12).contains(&v) => v as usize,
+        Some(v) => {
+            return Err(invalid(
+                "train.grid_extension",
+                v,
+                "out of range",
+                "an integer in 0..=12 (factor-of-10 steps beyond each grid end)",
+            ))
+        }
+    };
     Ok(TrainConfig {
         device: DeviceSpec::Cpu,
-        c_grid: grid("train.c_grid", t.c_grid)?,
-        multiclass_c_grid: grid("train.multiclass_c_grid", t.multiclass_c_grid)?,
+        c_grid: grid("train.c_grid", t.c_grid.clone())?,
+        multiclass_c_grid: grid("train.multiclass_c_grid", t.multiclass_c_grid.clone())?,
         class_weight,
+        multiclass_class_weight: weighting(
+            "train.multiclass_class_weight",
+            t.multiclass_class_weight.as_deref(),
+            "none",
+        )?,
+        selection,
+        grid_extension,
+        warm_start: t.warm_start.unwrap_or(true),
         max_iter: positive("train.max_iter", t.max_iter, 500, 1_000_000)?,
         tol,
         lanes: positive("train.lanes", t.lanes, 2, 64)?,
         fuse,
-        calibration,
-        calibration_split: calibration_split(t.calibration_split)?,
-        combiner,
+        joint: joint(&t)?,
+        calibration_split: calibration_split(t.calibration_split.clone())?,
+        combiner: combiner(t.combiner.as_deref())?,
         specialist_head: head_kind("train.specialist_head", t.specialist_head.as_deref())?,
         multiclass_head: head_kind("train.multiclass_head", t.multiclass_head.as_deref())?,
         mlp: resolve_mlp(t.mlp)?,

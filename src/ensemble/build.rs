@@ -1,8 +1,10 @@
-//! Ensemble stage: from cached features to a calibrated ensemble. Fits the
-//! standardizer on train, sends every (specialist, C) and (multiclass, C)
-//! job through the scheduler, picks each head's C on the validation split,
-//! calibrates on the same held-out split (Platt or isotonic per specialist,
-//! temperature for the multiclass head) and reports validation accuracy.
+//! Ensemble stage: from cached features to a calibrated ensemble, as a
+//! pipeline: standardize (train statistics) -> train every head over its
+//! grid through the scheduler ([`super::plan`]) -> select each head's
+//! (weighting, C) on validation, extending the grid where the best C sits on
+//! an end ([`super::select`]) -> calibrate on the held-out split (every
+//! joint combiner of the specialists plus the combiner choice by nested CV,
+//! a temperature for the multiclass head) -> validation accuracy.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -11,15 +13,18 @@ use std::time::Instant;
 use crossbeam::channel;
 
 use super::manifest::{head_seed, CalibrationRecord, HeadRecord, TimelineEntry, ValidationRecord};
+use super::plan::{self, Tried};
+use super::select::{self, Val};
 use super::{HeadParams, Weights};
-use crate::calibration::{argmax_rows, combine, BinaryCalibrator, Combiner, Temperature};
+use crate::calibration::joint::argmax;
+use crate::calibration::Temperature;
 use crate::config::train::{CalibrationSplit, HeadKind, TrainConfig};
 use crate::features::store::FeatureSet;
-use crate::heads::{binary_val_loss, softmax_val_loss, BinaryJob, FitOptions, Standardizer};
+use crate::heads::{FitOptions, Standardizer};
 use crate::images::dataset::{stratified_split, Split};
 use crate::progress::{bar, Verbosity};
 use crate::scheduler::lane::Rows;
-use crate::scheduler::{self, fuse_binary, Event, Fit, Job, Lane};
+use crate::scheduler::{self, Event, Fit, Job, Lane};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -120,8 +125,236 @@ fn to_params(f: &Fit) -> HeadParams {
     }
 }
 
-fn first_min(v: &[f64]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] < v[best] { i } else { best })
+fn opts(cfg: &TrainConfig) -> FitOptions {
+    FitOptions {
+        max_iter: cfg.max_iter,
+        tol: cfg.tol,
+        history: 10,
+    }
+}
+
+/// What every training round shares.
+struct Rounds<'a> {
+    lanes: &'a [Lane],
+    labels: &'a [u32],
+    cfg: &'a TrainConfig,
+    stop: &'a Arc<AtomicBool>,
+    verbosity: Verbosity,
+}
+
+/// Every candidate trained, its validation loss, and the scheduler timeline.
+struct Trained {
+    tried: Vec<Tried>,
+    loss: Vec<f64>,
+    timeline: Vec<TimelineEntry>,
+}
+
+impl Rounds<'_> {
+    /// Runs one round of jobs with a progress bar; outcomes in job order.
+    fn run(
+        &self,
+        jobs: &[Job],
+        k: usize,
+        label: &'static str,
+    ) -> Vec<Option<scheduler::JobOutcome>> {
+        let total: usize = jobs.iter().map(Job::heads).sum();
+        let pb = bar(total as u64, label, self.verbosity);
+        let (ev_tx, ev_rx) = channel::unbounded::<Event>();
+        let outcomes = std::thread::scope(|s| {
+            let pb = &pb;
+            s.spawn(move || {
+                for ev in ev_rx.iter() {
+                    if let Event::Finished { heads, .. } = ev {
+                        pb.inc(heads as u64);
+                    }
+                }
+            });
+            let o = opts(self.cfg);
+            let stop = Arc::clone(self.stop);
+            scheduler::run(jobs, self.lanes, self.labels, k, &o, Some(ev_tx), stop)
+        });
+        pb.finish_and_clear();
+        outcomes
+    }
+
+    /// Every head over its grid, then extension rounds until no best C sits
+    /// on an end it may still move past.
+    fn train(&self, v: &Val, seed: u64) -> Result<Trained, TrainError> {
+        let (k, cfg) = (v.k, self.cfg);
+        let t0 = Instant::now();
+        let mut jobs = plan::initial_jobs(cfg, k, seed);
+        let (mut tried, mut timeline) = (Vec::new(), Vec::new());
+        let mut label = "train";
+        loop {
+            let offset = t0.elapsed().as_secs_f64();
+            let outcomes = self.run(&jobs, k, label);
+            for (job, o) in jobs.iter().zip(&outcomes) {
+                let Some(o) = o else { continue };
+                timeline.push(TimelineEntry {
+                    job: job.describe(),
+                    lane: o.lane,
+                    start_s: plan::shifted(o.start, offset),
+                    end_s: plan::shifted(o.end, offset),
+                    heads: job.heads(),
+                });
+            }
+            let round = plan::decode(&jobs, outcomes, k)
+                .ok_or(TrainError::Interrupted)?
+                .map_err(|(head, message)| TrainError::Head { head, message })?;
+            tried.extend(round);
+            let loss = select::losses(&tried, v, cfg).map_err(|message| TrainError::Head {
+                head: "selection".into(),
+                message,
+            })?;
+            let best = select::best(&tried, &loss, k + 1);
+            jobs = plan::extension_jobs(cfg, k, &select::extensions(&tried, &best, cfg, k));
+            if jobs.is_empty() {
+                return Ok(Trained {
+                    tried,
+                    loss,
+                    timeline,
+                });
+            }
+            label = "extend grid";
+        }
+    }
+}
+
+/// The record of head `id`'s chosen candidate `i`.
+fn record(
+    name: String,
+    id: u64,
+    t: &Trained,
+    i: usize,
+    cfg: &TrainConfig,
+    seed: u64,
+    k: usize,
+) -> HeadRecord {
+    let (tried, loss) = (&t.tried, &t.loss);
+    let c = &tried[i];
+    let (kind, iterations, converged, objective, best_epoch) = match &c.fit {
+        Fit::Linear(f) => (
+            HeadKind::Linear,
+            f.iterations,
+            f.converged,
+            Some(f.objective),
+            None,
+        ),
+        Fit::Mlp(m) => (
+            HeadKind::Mlp,
+            m.epochs,
+            m.converged,
+            None,
+            Some(m.best_epoch),
+        ),
+    };
+    HeadRecord {
+        name,
+        kind,
+        c: c.slot.c,
+        weighting: c.slot.weighting,
+        val_loss: loss[i],
+        val_loss_grid: select::grid_points(tried, loss, c.slot.head),
+        grid_edge: select::grid_edge(tried, c, cfg, k),
+        iterations,
+        converged,
+        objective,
+        best_epoch,
+        seed: head_seed(seed, id),
+        seconds: c.seconds,
+    }
+}
+
+/// `[n, k]` specialist logits of standardized rows.
+fn specialist_logits(w: &Weights, x: &[f32], n: usize, d: usize) -> Vec<f32> {
+    let k = w.specialists.len();
+    let mut z = vec![0f32; n * k];
+    for (c, p) in w.specialists.iter().enumerate() {
+        for (i, v) in p.logits(x, n, d).into_iter().enumerate() {
+            z[i * k + c] = v;
+        }
+    }
+    z
+}
+
+/// Calibration on the held-out rows: every joint combiner, the choice
+/// among them by nested CV, and the multiclass temperature.
+fn calibrate(
+    w: &Weights,
+    cal: &FeatureSet,
+    cfg: &TrainConfig,
+    seed: u64,
+) -> Result<CalibrationRecord, TrainError> {
+    let (nc, d, k) = (cal.len(), cal.dim, w.specialists.len());
+    let x = w.standardizer.apply(&cal.features);
+    let z = specialist_logits(w, &x, nc, d);
+    let failed = |head: &str| {
+        let head = head.to_string();
+        move |e: crate::calibration::CalibrationError| TrainError::Head {
+            head,
+            message: e.to_string(),
+        }
+    };
+    let params = crate::calibration::JointParams {
+        seed,
+        ..cfg.joint.clone()
+    };
+    let groups = crate::images::emoji40::groups(&cal.keys);
+    let (joint, selection) = crate::calibration::calibrate(&z, &cal.labels, &groups, k, &params)
+        .map_err(failed("calibration of the specialists"))?;
+    let temperature = Temperature::fit(&w.multiclass.logits(&x, nc, d), &cal.labels, nc, k)
+        .map_err(failed("temperature of the multiclass head"))?;
+    Ok(CalibrationRecord {
+        split: cal.split.clone(),
+        specialists: joint,
+        selection,
+        multiclass: temperature,
+    })
+}
+
+/// Validation figures: the multiclass head's accuracy on val, and the
+/// calibrated argmax's. When the combiner was fitted on val itself (the
+/// default calibration split), its accuracy there is in-sample (a full
+/// Dirichlet map can memorise val), so the honest figure is its
+/// cross-validated accuracy inside the calibration split.
+fn validate(
+    w: &Weights,
+    cal: &CalibrationRecord,
+    combiner: crate::calibration::Combiner,
+    v: &Val,
+    cal_is_val: bool,
+) -> ValidationRecord {
+    let acc = |pred: Vec<usize>| {
+        pred.iter()
+            .zip(v.labels)
+            .filter(|(&p, &y)| p == y as usize)
+            .count() as f64
+            / v.n.max(1) as f64
+    };
+    let specialists_accuracy = match cal
+        .selection
+        .candidates
+        .iter()
+        .find(|c| c.combiner == combiner)
+    {
+        Some(c) if cal_is_val => c.cv_accuracy,
+        _ => {
+            let z = specialist_logits(w, v.x, v.n, v.d);
+            let p = cal.specialists.probs(combiner, &z, v.n);
+            acc(p.chunks_exact(v.k).map(argmax).collect())
+        }
+    };
+    let mc: Vec<f64> = w
+        .multiclass
+        .logits(v.x, v.n, v.d)
+        .iter()
+        .map(|&x| f64::from(x))
+        .collect();
+    ValidationRecord {
+        images: v.n,
+        specialists_accuracy,
+        multiclass_accuracy: acc(mc.chunks_exact(v.k).map(argmax).collect()),
+    }
 }
 
 /// Trains specialists and the multiclass head, selects, calibrates.
@@ -146,24 +379,81 @@ pub fn train_ensemble(
     check(train, cal)?;
     let (k, d, n) = (train.classes.len(), train.dim, train.len());
     let std = Standardizer::fit(&train.features, n, d);
-    let x_tr = std.apply(&train.features);
-    let x_va = std.apply(&val.features);
-    let nv = val.len();
-    let (rows_tr, rows_va) = (
-        Rows {
-            x: &x_tr,
-            n,
-            d,
-            labels: &train.labels,
-        },
-        Rows {
-            x: &x_va,
-            n: nv,
-            d,
-            labels: &val.labels,
-        },
-    );
-    // One device per lane: on CUDA each has its own stream.
+    let (x_tr, x_va) = (std.apply(&train.features), std.apply(&val.features));
+    let v = Val {
+        x: &x_va,
+        n: val.len(),
+        d,
+        labels: &val.labels,
+        k,
+    };
+    let lanes = open_lanes(cfg, &x_tr, train, &v)?;
+    let rounds = Rounds {
+        lanes: &lanes,
+        labels: &train.labels,
+        cfg,
+        stop: &stop,
+        verbosity,
+    };
+    let trained = rounds.train(&v, seed)?;
+    let (tried, loss) = (&trained.tried, &trained.loss);
+    let best = select::best(tried, loss, k + 1);
+    let chosen = |h: usize| best[h].ok_or(TrainError::Interrupted);
+    let mut specialists = Vec::with_capacity(k);
+    let mut params = Vec::with_capacity(k);
+    for c in 0..k {
+        let i = chosen(c)?;
+        let name = train.classes[c].clone();
+        specialists.push(record(name, c as u64, &trained, i, cfg, seed, k));
+        params.push(to_params(&tried[i].fit));
+    }
+    let m = chosen(k)?;
+    let multiclass = record("multiclass".into(), k as u64, &trained, m, cfg, seed, k);
+    let weights = Weights {
+        standardizer: std.clone(),
+        specialists: params,
+        multiclass: to_params(&tried[m].fit),
+    };
+    let t_heads = t0.elapsed().as_secs_f64();
+    let calibration = calibrate(&weights, cal, cfg, seed)?;
+    if verbosity >= Verbosity::Verbose {
+        eprintln!(
+            "heads trained and selected in {t_heads:.2} s, calibrated in {:.2} s",
+            t0.elapsed().as_secs_f64() - t_heads
+        );
+    }
+    let combiner = cfg.combiner.unwrap_or(calibration.selection.chosen);
+    let validation = validate(&weights, &calibration, combiner, &v, held.is_none());
+    Ok(TrainOutcome {
+        weights,
+        specialists,
+        multiclass,
+        calibration,
+        validation,
+        timeline: trained.timeline,
+        train_seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// One lane per device (on CUDA each has its own stream).
+fn open_lanes(
+    cfg: &TrainConfig,
+    x_tr: &[f32],
+    train: &FeatureSet,
+    v: &Val,
+) -> Result<Vec<Lane>, TrainError> {
+    let rows_tr = Rows {
+        x: x_tr,
+        n: train.len(),
+        d: v.d,
+        labels: &train.labels,
+    };
+    let rows_va = Rows {
+        x: v.x,
+        n: v.n,
+        d: v.d,
+        labels: v.labels,
+    };
     let devices = cfg
         .device
         .open_lanes(cfg.lanes)
@@ -171,248 +461,12 @@ pub fn train_ensemble(
             lane: 0,
             message: e.to_string(),
         })?;
-    let lanes: Vec<Lane> = devices
+    devices
         .iter()
         .enumerate()
         .map(|(i, dev)| {
-            Lane::on_device(i, dev, &rows_tr, &rows_va, cfg.class_weight)
+            Lane::on_device(i, dev, &rows_tr, &rows_va)
                 .map_err(|message| TrainError::Lane { lane: i, message })
         })
-        .collect::<Result<_, _>>()?;
-
-    // Specialist jobs first, then the multiclass ones. Linear units are in
-    // grid-major order: unit u = (grid g, class c) with u = g * k + c.
-    let mut jobs = match cfg.specialist_head {
-        HeadKind::Linear => {
-            let units: Vec<BinaryJob> = cfg
-                .c_grid
-                .iter()
-                .flat_map(|&c| {
-                    (0..k as u32).map(move |class| BinaryJob {
-                        class,
-                        c,
-                        weighting: cfg.class_weight,
-                    })
-                })
-                .collect();
-            let fuse = if cfg.fuse == 0 {
-                units.len().div_ceil(cfg.lanes)
-            } else {
-                cfg.fuse
-            };
-            fuse_binary(&units, fuse)
-        }
-        HeadKind::Mlp => (0..k as u32)
-            .map(|class| Job::MlpBinary {
-                class,
-                spec: cfg.mlp.clone(),
-                seed: head_seed(seed, class as u64),
-            })
-            .collect(),
-    };
-    let first_multiclass = jobs.len();
-    match cfg.multiclass_head {
-        HeadKind::Linear => jobs.extend(cfg.multiclass_c_grid.iter().map(|&c| Job::Softmax { c })),
-        HeadKind::Mlp => jobs.push(Job::MlpSoftmax {
-            spec: cfg.mlp.clone(),
-            seed: head_seed(seed, k as u64),
-        }),
-    }
-    let opts = FitOptions {
-        max_iter: cfg.max_iter,
-        tol: cfg.tol,
-        history: 10,
-    };
-
-    let total_heads: usize = jobs.iter().map(Job::heads).sum();
-    let pb = bar(total_heads as u64, "train", verbosity);
-    let (ev_tx, ev_rx) = channel::unbounded::<Event>();
-    let outcomes = std::thread::scope(|s| {
-        let pb = &pb;
-        s.spawn(move || {
-            for ev in ev_rx.iter() {
-                if let Event::Finished { heads, .. } = ev {
-                    pb.inc(heads as u64);
-                }
-            }
-        });
-        scheduler::run(&jobs, &lanes, &train.labels, k, &opts, Some(ev_tx), stop)
-    });
-    pb.finish_and_clear();
-
-    // Fits in job order (specialists, then multiclass), with their job's seconds.
-    let mut spec_fits: Vec<(Fit, f64)> = Vec::new();
-    let mut multi_fits: Vec<(Fit, f64)> = Vec::new();
-    let mut timeline = Vec::new();
-    for (ji, o) in outcomes.into_iter().enumerate() {
-        let o = o.ok_or(TrainError::Interrupted)?;
-        let job = &jobs[ji];
-        let secs = (o.end - o.start).as_secs_f64();
-        timeline.push(TimelineEntry {
-            job: job.describe(),
-            lane: o.lane,
-            start_s: o.start.as_secs_f64(),
-            end_s: o.end.as_secs_f64(),
-            heads: job.heads(),
-        });
-        let fits = o.result.map_err(|message| TrainError::Head {
-            head: job.describe(),
-            message,
-        })?;
-        let target = if ji < first_multiclass {
-            &mut spec_fits
-        } else {
-            &mut multi_fits
-        };
-        target.extend(fits.into_iter().map(|f| (f, secs)));
-    }
-
-    let yes = |set: &FeatureSet, c: usize| -> Vec<bool> {
-        set.labels.iter().map(|&y| y as usize == c).collect()
-    };
-    // Picks the fit with the lowest validation loss among `candidates`.
-    let choose = |name: String,
-                  id: u64,
-                  candidates: Vec<(&(Fit, f64), Option<f64>)>,
-                  loss: &dyn Fn(&HeadParams) -> f64| {
-        let params: Vec<HeadParams> = candidates.iter().map(|(f, _)| to_params(&f.0)).collect();
-        let losses: Vec<f64> = params
-            .iter()
-            .zip(&candidates)
-            .map(|(p, (f, _))| match &f.0 {
-                Fit::Linear(_) => loss(p),
-                Fit::Mlp(m) => m.val_loss,
-            })
-            .collect();
-        let g = first_min(&losses);
-        let ((fit, secs), c) = (candidates[g].0, candidates[g].1);
-        let record = HeadRecord {
-            name,
-            kind: match fit {
-                Fit::Linear(_) => HeadKind::Linear,
-                Fit::Mlp(_) => HeadKind::Mlp,
-            },
-            c,
-            val_loss: losses[g],
-            val_loss_grid: losses.clone(),
-            iterations: match fit {
-                Fit::Linear(f) => f.iterations,
-                Fit::Mlp(m) => m.epochs,
-            },
-            converged: match fit {
-                Fit::Linear(f) => f.converged,
-                Fit::Mlp(m) => m.converged,
-            },
-            objective: match fit {
-                Fit::Linear(f) => Some(f.objective),
-                Fit::Mlp(_) => None,
-            },
-            best_epoch: match fit {
-                Fit::Linear(_) => None,
-                Fit::Mlp(m) => Some(m.best_epoch),
-            },
-            seed: head_seed(seed, id),
-            seconds: *secs,
-        };
-        (params.into_iter().nth(g), record)
-    };
-    let mut specialists_params = Vec::with_capacity(k);
-    let mut specialists = Vec::with_capacity(k);
-    let mut val_logits = vec![0f32; nv * k];
-    for c in 0..k {
-        let pos = yes(val, c);
-        let candidates: Vec<(&(Fit, f64), Option<f64>)> = match cfg.specialist_head {
-            HeadKind::Linear => (0..cfg.c_grid.len())
-                .map(|g| (&spec_fits[g * k + c], Some(cfg.c_grid[g])))
-                .collect(),
-            HeadKind::Mlp => vec![(&spec_fits[c], None)],
-        };
-        let loss = |p: &HeadParams| match p {
-            HeadParams::Linear(f) => binary_val_loss(&x_va, nv, d, &pos, f, cfg.class_weight),
-            HeadParams::Mlp(m) => m.val_loss,
-        };
-        let (params, record) = choose(train.classes[c].clone(), c as u64, candidates, &loss);
-        let params = params.ok_or(TrainError::Interrupted)?;
-        for (i, z) in params.logits(&x_va, nv, d).into_iter().enumerate() {
-            val_logits[i * k + c] = z;
-        }
-        specialists_params.push(params);
-        specialists.push(record);
-    }
-    let candidates: Vec<(&(Fit, f64), Option<f64>)> = match cfg.multiclass_head {
-        HeadKind::Linear => multi_fits
-            .iter()
-            .zip(&cfg.multiclass_c_grid)
-            .map(|(f, &c)| (f, Some(c)))
-            .collect(),
-        HeadKind::Mlp => multi_fits.iter().map(|f| (f, None)).collect(),
-    };
-    let loss = |p: &HeadParams| match p {
-        HeadParams::Linear(f) => {
-            softmax_val_loss(&x_va, nv, d, k, &val.labels, f, cfg.class_weight)
-        }
-        HeadParams::Mlp(m) => m.val_loss,
-    };
-    let (mc_params, multiclass) = choose("multiclass".into(), k as u64, candidates, &loss);
-    let mc_params = mc_params.ok_or(TrainError::Interrupted)?;
-    let weights = Weights {
-        standardizer: std.clone(),
-        specialists: specialists_params,
-        multiclass: mc_params.clone(),
-    };
-
-    // Calibration on the held-out rows (val, or the part of train held out).
-    let nc = cal.len();
-    let x_cal = std.apply(&cal.features);
-    let mut cal_logits = vec![0f32; nc * k];
-    for (c, p) in weights.specialists.iter().enumerate() {
-        for (i, z) in p.logits(&x_cal, nc, d).into_iter().enumerate() {
-            cal_logits[i * k + c] = z;
-        }
-    }
-    let mut calibrators = Vec::with_capacity(k);
-    for c in 0..k {
-        let scores: Vec<f32> = (0..nc).map(|i| cal_logits[i * k + c]).collect();
-        let cal =
-            BinaryCalibrator::fit(cfg.calibration, &scores, &yes(cal, c), None).map_err(|e| {
-                TrainError::Head {
-                    head: format!("calibration of `{}`", train.classes[c]),
-                    message: e.to_string(),
-                }
-            })?;
-        calibrators.push(cal);
-    }
-    let temperature = Temperature::fit(&mc_params.logits(&x_cal, nc, d), &cal.labels, nc, k)
-        .map_err(|e| TrainError::Head {
-            head: "temperature of the multiclass head".into(),
-            message: e.to_string(),
-        })?;
-    let mc_val_logits = mc_params.logits(&x_va, nv, d);
-    let accuracy = |pred: &[u32]| {
-        pred.iter().zip(&val.labels).filter(|(p, y)| p == y).count() as f64 / nv.max(1) as f64
-    };
-    let spec_pred = argmax_rows(
-        &combine(Combiner::CalibratedArgmax, &val_logits, nv, k, &calibrators),
-        nv,
-        k,
-    );
-    let mc_pred = argmax_rows(&mc_val_logits, nv, k);
-    Ok(TrainOutcome {
-        weights,
-        specialists,
-        multiclass,
-        calibration: CalibrationRecord {
-            split: cal.split.clone(),
-            method: cfg.calibration,
-            specialists: calibrators,
-            multiclass: temperature,
-        },
-        validation: ValidationRecord {
-            images: nv,
-            specialists_accuracy: accuracy(&spec_pred),
-            multiclass_accuracy: accuracy(&mc_pred),
-        },
-        timeline,
-        train_seconds: t0.elapsed().as_secs_f64(),
-    })
+        .collect()
 }

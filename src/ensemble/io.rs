@@ -262,7 +262,7 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
             objective: rec.objective.unwrap_or(f64::NAN),
         })
     };
-    if manifest.specialists.len() != k || manifest.calibration.specialists.len() != k {
+    if manifest.specialists.len() != k || manifest.calibration.specialists.k() != k {
         return Err(malformed(
             &mpath,
             format!("{k} classes but {} specialists", manifest.specialists.len()),

@@ -4,11 +4,41 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::{BinaryCalibrator, CalibrationMethod, Combiner, Temperature};
+use crate::calibration::{Combiner, JointCalibration, Selection, Temperature};
 use crate::config::train::HeadKind;
-use crate::heads::MlpSpec;
+use crate::heads::{ClassWeighting, MlpSpec};
 
-pub const FORMAT: u32 = 1;
+/// 2: per-head weighting, grid points with their weighting, grid edges, the
+/// joint calibration and the combiner choice (format 1 ensembles must be
+/// retrained).
+pub const FORMAT: u32 = 2;
+
+/// One candidate a head was trained at, with its validation loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridPoint {
+    pub weighting: ClassWeighting,
+    pub c: Option<f64>,
+    pub val_loss: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeSide {
+    Low,
+    High,
+}
+
+/// A head whose best C was on an end of its grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridEdge {
+    /// Which end.
+    pub side: EdgeSide,
+    /// Factor-of-10 steps tried beyond the configured grid.
+    pub extensions: usize,
+    /// Still on the end of what was tried: the bound (`train.grid_extension`)
+    /// stopped the search, so the optimum may lie further out.
+    pub at_bound: bool,
+}
 
 /// One trained head as chosen on the validation split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,10 +48,14 @@ pub struct HeadRecord {
     pub kind: HeadKind,
     /// Inverse L2 strength chosen on validation (scikit-learn's C); linear heads only.
     pub c: Option<f64>,
-    /// Validation loss at the chosen C (weighted log-loss).
+    /// Class weighting of the chosen fit.
+    pub weighting: ClassWeighting,
+    /// Validation loss of the chosen fit (the selection criterion's).
     pub val_loss: f64,
-    /// Validation loss at every grid point, in grid order.
-    pub val_loss_grid: Vec<f64>,
+    /// Every candidate tried, in training order (grid, then extensions).
+    pub val_loss_grid: Vec<GridPoint>,
+    /// Set when the best C was on an end of the configured grid.
+    pub grid_edge: Option<GridEdge>,
     /// L-BFGS iterations (linear) or epochs (MLP) of the chosen fit, and
     /// whether it met the tolerance (linear) or stopped early (MLP).
     pub iterations: usize,
@@ -52,9 +86,10 @@ pub struct TimelineEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRecord {
     pub split: String,
-    pub method: CalibrationMethod,
-    /// One per class, in class order.
-    pub specialists: Vec<BinaryCalibrator>,
+    /// Every combiner of the specialists, fitted on all calibration rows.
+    pub specialists: JointCalibration,
+    /// Every combiner's cross-validated NLL inside the calibration split.
+    pub selection: Selection,
     pub multiclass: Temperature,
 }
 
@@ -88,7 +123,8 @@ pub struct Manifest {
     /// Settings of the MLP heads, if any head is an MLP.
     pub mlp: Option<MlpSpec>,
     pub calibration: CalibrationRecord,
-    /// The combiner `score` uses by default.
+    /// The combiner of the calibrated argmax (`score`'s default): the
+    /// configured one, or with `auto` the selection's choice.
     pub combiner: Combiner,
     pub validation: ValidationRecord,
     pub lanes: usize,
@@ -137,7 +173,7 @@ impl Manifest {
             mlp: (t.specialist_head == HeadKind::Mlp || t.multiclass_head == HeadKind::Mlp)
                 .then(|| t.mlp.clone()),
             calibration: o.calibration.clone(),
-            combiner: t.combiner,
+            combiner: t.combiner.unwrap_or(o.calibration.selection.chosen),
             validation: o.validation.clone(),
             lanes: t.lanes,
             timeline: o.timeline.clone(),

@@ -8,7 +8,9 @@
 pub mod build;
 mod io;
 pub mod manifest;
+pub mod plan;
 pub mod predict;
+pub mod select;
 
 use std::path::{Path, PathBuf};
 

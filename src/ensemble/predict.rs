@@ -6,64 +6,62 @@
 use candle_core::{Device, Tensor};
 
 use super::{Ensemble, EnsembleError, HeadParams};
-use crate::calibration::{argmax_rows, combine, softmax_rows, Combiner};
+use crate::calibration::{argmax_rows, softmax_rows, Combiner};
 use crate::metrics::compare::ApproachInput;
 
-/// The ways an ensemble can classify, in the order `compare` reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// The ways an ensemble can classify. `SpecialistsCalibrated` is the
+/// calibrated argmax: the specialists through the ensemble's chosen
+/// combiner; `Specialists(c)` the same through any other combiner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Approach {
     MulticlassRaw,
     MulticlassTemperature,
-    SpecialistsRawArgmax,
-    SpecialistsSoftmax,
     SpecialistsCalibrated,
+    Specialists(Combiner),
 }
 
 impl Approach {
-    pub const ALL: [Approach; 5] = [
-        Approach::MulticlassRaw,
-        Approach::MulticlassTemperature,
-        Approach::SpecialistsRawArgmax,
-        Approach::SpecialistsSoftmax,
-        Approach::SpecialistsCalibrated,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Approach::MulticlassRaw => "multiclass-raw",
             Approach::MulticlassTemperature => "multiclass-temperature",
-            Approach::SpecialistsRawArgmax => "specialists-raw-argmax",
-            Approach::SpecialistsSoftmax => "specialists-softmax",
             Approach::SpecialistsCalibrated => "specialists-calibrated",
+            Approach::Specialists(c) => match c {
+                Combiner::Platt => "specialists-platt",
+                Combiner::Isotonic => "specialists-isotonic",
+                Combiner::PlattTemperature => "specialists-platt-temperature",
+                Combiner::VectorScaling => "specialists-vector-scaling",
+                Combiner::Dirichlet => "specialists-dirichlet",
+                Combiner::SoftmaxLogits => "specialists-softmax",
+            },
         }
     }
 
-    pub fn description(self) -> &'static str {
-        match self {
-            Approach::MulticlassRaw => "multiclass softmax head",
-            Approach::MulticlassTemperature => "multiclass head, temperature-scaled",
-            Approach::SpecialistsRawArgmax => {
-                "specialists, argmax of raw logits (softmax of logits as probabilities)"
-            }
-            Approach::SpecialistsSoftmax => "specialists, softmax over raw logits",
-            Approach::SpecialistsCalibrated => {
-                "specialists, calibrated argmax (probabilities normalized by their sum)"
-            }
-        }
-    }
-
+    /// Every spelling `--approach` takes (`specialists-raw-argmax` is the old
+    /// name of `specialists-softmax`: the same predictions and probabilities).
     pub fn parse(s: &str) -> Option<Approach> {
-        Self::ALL.into_iter().find(|a| a.name() == s)
+        if s == "specialists-raw-argmax" {
+            return Some(Approach::Specialists(Combiner::SoftmaxLogits));
+        }
+        [
+            Approach::MulticlassRaw,
+            Approach::MulticlassTemperature,
+            Approach::SpecialistsCalibrated,
+        ]
+        .into_iter()
+        .chain(Combiner::ALL.into_iter().map(Approach::Specialists))
+        .find(|a| a.name() == s)
     }
 
-    /// The approach a saved combiner stands for.
-    pub fn from_combiner(c: Combiner) -> Approach {
-        match c {
-            Combiner::CalibratedArgmax => Approach::SpecialistsCalibrated,
-            Combiner::RawArgmax => Approach::SpecialistsRawArgmax,
-            Combiner::SoftmaxLogits => Approach::SpecialistsSoftmax,
-        }
+    /// Every name [`Self::parse`] accepts, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        let mut v = vec![
+            Approach::MulticlassRaw.name(),
+            Approach::MulticlassTemperature.name(),
+            Approach::SpecialistsCalibrated.name(),
+        ];
+        v.extend(Combiner::ALL.map(|c| Approach::Specialists(c).name()));
+        v
     }
 }
 
@@ -141,10 +139,10 @@ impl Ensemble {
             }
             mlp => mlp.logits(&x, n, d),
         };
-        let cal = &self.manifest.calibration.specialists;
+        let platt = &self.manifest.calibration.specialists.platt;
         let probs = spec
             .chunks(k)
-            .flat_map(|row| row.iter().zip(cal).map(|(&z, c)| c.prob(z)))
+            .flat_map(|row| row.iter().zip(platt).map(|(&z, c)| c.prob(z)))
             .collect();
         Ok(HeadOutputs {
             n,
@@ -155,45 +153,87 @@ impl Ensemble {
         })
     }
 
-    /// Probabilities and predictions of one approach.
+    /// The approaches `compare` reports, in order: the multiclass head raw
+    /// and temperature-scaled, the calibrated argmax, then every other
+    /// combiner of the specialists (each combiner appears once).
+    pub fn approaches(&self) -> Vec<Approach> {
+        let mut v = vec![
+            Approach::MulticlassRaw,
+            Approach::MulticlassTemperature,
+            Approach::SpecialistsCalibrated,
+        ];
+        v.extend(
+            Combiner::ALL
+                .into_iter()
+                .filter(|&c| c != self.manifest.combiner)
+                .map(Approach::Specialists),
+        );
+        v
+    }
+
+    /// One line for people about an approach of this ensemble.
+    pub fn describe(&self, a: Approach) -> String {
+        let cv = |c: Combiner| {
+            self.manifest
+                .calibration
+                .selection
+                .candidates
+                .iter()
+                .find(|x| x.combiner == c)
+                .map(|x| format!(", CV NLL {:.4}", x.cv_nll))
+                .unwrap_or_default()
+        };
+        match a {
+            Approach::MulticlassRaw => "multiclass softmax head".into(),
+            Approach::MulticlassTemperature => "multiclass head, temperature-scaled".into(),
+            Approach::SpecialistsCalibrated => {
+                let c = self.manifest.combiner;
+                format!(
+                    "specialists, calibrated argmax: {} ({}{})",
+                    c.name(),
+                    c.description(),
+                    cv(c)
+                )
+            }
+            Approach::Specialists(c) => {
+                format!("specialists, {}{}", c.description(), cv(c))
+            }
+        }
+    }
+
+    /// Probabilities and predictions of one approach; the prediction is the
+    /// argmax of the very probabilities reported (computed in f64).
     pub fn approach(&self, out: &HeadOutputs, a: Approach) -> ApproachInput {
         let (n, k) = (out.n, out.k);
+        let joint = &self.manifest.calibration.specialists;
         let (probs, preds) = match a {
-            Approach::MulticlassRaw => {
-                let p = softmax_rows(&out.multiclass_logits, n, k);
-                let y = argmax_rows(&out.multiclass_logits, n, k);
-                (p, y)
-            }
-            Approach::MulticlassTemperature => {
-                let p = self
-                    .manifest
+            Approach::MulticlassRaw => (
+                softmax_rows(&out.multiclass_logits, n, k),
+                argmax_rows(&out.multiclass_logits, n, k),
+            ),
+            Approach::MulticlassTemperature => (
+                self.manifest
                     .calibration
                     .multiclass
-                    .probs(&out.multiclass_logits, n, k);
-                let y = argmax_rows(&out.multiclass_logits, n, k);
-                (p, y)
-            }
-            Approach::SpecialistsRawArgmax | Approach::SpecialistsSoftmax => {
-                let p = softmax_rows(&out.specialist_logits, n, k);
-                let y = argmax_rows(&out.specialist_logits, n, k);
-                (p, y)
-            }
-            Approach::SpecialistsCalibrated => {
-                let cal = &self.manifest.calibration.specialists;
-                let p = combine(
-                    Combiner::CalibratedArgmax,
-                    &out.specialist_logits,
-                    n,
-                    k,
-                    cal,
-                );
-                let y = argmax_rows(&out.specialist_probs, n, k);
-                (p, y)
+                    .probs(&out.multiclass_logits, n, k),
+                argmax_rows(&out.multiclass_logits, n, k),
+            ),
+            Approach::SpecialistsCalibrated | Approach::Specialists(_) => {
+                let c = match a {
+                    Approach::Specialists(c) => c,
+                    _ => self.manifest.combiner,
+                };
+                let p = joint.probs(c, &out.specialist_logits, n);
+                let preds = p
+                    .chunks_exact(k.max(1))
+                    .map(|row| (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b }) as u32)
+                    .collect();
+                (p.iter().map(|&v| v as f32).collect(), preds)
             }
         };
         ApproachInput {
             name: a.name().to_string(),
-            description: a.description().to_string(),
+            description: self.describe(a),
             probs,
             preds,
         }

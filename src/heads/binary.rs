@@ -82,6 +82,37 @@ pub(crate) fn download<T: WithDType>(
         .map_err(HeadError::candle(context))
 }
 
+/// First points `[w (d x outputs), b (outputs)]` from warm starts (zero
+/// where none); a start of the wrong size is an error naming the job.
+pub(crate) fn start_points(
+    starts: &[Option<&LinearFit>],
+    jobs: usize,
+    d: usize,
+    outputs: usize,
+) -> Result<Vec<Vec<f64>>, HeadError> {
+    if starts.len() != jobs {
+        return Err(HeadError::Shape {
+            field: "starts",
+            expected: format!("{jobs} (one per job)"),
+            got: starts.len().to_string(),
+        });
+    }
+    starts
+        .iter()
+        .map(|s| match s {
+            None => Ok(vec![0.0; d * outputs + outputs]),
+            Some(f) if f.w.len() == d * outputs && f.b.len() == outputs => {
+                Ok(f.w.iter().chain(&f.b).map(|&v| f64::from(v)).collect())
+            }
+            Some(f) => Err(HeadError::Shape {
+                field: "starts",
+                expected: format!("w of {} and b of {outputs} values", d * outputs),
+                got: format!("w of {} and b of {}", f.w.len(), f.b.len()),
+            }),
+        })
+        .collect()
+}
+
 /// Per-job constants of the rescaled objective.
 #[derive(Debug, Clone, Copy)]
 struct Prepared {
@@ -142,15 +173,29 @@ pub fn fit_binary(
     jobs: &[BinaryJob],
     opts: &FitOptions,
 ) -> Result<Vec<LinearFit>, HeadError> {
+    fit_binary_from(x, labels, jobs, &vec![None; jobs.len()], opts)
+}
+
+/// [`fit_binary`] with a warm start per job: `starts[j]` (a fit of the same
+/// head at a neighbouring C, say) is job `j`'s first point; `None` starts
+/// from zero.
+pub fn fit_binary_from(
+    x: &Tensor,
+    labels: &[u32],
+    jobs: &[BinaryJob],
+    starts: &[Option<&LinearFit>],
+    opts: &FitOptions,
+) -> Result<Vec<LinearFit>, HeadError> {
     opts.validate()?;
     let (n, d) = check_x(x, labels)?;
     let prepared = prepare(jobs, labels)?;
+    let x0 = start_points(starts, jobs.len(), d, 1)?;
     let x = x
         .contiguous()
         .map_err(HeadError::candle("x: contiguous copy"))?;
     match x.dtype() {
-        DType::F32 => run::<f32>(&x, labels, n, d, &prepared, opts),
-        DType::F64 => run::<f64>(&x, labels, n, d, &prepared, opts),
+        DType::F32 => run::<f32>(&x, labels, n, d, &prepared, x0, opts),
+        DType::F64 => run::<f64>(&x, labels, n, d, &prepared, x0, opts),
         dtype => Err(HeadError::Dtype { dtype }),
     }
 }
@@ -161,6 +206,7 @@ fn run<T: WithDType>(
     n: usize,
     d: usize,
     jobs: &[Prepared],
+    x0: Vec<Vec<f64>>,
     opts: &FitOptions,
 ) -> Result<Vec<LinearFit>, HeadError> {
     let xt = x.t().map_err(HeadError::candle("x: transpose"))?;
@@ -244,7 +290,7 @@ fn run<T: WithDType>(
             .collect())
     };
     let solutions = minimize_batched(
-        vec![vec![0.0; d + 1]; jobs.len()],
+        x0,
         opts,
         noise_for(T::DTYPE),
         |j| format!("binary job {j} (class {})", jobs[j].class),

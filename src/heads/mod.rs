@@ -50,7 +50,7 @@ mod tests;
 #[cfg(test)]
 mod timing;
 
-pub use binary::fit_binary;
+pub use binary::{fit_binary, fit_binary_from};
 pub use mlp::{
     fit_mlp_binary, fit_mlp_softmax, mlp_logits, try_mlp_logits, MlpFit, MlpLayer, MlpSpec,
 };
@@ -58,7 +58,7 @@ pub use objective::{
     binary_objective, binary_val_loss, linear_logits, softmax_objective, softmax_val_loss,
     try_binary_val_loss, try_linear_logits, try_softmax_val_loss,
 };
-pub use softmax::fit_softmax;
+pub use softmax::{fit_softmax, fit_softmax_from};
 pub use standardize::Standardizer;
 
 /// Errors of the heads stage. Each names the field, head or class at fault.

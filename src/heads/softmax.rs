@@ -14,7 +14,7 @@
 use candle_core::{DType, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::binary::{check_x, download, noise_for, upload, ROW_CHUNK};
+use super::binary::{check_x, download, noise_for, start_points, upload, ROW_CHUNK};
 use super::lbfgs::{minimize_batched, Evaluation};
 use super::objective::{class_counts, class_weights, softmax_ce};
 use super::{ClassWeighting, FitOptions, HeadError, LinearFit};
@@ -29,6 +29,20 @@ pub fn fit_softmax(
     weighting: ClassWeighting,
     opts: &FitOptions,
 ) -> Result<LinearFit, HeadError> {
+    fit_softmax_from(x, labels, k, c, weighting, None, opts)
+}
+
+/// [`fit_softmax`] warm-started from `start` (e.g. the fit at a neighbouring
+/// C); `None` starts from zero.
+pub fn fit_softmax_from(
+    x: &Tensor,
+    labels: &[u32],
+    k: usize,
+    c: f64,
+    weighting: ClassWeighting,
+    start: Option<&LinearFit>,
+    opts: &FitOptions,
+) -> Result<LinearFit, HeadError> {
     opts.validate()?;
     let (n, d) = check_x(x, labels)?;
     if k < 2 {
@@ -40,6 +54,7 @@ pub fn fit_softmax(
             value: c,
         });
     }
+    let x0 = start_points(&[start], 1, d, k)?;
     let counts = class_counts(labels, k)?;
     let cw = class_weights(weighting, &counts);
     let x = x
@@ -54,8 +69,8 @@ pub fn fit_softmax(
         cw,
     };
     match x.dtype() {
-        DType::F32 => problem.run::<f32>(&x, opts),
-        DType::F64 => problem.run::<f64>(&x, opts),
+        DType::F32 => problem.run::<f32>(&x, x0, opts),
+        DType::F64 => problem.run::<f64>(&x, x0, opts),
         dtype => Err(HeadError::Dtype { dtype }),
     }
 }
@@ -70,7 +85,12 @@ struct Problem<'a> {
 }
 
 impl Problem<'_> {
-    fn run<T: WithDType>(&self, x: &Tensor, opts: &FitOptions) -> Result<LinearFit, HeadError> {
+    fn run<T: WithDType>(
+        &self,
+        x: &Tensor,
+        x0: Vec<Vec<f64>>,
+        opts: &FitOptions,
+    ) -> Result<LinearFit, HeadError> {
         let (n, d, k) = (self.n, self.d, self.k);
         let sw: f64 = self.labels.iter().map(|&l| self.cw[l as usize]).sum();
         let inv_sw = 1.0 / sw;
@@ -143,7 +163,7 @@ impl Problem<'_> {
             Ok(out)
         };
         let mut solutions = minimize_batched(
-            vec![vec![0.0; d * k + k]],
+            x0,
             opts,
             noise_for(T::DTYPE),
             |_| "softmax head".to_string(),

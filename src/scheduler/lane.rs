@@ -10,9 +10,11 @@
 
 use candle_core::{Device, Tensor};
 
+use super::BinaryColumn;
 use super::{Fit, Job, Runner};
 use crate::heads::{
-    fit_binary, fit_mlp_binary, fit_mlp_softmax, fit_softmax, ClassWeighting, FitOptions,
+    fit_binary_from, fit_mlp_binary, fit_mlp_softmax, fit_softmax_from, BinaryJob, ClassWeighting,
+    FitOptions, HeadError, LinearFit,
 };
 
 /// Row-major `[n, d]` rows and their labels.
@@ -29,30 +31,18 @@ pub struct Lane {
     x: Tensor,
     x_val: Tensor,
     labels_val: Vec<u32>,
-    weighting: ClassWeighting,
 }
 
 impl Lane {
     /// A CPU lane over standardized training and validation rows.
-    pub fn cpu(
-        id: usize,
-        train: &Rows,
-        val: &Rows,
-        weighting: ClassWeighting,
-    ) -> Result<Lane, String> {
-        Lane::on_device(id, &Device::Cpu, train, val, weighting)
+    pub fn cpu(id: usize, train: &Rows, val: &Rows) -> Result<Lane, String> {
+        Lane::on_device(id, &Device::Cpu, train, val)
     }
 
     /// A lane whose copies of the training and validation matrices are
     /// uploaded to `device` (for CUDA, one device per lane made with its own
     /// stream, see `crate::device::DeviceSpec::open_stream`).
-    pub fn on_device(
-        id: usize,
-        device: &Device,
-        train: &Rows,
-        val: &Rows,
-        weighting: ClassWeighting,
-    ) -> Result<Lane, String> {
+    pub fn on_device(id: usize, device: &Device, train: &Rows, val: &Rows) -> Result<Lane, String> {
         let t = |r: &Rows, what: &str| {
             if r.x.len() != r.n * r.d {
                 return Err(format!(
@@ -70,13 +60,78 @@ impl Lane {
             x: t(train, "training")?,
             x_val: t(val, "validation")?,
             labels_val: val.labels.to_vec(),
-            weighting,
         })
     }
 
     pub fn device(&self) -> &Device {
         self.x.device()
     }
+}
+
+/// The columns of a fused path, step by step, each warm-started from its
+/// own previous step when `warm`; fits step-major.
+fn binary_path(
+    x: &Tensor,
+    labels: &[u32],
+    columns: &[BinaryColumn],
+    warm: bool,
+    opts: &FitOptions,
+) -> Result<Vec<LinearFit>, HeadError> {
+    let steps = columns.first().map_or(0, |c| c.cs.len());
+    if let Some(bad) = columns.iter().find(|c| c.cs.len() != steps) {
+        return Err(HeadError::Shape {
+            field: "columns",
+            expected: format!("{steps} C values per column"),
+            got: format!("{} for class {}", bad.cs.len(), bad.class),
+        });
+    }
+    let mut out: Vec<LinearFit> = Vec::with_capacity(steps * columns.len());
+    for t in 0..steps {
+        let units: Vec<BinaryJob> = columns
+            .iter()
+            .map(|c| BinaryJob {
+                class: c.class,
+                c: c.cs[t],
+                weighting: c.weighting,
+            })
+            .collect();
+        let prev = t
+            .checked_sub(1)
+            .map(|p| &out[p * columns.len()..t * columns.len()]);
+        let starts: Vec<Option<&LinearFit>> = match prev {
+            Some(p) if warm => p.iter().map(Some).collect(),
+            Some(_) => vec![None; columns.len()],
+            None => columns.iter().map(|c| c.start.as_ref()).collect(),
+        };
+        let fits = fit_binary_from(x, labels, &units, &starts, opts)?;
+        out.extend(fits);
+    }
+    Ok(out)
+}
+
+/// The softmax head along its C path (see [`binary_path`]).
+#[allow(clippy::too_many_arguments)]
+fn softmax_path(
+    x: &Tensor,
+    labels: &[u32],
+    k: usize,
+    cs: &[f64],
+    weighting: ClassWeighting,
+    start: Option<&LinearFit>,
+    warm: bool,
+    opts: &FitOptions,
+) -> Result<Vec<LinearFit>, HeadError> {
+    let mut out: Vec<LinearFit> = Vec::with_capacity(cs.len());
+    for (t, &c) in cs.iter().enumerate() {
+        let from = match t {
+            0 => start,
+            _ if warm => out.last(),
+            _ => None,
+        };
+        let fit = fit_softmax_from(x, labels, k, c, weighting, from, opts)?;
+        out.push(fit);
+    }
+    Ok(out)
 }
 
 impl Runner for Lane {
@@ -88,25 +143,33 @@ impl Runner for Lane {
         k: usize,
         opts: &FitOptions,
     ) -> Result<Vec<Fit>, String> {
-        let (x, xv, yv, w) = (
-            &self.x,
-            &self.x_val,
-            self.labels_val.as_slice(),
-            self.weighting,
-        );
+        let (x, xv, yv) = (&self.x, &self.x_val, self.labels_val.as_slice());
+        let linear = |v: Vec<LinearFit>| v.into_iter().map(Fit::Linear).collect();
         let r = match job {
-            Job::Binary(units) => {
-                fit_binary(x, labels, units, opts).map(|v| v.into_iter().map(Fit::Linear).collect())
+            Job::BinaryPath { columns, warm } => {
+                binary_path(x, labels, columns, *warm, opts).map(linear)
             }
-            Job::Softmax { c } => {
-                fit_softmax(x, labels, k, *c, w, opts).map(|f| vec![Fit::Linear(f)])
+            Job::SoftmaxPath {
+                cs,
+                weighting,
+                start,
+                warm,
+            } => {
+                softmax_path(x, labels, k, cs, *weighting, start.as_ref(), *warm, opts).map(linear)
             }
-            Job::MlpBinary { class, spec, seed } => {
-                fit_mlp_binary(x, labels, xv, yv, *class, w, spec, *seed).map(|f| vec![Fit::Mlp(f)])
-            }
-            Job::MlpSoftmax { spec, seed } => {
-                fit_mlp_softmax(x, labels, xv, yv, k, w, spec, *seed).map(|f| vec![Fit::Mlp(f)])
-            }
+            Job::MlpBinary {
+                class,
+                spec,
+                seed,
+                weighting,
+            } => fit_mlp_binary(x, labels, xv, yv, *class, *weighting, spec, *seed)
+                .map(|f| vec![Fit::Mlp(f)]),
+            Job::MlpSoftmax {
+                spec,
+                seed,
+                weighting,
+            } => fit_mlp_softmax(x, labels, xv, yv, k, *weighting, spec, *seed)
+                .map(|f| vec![Fit::Mlp(f)]),
         };
         r.map_err(|e| e.to_string())
     }

@@ -3,7 +3,7 @@
 //! Training jobs (groups of fused binary specialists, multiclass grid points)
 //! go through one crossbeam queue to **lanes**. A lane is one execution
 //! context: on the CPU a worker thread (candle's matmuls inside use the
-//! shared rayon pool), later one CUDA stream. Each lane owns its copy of the
+//! shared rayon pool), with `--features cuda` one CUDA stream. Each lane owns its copy of the
 //! standardized training matrix on its device. A panic inside a job becomes
 //! an error for that job's heads, not a crash of the run; a stop flag
 //! (Ctrl-C) makes lanes finish the job in hand and take no more; progress
@@ -17,24 +17,51 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel;
 
-use crate::heads::{BinaryJob, FitOptions, LinearFit, MlpFit, MlpSpec};
+use crate::heads::{ClassWeighting, FitOptions, LinearFit, MlpFit, MlpSpec};
 pub use lane::Lane;
+
+/// One one-vs-rest head followed along a path of C values.
+#[derive(Debug, Clone)]
+pub struct BinaryColumn {
+    pub class: u32,
+    pub weighting: ClassWeighting,
+    /// The C of each step, in the order they are solved.
+    pub cs: Vec<f64>,
+    /// The first step's starting point (`None`: zero).
+    pub start: Option<LinearFit>,
+}
 
 /// One unit of work for a lane.
 #[derive(Debug, Clone)]
 pub enum Job {
-    /// One-vs-rest problems trained fused in one `[D, jobs]` matrix.
-    Binary(Vec<BinaryJob>),
-    /// The multiclass softmax head at one inverse L2 strength.
-    Softmax { c: f64 },
+    /// One-vs-rest heads fused in one `[D, columns]` matrix, along their C
+    /// paths: step t trains every column at its `cs[t]`, each column
+    /// warm-started from its own step t - 1 when `warm` (else from zero).
+    /// Every column has the same number of steps. Fits come back step-major.
+    BinaryPath {
+        columns: Vec<BinaryColumn>,
+        warm: bool,
+    },
+    /// The multiclass softmax head along a path of C values (same rules).
+    SoftmaxPath {
+        cs: Vec<f64>,
+        weighting: ClassWeighting,
+        start: Option<LinearFit>,
+        warm: bool,
+    },
     /// One binary MLP specialist (early stopping on the validation rows).
     MlpBinary {
         class: u32,
         spec: MlpSpec,
         seed: u64,
+        weighting: ClassWeighting,
     },
     /// The multiclass MLP head.
-    MlpSoftmax { spec: MlpSpec, seed: u64 },
+    MlpSoftmax {
+        spec: MlpSpec,
+        seed: u64,
+        weighting: ClassWeighting,
+    },
 }
 
 /// A trained head as a job returns it.
@@ -45,19 +72,30 @@ pub enum Fit {
 }
 
 impl Job {
-    /// Heads this job trains (for progress).
+    /// Heads this job trains (for progress): one per column and step.
     pub fn heads(&self) -> usize {
         match self {
-            Job::Binary(v) => v.len(),
-            Job::Softmax { .. } | Job::MlpBinary { .. } | Job::MlpSoftmax { .. } => 1,
+            Job::BinaryPath { columns, .. } => {
+                columns.len() * columns.first().map_or(0, |c| c.cs.len())
+            }
+            Job::SoftmaxPath { cs, .. } => cs.len(),
+            Job::MlpBinary { .. } | Job::MlpSoftmax { .. } => 1,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            Job::Binary(v) if v.len() == 1 => format!("specialist {} (C={})", v[0].class, v[0].c),
-            Job::Binary(v) => format!("{} fused specialists", v.len()),
-            Job::Softmax { c } => format!("multiclass head (C={c})"),
+            Job::BinaryPath { columns, .. } if columns.len() == 1 => format!(
+                "specialist {} ({} C)",
+                columns[0].class,
+                columns[0].cs.len()
+            ),
+            Job::BinaryPath { columns, .. } => format!(
+                "{} fused specialists x {} C",
+                columns.len(),
+                columns.first().map_or(0, |c| c.cs.len())
+            ),
+            Job::SoftmaxPath { cs, .. } => format!("multiclass head ({} C)", cs.len()),
             Job::MlpBinary { class, spec, .. } => {
                 format!("MLP specialist {class} {:?}", spec.hidden)
             }
@@ -93,13 +131,20 @@ pub enum Event {
     },
 }
 
-/// Groups unit binary jobs into fused jobs of at most `fuse` columns
+/// Groups columns into fused path jobs of at most `fuse` columns
 /// (`fuse == 0`: one group). Grouping keeps the given order.
-pub fn fuse_binary(units: &[BinaryJob], fuse: usize) -> Vec<Job> {
-    let size = if fuse == 0 { units.len().max(1) } else { fuse };
-    units
+pub fn fuse_columns(columns: Vec<BinaryColumn>, fuse: usize, warm: bool) -> Vec<Job> {
+    let size = if fuse == 0 {
+        columns.len().max(1)
+    } else {
+        fuse
+    };
+    columns
         .chunks(size)
-        .map(|c| Job::Binary(c.to_vec()))
+        .map(|c| Job::BinaryPath {
+            columns: c.to_vec(),
+            warm,
+        })
         .collect()
 }
 
@@ -206,7 +251,7 @@ mod tests {
     impl Runner for Flaky {
         fn run(&self, job: &Job, _: &[u32], _: usize, _: &FitOptions) -> Result<Vec<Fit>, String> {
             match job {
-                Job::Softmax { c } if *c < 0.5 => panic!("boom at C={c}"),
+                Job::SoftmaxPath { cs, .. } if cs[0] < 0.5 => panic!("boom at C={}", cs[0]),
                 _ => Ok(vec![]),
             }
         }
@@ -220,13 +265,18 @@ mod tests {
         }
     }
 
+    fn softmax(c: f64) -> Job {
+        Job::SoftmaxPath {
+            cs: vec![c],
+            weighting: ClassWeighting::None,
+            start: None,
+            warm: true,
+        }
+    }
+
     #[test]
     fn a_panicking_job_becomes_an_error_for_that_job_only() {
-        let jobs = vec![
-            Job::Softmax { c: 1.0 },
-            Job::Softmax { c: 0.1 },
-            Job::Softmax { c: 2.0 },
-        ];
+        let jobs = vec![softmax(1.0), softmax(0.1), softmax(2.0)];
         let out = run(
             &jobs,
             &[Flaky, Flaky],
@@ -243,7 +293,7 @@ mod tests {
 
     #[test]
     fn stop_flag_leaves_jobs_undone() {
-        let jobs = vec![Job::Softmax { c: 1.0 }; 4];
+        let jobs = vec![softmax(1.0); 4];
         let out = run(
             &jobs,
             &[Flaky],
@@ -258,15 +308,21 @@ mod tests {
 
     #[test]
     fn fusing_groups_in_order() {
-        let units: Vec<BinaryJob> = (0..5)
-            .map(|class| BinaryJob {
+        let cols: Vec<BinaryColumn> = (0..5)
+            .map(|class| BinaryColumn {
                 class,
-                c: 1.0,
-                weighting: crate::heads::ClassWeighting::Balanced,
+                weighting: ClassWeighting::Balanced,
+                cs: vec![0.1, 1.0],
+                start: None,
             })
             .collect();
-        let sizes: Vec<usize> = fuse_binary(&units, 2).iter().map(Job::heads).collect();
-        assert_eq!(sizes, vec![2, 2, 1]);
-        assert_eq!(fuse_binary(&units, 0).len(), 1);
+        let jobs = fuse_columns(cols.clone(), 2, true);
+        let sizes: Vec<usize> = jobs.iter().map(Job::heads).collect();
+        assert_eq!(sizes, vec![4, 4, 2]);
+        match &jobs[2] {
+            Job::BinaryPath { columns, .. } => assert_eq!(columns[0].class, 4),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(fuse_columns(cols, 0, true).len(), 1);
     }
 }

@@ -151,8 +151,13 @@ fn negative_l2_grid_is_a_config_error_naming_the_field() {
     );
     let err = Config::load(None, &["train.c_grid=[]".to_string()]).unwrap_err();
     assert!(err.to_string().contains("train.c_grid"), "{err}");
-    let err = Config::load(None, &["train.calibration=\"beta\"".to_string()]).unwrap_err();
-    assert!(err.to_string().contains("platt, isotonic"), "{err}");
+    let err = Config::load(None, &["train.calibration=\"platt\"".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("train.combiner"), "{err}");
+    let err = Config::load(None, &["train.combiner=\"beta\"".to_string()]).unwrap_err();
+    assert!(
+        err.to_string().contains("train.combiner") && err.to_string().contains("dirichlet"),
+        "{err}"
+    );
     let err = Config::load(None, &["train.specialist_head=\"tree\"".to_string()]).unwrap_err();
     assert!(
         err.to_string().contains("train.specialist_head")
@@ -194,7 +199,7 @@ fn saved_ensemble_loads_back_and_checks_compatibility() {
         multiclass: o.multiclass.clone(),
         mlp: None,
         calibration: o.calibration.clone(),
-        combiner: cfg.train.combiner,
+        combiner: cfg.train.combiner.unwrap_or(o.calibration.selection.chosen),
         validation: o.validation.clone(),
         lanes: 1,
         timeline: o.timeline.clone(),
@@ -287,7 +292,10 @@ fn mlp_heads_train_through_lanes_deterministically_and_round_trip() {
         multiclass: one.multiclass.clone(),
         mlp: Some(cfg.train.mlp.clone()),
         calibration: one.calibration.clone(),
-        combiner: cfg.train.combiner,
+        combiner: cfg
+            .train
+            .combiner
+            .unwrap_or(one.calibration.selection.chosen),
         validation: one.validation.clone(),
         lanes: 1,
         timeline: one.timeline.clone(),

@@ -1,0 +1,271 @@
+//! Ensemble stage, selection on the validation split: every trained
+//! candidate of every head gets a validation loss, each head keeps its best
+//! (weighting, C), and heads whose best C sits on an end of what was tried
+//! ask for one more factor-of-10 step ([`extensions`]) until the optimum is
+//! interior or the bound (`train.grid_extension` steps) is hit.
+//!
+//! Specialists' criterion (`train.selection`): `calibrated-nll` (default) is
+//! the unweighted log-loss after a Platt fit of the head's validation scores:
+//! it does not depend on the head's scale or offset, so a balanced and an
+//! unweighted head are compared on what calibration will make of them, and
+//! it uses every validation row, not only the few positives that dominate
+//! the weighted loss. `nll` is the head's own unweighted log-loss,
+//! `weighted-nll` the loss weighted like its training. The multiclass head is
+//! chosen by its validation NLL under its own weighting (unweighted by
+//! default); MLP heads by their early-stopping loss.
+
+use candle_core::{Device, Tensor};
+
+use super::manifest::{EdgeSide, GridEdge, GridPoint};
+use super::plan::{Extension, Tried};
+use crate::calibration::Platt;
+use crate::config::train::{HeadKind, Selection, TrainConfig};
+use crate::heads::objective::{binary_weights, logistic_loss};
+use crate::heads::{try_softmax_val_loss, ClassWeighting, LinearFit};
+use crate::scheduler::Fit;
+
+/// Validation rows (standardized) and labels.
+pub struct Val<'a> {
+    pub x: &'a [f32],
+    pub n: usize,
+    pub d: usize,
+    pub labels: &'a [u32],
+    pub k: usize,
+}
+
+/// `[n]` logits of many binary fits at once, one matmul.
+fn binary_logits(v: &Val, fits: &[&LinearFit]) -> candle_core::Result<Vec<Vec<f64>>> {
+    let m = fits.len();
+    if m == 0 {
+        return Ok(Vec::new());
+    }
+    let mut w = vec![0f32; v.d * m];
+    for (j, f) in fits.iter().enumerate() {
+        for (i, &x) in f.w.iter().enumerate() {
+            w[i * m + j] = x;
+        }
+    }
+    let x = Tensor::from_slice(v.x, (v.n, v.d), &Device::Cpu)?;
+    let w = Tensor::from_vec(w, (v.d, m), &Device::Cpu)?;
+    let z: Vec<f32> = x.matmul(&w)?.flatten_all()?.to_vec1()?;
+    Ok((0..m)
+        .map(|j| {
+            (0..v.n)
+                .map(|i| f64::from(z[i * m + j]) + f64::from(fits[j].b[0]))
+                .collect()
+        })
+        .collect())
+}
+
+fn clipped_ln(p: f64) -> f64 {
+    p.max(1e-15).ln()
+}
+
+/// One specialist candidate's validation loss under `rule`.
+fn binary_loss(rule: Selection, z: &[f64], pos: &[bool], weighting: ClassWeighting) -> f64 {
+    let n = z.len() as f64;
+    match rule {
+        Selection::CalibratedNll => {
+            let s: Vec<f32> = z.iter().map(|&v| v as f32).collect();
+            match Platt::fit(&s, pos, None) {
+                Ok(p) => {
+                    -z.iter()
+                        .zip(pos)
+                        .map(|(&zi, &y)| {
+                            let q = p.prob_f64(zi);
+                            if y {
+                                clipped_ln(q)
+                            } else {
+                                clipped_ln(1.0 - q)
+                            }
+                        })
+                        .sum::<f64>()
+                        / n
+                }
+                // No positives (or negatives) in val: nothing to choose by.
+                Err(_) => f64::INFINITY,
+            }
+        }
+        Selection::Nll => {
+            z.iter()
+                .zip(pos)
+                .map(|(&zi, &y)| logistic_loss(y, zi))
+                .sum::<f64>()
+                / n
+        }
+        Selection::WeightedNll => {
+            let positives = pos.iter().filter(|&&y| y).count();
+            let (wp, wn) = binary_weights(weighting, positives, pos.len());
+            let (mut l, mut sw) = (0.0, 0.0);
+            for (&zi, &y) in z.iter().zip(pos) {
+                let s = if y { wp } else { wn };
+                l += s * logistic_loss(y, zi);
+                sw += s;
+            }
+            l / sw
+        }
+    }
+}
+
+/// The validation loss of every candidate, in order.
+pub fn losses(tried: &[Tried], v: &Val, cfg: &TrainConfig) -> Result<Vec<f64>, String> {
+    let mut out = vec![f64::INFINITY; tried.len()];
+    let linear_spec: Vec<usize> = (0..tried.len())
+        .filter(|&i| tried[i].slot.head < v.k && matches!(tried[i].fit, Fit::Linear(_)))
+        .collect();
+    let fits: Vec<&LinearFit> = linear_spec
+        .iter()
+        .filter_map(|&i| match &tried[i].fit {
+            Fit::Linear(f) => Some(f),
+            Fit::Mlp(_) => None,
+        })
+        .collect();
+    let z = binary_logits(v, &fits).map_err(|e| format!("validation logits: {e}"))?;
+    for (&i, zi) in linear_spec.iter().zip(&z) {
+        let head = tried[i].slot.head as u32;
+        let pos: Vec<bool> = v.labels.iter().map(|&y| y == head).collect();
+        out[i] = binary_loss(cfg.selection, zi, &pos, tried[i].slot.weighting);
+    }
+    for (i, t) in tried.iter().enumerate() {
+        match &t.fit {
+            Fit::Mlp(m) => out[i] = m.val_loss,
+            Fit::Linear(f) if t.slot.head == v.k => {
+                out[i] = try_softmax_val_loss(v.x, v.n, v.d, v.k, v.labels, f, t.slot.weighting)
+                    .map_err(|e| format!("multiclass validation loss: {e}"))?;
+            }
+            Fit::Linear(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Index (into `tried`) of each head's best candidate; the first of equals.
+pub fn best(tried: &[Tried], loss: &[f64], heads: usize) -> Vec<Option<usize>> {
+    let mut b: Vec<Option<usize>> = vec![None; heads];
+    for (i, t) in tried.iter().enumerate() {
+        let h = t.slot.head;
+        match b[h] {
+            Some(j) if loss[i].partial_cmp(&loss[j]) != Some(std::cmp::Ordering::Less) => {}
+            _ => b[h] = Some(i),
+        }
+    }
+    b
+}
+
+/// The Cs tried for (head, weighting), ascending.
+fn tried_cs(tried: &[Tried], head: usize, w: ClassWeighting) -> Vec<f64> {
+    let mut cs: Vec<f64> = tried
+        .iter()
+        .filter(|t| t.slot.head == head && t.slot.weighting == w)
+        .filter_map(|t| t.slot.c)
+        .collect();
+    cs.sort_by(f64::total_cmp);
+    cs
+}
+
+fn grid_of(cfg: &TrainConfig, head: usize, k: usize) -> &[f64] {
+    if head == k {
+        &cfg.multiclass_c_grid
+    } else {
+        &cfg.c_grid
+    }
+}
+
+/// Bounds of the extended grid: its ends times 10^∓grid_extension.
+fn bounds(grid: &[f64], steps: usize) -> (f64, f64) {
+    let lo = grid.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = grid.iter().copied().fold(0.0, f64::max);
+    let f = 10f64.powi(steps as i32);
+    (lo / f * (1.0 - 1e-9), hi * f * (1.0 + 1e-9))
+}
+
+/// Where a head's chosen C sits on what was tried: `None` when interior
+/// (or the grid has a single C: no search was asked for).
+fn edge(tried: &[Tried], t: &Tried) -> Option<EdgeSide> {
+    let c = t.slot.c?;
+    let cs = tried_cs(tried, t.slot.head, t.slot.weighting);
+    if cs.len() < 2 {
+        return None;
+    }
+    if c <= cs[0] {
+        Some(EdgeSide::Low)
+    } else if c >= cs[cs.len() - 1] {
+        Some(EdgeSide::High)
+    } else {
+        None
+    }
+}
+
+/// The next step for every head whose best C is on an end, within bounds.
+pub fn extensions(
+    tried: &[Tried],
+    best: &[Option<usize>],
+    cfg: &TrainConfig,
+    k: usize,
+) -> Vec<Extension> {
+    let mut out = Vec::new();
+    for &i in best.iter().flatten() {
+        let t = &tried[i];
+        let (Some(c), Fit::Linear(f)) = (t.slot.c, &t.fit) else {
+            continue;
+        };
+        let kind = if t.slot.head == k {
+            cfg.multiclass_head
+        } else {
+            cfg.specialist_head
+        };
+        if kind != HeadKind::Linear {
+            continue;
+        }
+        let (lo, hi) = bounds(grid_of(cfg, t.slot.head, k), cfg.grid_extension);
+        let next = match edge(tried, t) {
+            Some(EdgeSide::Low) => c / 10.0,
+            Some(EdgeSide::High) => c * 10.0,
+            None => continue,
+        };
+        if next >= lo && next <= hi {
+            out.push(Extension {
+                head: t.slot.head,
+                weighting: t.slot.weighting,
+                c: next,
+                start: f.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Every candidate of `head`, for the manifest, in training order.
+pub fn grid_points(tried: &[Tried], loss: &[f64], head: usize) -> Vec<GridPoint> {
+    tried
+        .iter()
+        .zip(loss)
+        .filter(|(t, _)| t.slot.head == head)
+        .map(|(t, &l)| GridPoint {
+            weighting: t.slot.weighting,
+            c: t.slot.c,
+            val_loss: l,
+        })
+        .collect()
+}
+
+/// The grid-edge record of a head's final choice: `None` when its C was
+/// interior in the configured grid.
+pub fn grid_edge(tried: &[Tried], chosen: &Tried, cfg: &TrainConfig, k: usize) -> Option<GridEdge> {
+    chosen.slot.c?;
+    let (glo, ghi) = bounds(grid_of(cfg, chosen.slot.head, k), 0);
+    let cs = tried_cs(tried, chosen.slot.head, chosen.slot.weighting);
+    let below = cs.iter().filter(|&&x| x < glo).count();
+    let above = cs.iter().filter(|&&x| x > ghi).count();
+    let side = edge(tried, chosen);
+    let side_now = side.or(match (below, above) {
+        (0, 0) => None,
+        (b, a) if b >= a => Some(EdgeSide::Low),
+        _ => Some(EdgeSide::High),
+    })?;
+    Some(GridEdge {
+        side: side_now,
+        extensions: below + above,
+        at_bound: side.is_some(),
+    })
+}
