@@ -120,24 +120,30 @@ pub fn train(
     if lanes.contains(&0) {
         return Err(Error::Usage("lane counts must be at least 1".into()));
     }
-    let sets = super::extract::features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
-    let (tr, va) = (&sets[0], &sets[1]);
+    let sets = super::extract::features_for(
+        config,
+        cache,
+        verbosity,
+        &[Split::Train, Split::Val, Split::Test],
+    )?;
+    let (tr, va, te) = (&sets[0], &sets[1], &sets[2]);
     let t = &config.train;
-    let heads = tr.classes.len() * t.c_grid.len() + t.multiclass_c_grid.len();
     println!(
-        "{} ({} train x {} features, {} classes): {} specialists x {} C + multiclass x {} C = {heads} fits, {} threads",
+        "{} ({} train x {} features, {} classes): specialists ({:?} weighting) x {} C + multiclass x {} C (grids extended where a best C is on an end), tol {:e}, warm start {}, {} threads",
         tr.dataset,
         tr.len(),
         tr.dim,
         tr.classes.len(),
-        tr.classes.len(),
+        t.class_weight,
         t.c_grid.len(),
         t.multiclass_c_grid.len(),
+        t.tol,
+        t.warm_start,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!();
-    println!("| lanes | fuse | wall s | specialists s | multiclass s | ms per fit | val acc specialists | val acc multiclass |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| lanes | fuse | fits | heads s | calibration s | specialists s | multiclass s | val acc calibrated argmax | val acc multiclass | test acc calibrated argmax | test acc multiclass |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &l in lanes {
         for &f in fuse {
             let mut cfg = t.clone();
@@ -158,18 +164,55 @@ pub fn train(
                     .map(|e| e.end_s - e.start_s)
                     .sum()
             };
+            let fits: usize = o.timeline.iter().map(|e| e.heads).sum();
+            let (spec, multi) = test_accuracy(&o, &cfg, te);
             println!(
-                "| {l} | {f} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2}% | {:.2}% |",
-                o.train_seconds,
+                "| {l} | {f} | {fits} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}% | {:.2}% | {:.2}% | {:.2}% |",
+                o.heads_seconds,
+                o.train_seconds - o.heads_seconds,
                 busy(false),
                 busy(true),
-                1000.0 * o.train_seconds / heads as f64,
                 100.0 * o.validation.specialists_accuracy,
-                100.0 * o.validation.multiclass_accuracy
+                100.0 * o.validation.multiclass_accuracy,
+                100.0 * spec,
+                100.0 * multi
             );
         }
     }
     println!();
     println!("specialists s / multiclass s: summed busy time of those jobs over all lanes");
     Ok(())
+}
+
+/// Test accuracy of the calibrated argmax and of the multiclass head.
+fn test_accuracy(
+    o: &crate::ensemble::build::TrainOutcome,
+    cfg: &crate::config::train::TrainConfig,
+    te: &crate::features::store::FeatureSet,
+) -> (f64, f64) {
+    let (n, d, k) = (te.len(), te.dim, te.classes.len());
+    let x = o.weights.standardizer.apply(&te.features);
+    let mut z = vec![0f32; n * k];
+    for (c, h) in o.weights.specialists.iter().enumerate() {
+        for (i, v) in h.logits(&x, n, d).into_iter().enumerate() {
+            z[i * k + c] = v;
+        }
+    }
+    let combiner = cfg.combiner.unwrap_or(o.calibration.selection.chosen);
+    let p = o.calibration.specialists.probs(combiner, &z, n);
+    let m: Vec<f64> = o
+        .weights
+        .multiclass
+        .logits(&x, n, d)
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let acc = |q: &[f64]| {
+        q.chunks_exact(k)
+            .zip(&te.labels)
+            .filter(|(r, &y)| crate::calibration::joint::argmax(r) == y as usize)
+            .count() as f64
+            / n.max(1) as f64
+    };
+    (acc(&p), acc(&m))
 }

@@ -49,6 +49,9 @@ pub struct TrainOutcome {
     pub calibration: CalibrationRecord,
     pub validation: ValidationRecord,
     pub timeline: Vec<TimelineEntry>,
+    /// Seconds until every head was trained and selected (grid extensions
+    /// included), before calibration.
+    pub heads_seconds: f64,
     pub train_seconds: f64,
 }
 
@@ -431,6 +434,7 @@ pub fn train_ensemble(
         calibration,
         validation,
         timeline: trained.timeline,
+        heads_seconds: t_heads,
         train_seconds: t0.elapsed().as_secs_f64(),
     })
 }

@@ -8,5 +8,6 @@ mod extract;
 mod gpu;
 mod pretrained;
 mod report;
+mod selection;
 mod study;
 mod train;
