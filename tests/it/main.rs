@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod extract;
 mod gpu;
+mod pipes;
 mod pretrained;
 mod report;
 mod study;
