@@ -55,11 +55,7 @@ fn closed_stdout_pipe_ends_every_command_quietly_with_exit_0() {
         "train.multiclass_c_grid=[0.1]",
     ];
     let with = |rest: &[&str]| -> Vec<String> {
-        common
-            .iter()
-            .chain(rest)
-            .map(|s| s.to_string())
-            .collect()
+        common.iter().chain(rest).map(|s| s.to_string()).collect()
     };
     let check = |args: Vec<String>, read: usize| {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
