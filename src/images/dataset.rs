@@ -94,6 +94,19 @@ pub enum DatasetError {
     },
     #[error("dataset {root}: {message}")]
     Layout { root: PathBuf, message: String },
+    #[error(
+        "dataset {root}: class folder(s) without any image file: {}; add images or remove the folder",
+        list_paths(.folders)
+    )]
+    EmptyClasses {
+        root: PathBuf,
+        folders: Vec<PathBuf>,
+    },
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    let v: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    v.join(", ")
 }
 
 /// File extensions read as images.
@@ -174,6 +187,9 @@ pub fn scan_image_folder(
     let mut ignored = Vec::new();
     // (split or None, class name, files)
     let mut groups: Vec<(Option<Split>, String, Vec<PathBuf>)> = Vec::new();
+    // An empty class folder would only fail at `train` (a class without
+    // training images), so it is an error here, naming every such folder.
+    let mut empty = Vec::new();
     if has_splits {
         for d in &top {
             let Some(split) = Split::parse(&file_name(d)) else {
@@ -182,14 +198,26 @@ pub fn scan_image_folder(
             };
             for c in subdirs(d)? {
                 let files = class_files(&c, &mut ignored)?;
+                if files.is_empty() {
+                    empty.push(c.clone());
+                }
                 groups.push((Some(split), file_name(&c), files));
             }
         }
     } else {
         for c in &top {
             let files = class_files(c, &mut ignored)?;
+            if files.is_empty() {
+                empty.push(c.clone());
+            }
             groups.push((None, file_name(c), files));
         }
+    }
+    if !empty.is_empty() {
+        return Err(DatasetError::EmptyClasses {
+            root: root.to_path_buf(),
+            folders: empty,
+        });
     }
     let classes: Vec<String> = {
         let mut v: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
@@ -374,6 +402,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("at least 2 classes"), "{err}");
+    }
+
+    #[test]
+    fn empty_class_folder_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("a/1.png"));
+        touch(&dir.path().join("b/2.png"));
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        touch(&dir.path().join("notes/readme.txt"));
+        let err = scan_image_folder("x", dir.path(), 0.2, 0.2, 1).unwrap_err();
+        assert!(
+            matches!(&err, DatasetError::EmptyClasses { folders, .. }
+                if folders == &[dir.path().join("empty"), dir.path().join("notes")]),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&dir.path().join("empty").display().to_string()));
+        // Also inside a split folder.
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("train/a/1.png"));
+        touch(&dir.path().join("train/b/2.png"));
+        std::fs::create_dir_all(dir.path().join("val/b")).unwrap();
+        let err = scan_image_folder("x", dir.path(), 0.2, 0.2, 1).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&dir.path().join("val/b").display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -142,3 +142,29 @@ fn train_on_an_image_folder_saves_an_ensemble() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn empty_class_folder_fails_extract_naming_the_folder() {
+    let weights = lite_weights("efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    small_tree(&root, 3);
+    let empty = root.join("triangle");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = ovr(
+        &[
+            "--set",
+            "dataset.kind=image-folder",
+            "--set",
+            &format!("dataset.root=\"{}\"", root.display()),
+            "--set",
+            &format!("backbone.weights=\"{}\"", weights.display()),
+            "extract",
+        ],
+        &dir.path().join("cache"),
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&empty.display().to_string()), "{err}");
+    assert!(err.contains("without any image file"), "{err}");
+}
