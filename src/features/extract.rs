@@ -163,11 +163,21 @@ pub fn extract(
     let dim = backbone.feature_dim();
     let (mut fcache, bad_shards) =
         FeatureCache::open(&content_cache_dir(cache, backbone, opts.resize), dim)?;
-    for (p, why) in &bad_shards {
-        eprintln!(
-            "warning: skipping unreadable cache shard {}: {why}",
-            p.display()
-        );
+    // Reported once: a damaged shard is moved to quarantine/, its images
+    // are recomputed below.
+    for b in &bad_shards {
+        match &b.moved_to {
+            Ok(q) => eprintln!(
+                "warning: {}; moved it to {}, its images will be recomputed",
+                b.reason,
+                q.display()
+            ),
+            Err(why) => eprintln!(
+                "warning: skipping unreadable cache shard {}: {} ({why})",
+                b.path.display(),
+                b.reason
+            ),
+        }
     }
     // Decoders consult this snapshot, so they never wait on the cache the
     // calling thread appends to; duplicates within the run are caught below.

@@ -1,0 +1,170 @@
+//! The feature cache under damage and concurrency, through the library API
+//! with the stand-in backbone: a flipped byte anywhere in a shard is caught,
+//! only that shard's images are recomputed and the features equal a clean
+//! run's; concurrent extractions into one cache lose nothing.
+
+use std::path::{Path, PathBuf};
+
+use ovr::assets::cache::Cache;
+use ovr::features::store::{FeatureCache, FeatureSet, QUARANTINE_DIR};
+use ovr::images::dataset::{scan_image_folder, Dataset};
+
+use super::common::small_tree;
+use super::extract::{opts, MeanColour};
+
+fn shards(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("shard-")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn by_content_dir(cache: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(cache.join("features/by-content"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// Every split file of one extraction, loaded.
+fn sets(outputs: &[(ovr::images::dataset::Split, PathBuf, usize)]) -> Vec<FeatureSet> {
+    outputs
+        .iter()
+        .map(|o| FeatureSet::load(&o.1).unwrap())
+        .collect()
+}
+
+fn dataset(root: &Path, per_class: usize) -> Dataset {
+    small_tree(root, per_class);
+    scan_image_folder("shapes", root, 0.2, 0.2, 1).unwrap()
+}
+
+#[test]
+fn flipped_byte_in_a_shard_is_caught_and_its_images_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir.path().join("shapes"), 6);
+    let clean_root = dir.path().join("clean");
+    let clean = ovr::features::extract::extract(
+        &ds,
+        &MeanColour::new(usize::MAX),
+        &Cache::new(clean_root.clone()),
+        &opts(4, 1),
+    )
+    .unwrap();
+    let clean_sets = sets(&clean.outputs);
+    let shard_dir = by_content_dir(&clean_root);
+    let all = shards(&shard_dir);
+    assert_eq!(all.len(), 3, "12 images in batches of 4");
+    let victim_name = all[1].file_name().unwrap().to_owned();
+    let len = std::fs::metadata(&all[1]).unwrap().len() as usize;
+    // Every 5th byte (header, checksum, hashes, data), and the last one.
+    for pos in (0..len).step_by(5).chain([len - 1]) {
+        let root = dir.path().join(format!("run-{pos}"));
+        copy_dir(&clean_root, &root);
+        let sd = by_content_dir(&root);
+        let victim = sd.join(&victim_name);
+        let mut bytes = std::fs::read(&victim).unwrap();
+        bytes[pos] ^= 0x10;
+        std::fs::write(&victim, &bytes).unwrap();
+        let cache = Cache::new(root.clone());
+        let r =
+            ovr::features::extract::extract(&ds, &MeanColour::new(usize::MAX), &cache, &opts(4, 1))
+                .unwrap();
+        assert_eq!((r.computed, r.reused), (4, 8), "byte {pos}");
+        assert_eq!(sets(&r.outputs), clean_sets, "byte {pos}");
+        assert!(sd.join(QUARANTINE_DIR).join(&victim_name).is_file());
+        // Moved aside once: the next open has nothing to report, and the
+        // next run computes nothing.
+        let (_, bad) = FeatureCache::open(&sd, 3).unwrap();
+        assert!(bad.is_empty(), "byte {pos}: {bad:?}");
+        let again =
+            ovr::features::extract::extract(&ds, &MeanColour::new(1), &cache, &opts(4, 1)).unwrap();
+        assert_eq!(again.computed, 0);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
+
+/// `writers` extractions at once into one cache, with different batch sizes
+/// (so their shards differ), then a single run that must compute nothing and
+/// give the features of an extraction on its own.
+fn concurrent_writers_lose_nothing(writers: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir.path().join("shapes"), 10);
+    let alone = ovr::features::extract::extract(
+        &ds,
+        &MeanColour::new(usize::MAX),
+        &Cache::new(dir.path().join("alone")),
+        &opts(1, 1),
+    )
+    .unwrap();
+    // A lost shard needs an unlucky interleaving: several rounds.
+    for round in 0..3 {
+        let shared = Cache::new(dir.path().join(format!("shared-{round}")));
+        let start = std::sync::Barrier::new(writers);
+        std::thread::scope(|s| {
+            for w in 0..writers {
+                let (ds, shared, start) = (&ds, &shared, &start);
+                s.spawn(move || {
+                    start.wait();
+                    ovr::features::extract::extract(
+                        ds,
+                        &MeanColour::slow(2),
+                        shared,
+                        &opts(1 + w, 1),
+                    )
+                    .unwrap()
+                });
+            }
+        });
+        let after = ovr::features::extract::extract(
+            &ds,
+            &MeanColour::new(usize::MAX),
+            &shared,
+            &opts(4, 1),
+        )
+        .unwrap();
+        assert_eq!(
+            (after.computed, after.reused),
+            (0, 20),
+            "round {round}: {writers} concurrent writers lost work"
+        );
+        let (cache, bad) = FeatureCache::open(&by_content_dir(shared.root()), 3).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(cache.len(), 20);
+        assert_eq!(sets(&after.outputs), sets(&alone.outputs));
+    }
+}
+
+#[test]
+fn two_concurrent_extractions_into_one_cache_lose_nothing() {
+    concurrent_writers_lose_nothing(2);
+}
+
+#[test]
+fn four_concurrent_extractions_into_one_cache_lose_nothing() {
+    concurrent_writers_lose_nothing(4);
+}
