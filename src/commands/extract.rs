@@ -240,7 +240,7 @@ fn report(
         "ignored": ds.ignored.iter().map(|(p, w)| serde_json::json!({"path": p, "reason": w})).collect::<Vec<_>>(),
         "outputs": r.outputs.iter().map(|(s, p, n)| serde_json::json!({"split": s.as_str(), "path": p, "rows": n})).collect::<Vec<_>>(),
     });
-    let path = dataset_features_dir(cache, &ds.name, backbone).join("summary.json");
+    let path = dataset_features_dir(cache, ds, backbone).join("summary.json");
     write_atomic(
         &path,
         serde_json::to_string_pretty(&summary)

@@ -69,12 +69,13 @@ pub fn content_cache_dir(cache: &Cache, backbone: &dyn Backbone, resize: ResizeM
     ))
 }
 
-/// Directory of a dataset's per-split feature files for one backbone.
-pub fn dataset_features_dir(cache: &Cache, dataset: &str, backbone: &dyn Backbone) -> PathBuf {
+/// Directory of a dataset's per-split feature files for one backbone:
+/// `features/<name>-<origin hash>/<backbone>-<weights hash>/`.
+pub fn dataset_features_dir(cache: &Cache, dataset: &Dataset, backbone: &dyn Backbone) -> PathBuf {
     let h = backbone.weights_hash();
     cache
         .features_dir()
-        .join(dataset)
+        .join(dataset.export_key())
         .join(format!("{}-{}", backbone.id(), &h[..h.len().min(12)]))
 }
 
@@ -292,7 +293,7 @@ pub fn extract(
     result?;
     pb.finish_and_clear();
     failed.sort();
-    let out_dir = dataset_features_dir(cache, &dataset.name, backbone);
+    let out_dir = dataset_features_dir(cache, dataset, backbone);
     let outputs = write_splits(dataset, backbone, &fcache, &hashes, &out_dir)?;
     Ok(ExtractReport {
         computed,

@@ -82,6 +82,16 @@ pub struct Dataset {
     pub items: Vec<Item>,
     /// Files that were passed over with the reason (not an image extension, ...).
     pub ignored: Vec<(PathBuf, String)>,
+    /// What the images are: kind and canonical location (see [`origin`]).
+    /// Keys the per-split export directory ([`Dataset::export_key`]), so two
+    /// datasets with the same name never share it.
+    pub origin: String,
+}
+
+/// `kind:canonical path` (the path as given if it cannot be canonicalized).
+pub fn origin(kind: &str, path: &Path) -> String {
+    let p = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    format!("{kind}:{}", p.display())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +271,7 @@ pub fn scan_image_folder(
         classes,
         items,
         ignored,
+        origin: origin("image-folder", root),
     })
 }
 
@@ -307,6 +318,14 @@ pub fn stratified_split(n: usize, val: f64, test: f64, seed: u64, stream: u64) -
 }
 
 impl Dataset {
+    /// Name of the dataset's export directory under `features/`: the name
+    /// (readable) and a short hash of [`Dataset::origin`] (unique), e.g.
+    /// `images-1a2b3c4d`.
+    pub fn export_key(&self) -> String {
+        let h = crate::assets::cache::sha256_hex(self.origin.as_bytes());
+        format!("{}-{}", self.name, &h[..8])
+    }
+
     /// Keeps at most `limit` items per (split, class), chosen by a seeded shuffle.
     pub fn limit_per_class(&mut self, limit: usize, seed: u64) {
         let mut groups: BTreeMap<(Split, ClassId), Vec<Item>> = BTreeMap::new();
@@ -430,6 +449,26 @@ mod tests {
                 .contains(&dir.path().join("val/b").display().to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn export_key_tells_apart_folders_and_kinds_of_one_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for r in ["a/images", "b/images"] {
+            touch(&dir.path().join(r).join("x/1.png"));
+            touch(&dir.path().join(r).join("y/1.png"));
+        }
+        let a = scan_image_folder("images", &dir.path().join("a/images"), 0.0, 0.0, 1).unwrap();
+        let b = scan_image_folder("images", &dir.path().join("b/images"), 0.0, 0.0, 1).unwrap();
+        assert!(a.export_key().starts_with("images-"), "{}", a.export_key());
+        assert_ne!(a.export_key(), b.export_key());
+        // The same folder through another path: the same key.
+        let again =
+            scan_image_folder("images", &dir.path().join("a/../a/images"), 0.0, 0.0, 1).unwrap();
+        assert_eq!(a.export_key(), again.export_key());
+        let mut built_in = a.clone();
+        built_in.origin = origin("emoji40", &dir.path().join("a/images"));
+        assert_ne!(built_in.export_key(), a.export_key());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ovr::assets::cache::Cache;
+use ovr::features::extract::extract;
 use ovr::features::store::{FeatureCache, FeatureSet, QUARANTINE_DIR};
 use ovr::images::dataset::{scan_image_folder, Dataset};
 
@@ -167,4 +168,63 @@ fn two_concurrent_extractions_into_one_cache_lose_nothing() {
 #[test]
 fn four_concurrent_extractions_into_one_cache_lose_nothing() {
     concurrent_writers_lose_nothing(4);
+}
+
+/// Two different folders both called `images`: each keeps its own exported
+/// split files (the directory is keyed by name + a hash of the folder).
+#[test]
+fn folders_of_one_base_name_get_their_own_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_root = dir.path().join("a/images");
+    let b_root = dir.path().join("b/images");
+    small_tree(&a_root, 4);
+    small_tree(&b_root, 6);
+    let a = scan_image_folder("images", &a_root, 0.0, 0.0, 1).unwrap();
+    let b = scan_image_folder("images", &b_root, 0.0, 0.0, 1).unwrap();
+    let cache = Cache::new(dir.path().join("cache"));
+    let ra = extract(&a, &MeanColour::new(usize::MAX), &cache, &opts(4, 1)).unwrap();
+    let rb = extract(&b, &MeanColour::new(usize::MAX), &cache, &opts(4, 1)).unwrap();
+    assert_ne!(ra.outputs[0].1, rb.outputs[0].1);
+    let dir_name = |p: &Path| {
+        p.parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert!(dir_name(&ra.outputs[0].1).starts_with("images-"));
+    // a's export still holds a's images after b was extracted.
+    let sa = FeatureSet::load(&ra.outputs[0].1).unwrap();
+    assert_eq!(sa.len(), 8);
+    assert!(sa
+        .keys
+        .iter()
+        .all(|k| k.starts_with(&a_root.display().to_string())));
+    assert_eq!(FeatureSet::load(&rb.outputs[0].1).unwrap().len(), 12);
+}
+
+/// The same extraction twice (fresh caches): byte-identical exports.
+#[test]
+fn exports_are_byte_identical_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir.path().join("shapes"), 6);
+    let run = |name: &str| {
+        let r = extract(
+            &ds,
+            &MeanColour::new(usize::MAX),
+            &Cache::new(dir.path().join(name)),
+            &opts(4, 2),
+        )
+        .unwrap();
+        r.outputs
+            .iter()
+            .map(|o| std::fs::read(&o.1).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (x, y) = (run("c1"), run("c2"));
+    assert_eq!(x.len(), 3);
+    assert!(x == y, "exports differ between runs");
 }
