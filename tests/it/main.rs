@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod extract;
 mod gpu;
+mod kill;
 mod pipes;
 mod pretrained;
 mod report;
