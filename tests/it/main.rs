@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod common;
+mod disk_full;
 mod extract;
 mod gpu;
 mod kill;
