@@ -39,9 +39,17 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Stdout(#[from] crate::output::StdoutError),
 }
 
 impl Error {
+    /// The reader of stdout went away (`ovr score | head`): the run ends
+    /// quietly with exit code 0.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Stdout(e) if e.is_broken_pipe())
+    }
+
     /// Process exit code: 2 for usage/config problems, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -18,6 +18,7 @@ pub mod features;
 pub mod heads;
 pub mod images;
 pub mod metrics;
+pub mod output;
 pub mod progress;
 pub mod report;
 pub mod scheduler;

@@ -1,10 +1,15 @@
-//! The `ovr` binary: parse the command line, run it, report errors on stderr.
+//! The `ovr` binary: parse the command line, run it, report errors on stderr
+//! (a closed stdout pipe ends the run quietly with exit code 0).
 
 use clap::Parser;
 
 fn main() {
+    ovr::output::exit_quietly_on_broken_pipe();
     let args = ovr::cli::Args::parse();
     if let Err(e) = ovr::commands::run(args) {
+        if e.is_broken_pipe() {
+            std::process::exit(0);
+        }
         let mut msg = format!("error: {e}");
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {

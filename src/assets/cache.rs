@@ -10,7 +10,8 @@
 //! - `features/`  cached embeddings
 //!
 //! Nothing is ever half-written: files go through [`write_atomic`] and
-//! directories through [`build_dir_atomic`] (temp sibling + `rename`).
+//! directories through [`build_dir_atomic`] / [`replace_dir_atomic`] (fsynced
+//! temp sibling + `rename`, see `atomic_dir.rs`).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -271,7 +272,7 @@ pub(crate) fn write_atomic_with(
 }
 
 /// Best-effort fsync of the directory holding `path` (makes a rename durable).
-fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     if let Some(parent) = parent_of(path) {
         if let Ok(dir) = File::open(parent) {
             let _ = dir.sync_all();
@@ -279,51 +280,7 @@ fn sync_parent(path: &Path) {
     }
 }
 
-/// Builds a directory atomically: `build` fills a fresh temp dir next to
-/// `dest`; on success it is renamed to `dest`; on failure (or panic) the temp
-/// dir is removed and `dest` is untouched.
-///
-/// Never replaces anything: if `dest` already exists (before or after the
-/// build, e.g. another process won the race) the result is
-/// [`AssetError::DestinationExists`] and the new build is discarded. Callers
-/// that want "reuse if present" check `dest` first and treat
-/// `DestinationExists` as "someone else built it".
-pub fn build_dir_atomic<E: From<AssetError>>(
-    dest: &Path,
-    build: impl FnOnce(&Path) -> Result<(), E>,
-) -> Result<(), E> {
-    if dest.exists() {
-        return Err(AssetError::DestinationExists {
-            path: dest.to_path_buf(),
-        }
-        .into());
-    }
-    ensure_parent(dest)?;
-    let tmp = temp_sibling(dest);
-    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    let mut guard = TempGuard::new(tmp);
-    build(guard.path())?;
-    // rename(2) would silently replace an existing *empty* directory: check.
-    if dest.exists() {
-        return Err(AssetError::DestinationExists {
-            path: dest.to_path_buf(),
-        }
-        .into());
-    }
-    match fs::rename(guard.path(), dest) {
-        Ok(()) => {}
-        Err(_) if dest.exists() => {
-            return Err(AssetError::DestinationExists {
-                path: dest.to_path_buf(),
-            }
-            .into());
-        }
-        Err(e) => return Err(io_err(dest)(e).into()),
-    }
-    guard.disarm();
-    sync_parent(dest);
-    Ok(())
-}
+pub use super::atomic_dir::{build_dir_atomic, replace_dir_atomic};
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! package clients, verified by SHA-256, unpacked safely and cached under one dir.
 
 pub mod archive;
+pub mod atomic_dir;
 pub mod cache;
 pub mod clients;
 pub mod pickle_vm;

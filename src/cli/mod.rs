@@ -191,18 +191,31 @@ impl Args {
         if let Some(d) = &self.device {
             o.push(format!("device=\"{d}\""));
         }
-        if let Command::Extract {
-            batch_size,
-            backbone,
-        } = &self.command
-        {
-            if let Some(b) = batch_size {
-                o.push(format!("extract.batch_size={b}"));
+        match &self.command {
+            Command::Extract {
+                batch_size,
+                backbone,
+            } => {
+                if let Some(b) = batch_size {
+                    o.push(format!("extract.batch_size={b}"));
+                }
+                if let Some(b) = backbone {
+                    o.push(format!("backbone.name=\"{b}\""));
+                }
             }
-            if let Some(b) = backbone {
-                o.push(format!("backbone.name=\"{b}\""));
+            Command::Train { lanes, fuse, .. } => {
+                if let Some(l) = lanes {
+                    o.push(format!("train.lanes={l}"));
+                }
+                if let Some(f) = fuse {
+                    o.push(format!("train.fuse={f}"));
+                }
             }
+            _ => {}
         }
         o
     }
 }
+
+#[cfg(test)]
+mod tests;

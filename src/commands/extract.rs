@@ -1,6 +1,8 @@
 //! `ovr extract`: dataset (images stage) -> backbone -> cached features,
 //! then a summary on stdout and `summary.json` next to the feature files.
 
+use std::fmt::Write as _;
+
 use crate::assets::cache::{write_atomic, Cache};
 use crate::assets::weights::fetch_weights;
 use crate::config::{BackboneConfig, Config};
@@ -151,7 +153,7 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
     Ok(())
 }
 
-/// Prints what one backbone's extraction did and writes its `summary.json`.
+/// Writes what one backbone's extraction did to `summary.json`, then prints it.
 fn report(
     ds: &Dataset,
     backbone: &dyn Backbone,
@@ -160,7 +162,9 @@ fn report(
     verbosity: Verbosity,
 ) -> Result<()> {
     let [tr, va, te] = ds.split_counts();
-    println!(
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "{} / {}: {} images in {} classes (train {tr}, val {va}, test {te})",
         ds.name,
         backbone.id(),
@@ -169,12 +173,14 @@ fn report(
     );
     let secs = r.elapsed.as_secs_f64();
     if r.computed == 0 {
-        println!(
+        let _ = writeln!(
+            text,
             "nothing to compute: {} images reused from the cache ({secs:.1} s)",
             r.reused
         );
     } else {
-        println!(
+        let _ = writeln!(
+            text,
             "computed {} images, reused {} from the cache, in {secs:.1} s ({:.1} images/s through the backbone)",
             r.computed,
             r.reused,
@@ -182,14 +188,16 @@ fn report(
         );
     }
     if let Some((free, total)) = crate::device::memory_info(backbone.device()) {
-        println!(
+        let _ = writeln!(
+            text,
             "GPU memory: {} MiB of {} MiB in use",
             (total - free) >> 20,
             total >> 20
         );
     }
     for (split, path, rows) in &r.outputs {
-        println!(
+        let _ = writeln!(
+            text,
             "  {:<5} {rows:>6} x {} -> {}",
             split.as_str(),
             backbone.feature_dim(),
@@ -197,13 +205,14 @@ fn report(
         );
     }
     if !r.failed.is_empty() {
-        println!("skipped {} unreadable image(s):", r.failed.len());
+        let _ = writeln!(text, "skipped {} unreadable image(s):", r.failed.len());
         for (key, why) in &r.failed {
-            println!("  {key}: {why}");
+            let _ = writeln!(text, "  {key}: {why}");
         }
     }
     if !ds.ignored.is_empty() {
-        println!(
+        let _ = writeln!(
+            text,
             "ignored {} file(s) that are not images{}",
             ds.ignored.len(),
             if verbosity == Verbosity::Verbose {
@@ -214,7 +223,7 @@ fn report(
         );
         if verbosity == Verbosity::Verbose {
             for (p, why) in &ds.ignored {
-                println!("  {}: {why}", p.display());
+                let _ = writeln!(text, "  {}: {why}", p.display());
             }
         }
     }
@@ -231,12 +240,13 @@ fn report(
         "ignored": ds.ignored.iter().map(|(p, w)| serde_json::json!({"path": p, "reason": w})).collect::<Vec<_>>(),
         "outputs": r.outputs.iter().map(|(s, p, n)| serde_json::json!({"split": s.as_str(), "path": p, "rows": n})).collect::<Vec<_>>(),
     });
-    let path = dataset_features_dir(cache, &ds.name, backbone).join("summary.json");
+    let path = dataset_features_dir(cache, ds, backbone).join("summary.json");
     write_atomic(
         &path,
         serde_json::to_string_pretty(&summary)
             .unwrap_or_default()
             .as_bytes(),
     )?;
+    crate::output::print(&text)?;
     Ok(())
 }

@@ -115,7 +115,7 @@ pub fn run(
     }
     match args.out {
         Some(p) => write_atomic(p, text.as_bytes())?,
-        None => print!("{text}"),
+        None => crate::output::print(&text)?,
     }
     // Diagnostics and metrics go to stdout only when the rows went to a file.
     let say = |s: String| {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{Ensemble, EnsembleError, HeadParams, HeadRecord, Manifest, Weights};
+use crate::assets::cache::{replace_dir_atomic, AssetError};
 use crate::config::train::HeadKind;
 use crate::heads::{LinearFit, MlpFit, MlpLayer, Standardizer};
 
@@ -110,26 +111,36 @@ fn push_layers(out: &mut Vec<Named>, prefix: &str, f: &MlpFit) {
     }
 }
 
-/// Writes the ensemble to `dir` atomically (replacing an older one).
+/// Writes the ensemble to `dir` atomically (replacing an older one) through
+/// the one atomic-directory helper ([`replace_dir_atomic`]: fsynced temp
+/// sibling, then exchanged with the old directory in one step on Linux).
 pub fn save(dir: &Path, manifest: &Manifest, w: &Weights) -> Result<(), EnsembleError> {
     let data = tensors(manifest, w).map_err(|m| write_err(dir, m))?;
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| write_err(parent, e))?;
-    let name = dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| write_err(&tmp, e))?;
-    let result = write_into(&tmp, manifest, &data).and_then(|()| swap_into_place(&tmp, dir));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
+    replace_dir_atomic(dir, |tmp| write_into(tmp, manifest, &data)).map_err(|e| match e {
+        SaveError::Asset(a) => write_err(dir, a),
+        SaveError::Ensemble(e) => e,
+    })
 }
 
-fn write_into(tmp: &Path, manifest: &Manifest, data: &[Named]) -> Result<(), EnsembleError> {
+/// What [`replace_dir_atomic`] may fail with while saving.
+enum SaveError {
+    Asset(AssetError),
+    Ensemble(EnsembleError),
+}
+
+impl From<AssetError> for SaveError {
+    fn from(e: AssetError) -> Self {
+        SaveError::Asset(e)
+    }
+}
+
+impl From<EnsembleError> for SaveError {
+    fn from(e: EnsembleError) -> Self {
+        SaveError::Ensemble(e)
+    }
+}
+
+fn write_into(tmp: &Path, manifest: &Manifest, data: &[Named]) -> Result<(), SaveError> {
     let json = serde_json::to_string_pretty(manifest).map_err(|e| write_err(tmp, e))?;
     std::fs::write(tmp.join(MANIFEST), json).map_err(|e| write_err(tmp, e))?;
     let raw: Vec<(&str, &[usize], Vec<u8>)> = data
@@ -145,27 +156,7 @@ fn write_into(tmp: &Path, manifest: &Manifest, data: &[Named]) -> Result<(), Ens
     }
     let meta = HashMap::from([("format".to_string(), "ovr-ensemble-1".to_string())]);
     let st = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| write_err(tmp, e))?;
-    std::fs::write(tmp.join(HEADS), st).map_err(|e| write_err(tmp, e))
-}
-
-fn swap_into_place(tmp: &Path, dir: &Path) -> Result<(), EnsembleError> {
-    let old: Option<PathBuf> = if dir.exists() {
-        let o = dir.with_extension(format!("old-{}", std::process::id()));
-        std::fs::rename(dir, &o).map_err(|e| write_err(dir, e))?;
-        Some(o)
-    } else {
-        None
-    };
-    if let Err(e) = std::fs::rename(tmp, dir) {
-        if let Some(o) = &old {
-            let _ = std::fs::rename(o, dir);
-        }
-        return Err(write_err(dir, e));
-    }
-    if let Some(o) = old {
-        let _ = std::fs::remove_dir_all(o);
-    }
-    Ok(())
+    std::fs::write(tmp.join(HEADS), st).map_err(|e| write_err(tmp, e).into())
 }
 
 /// Reads an ensemble written by [`save`].

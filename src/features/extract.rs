@@ -69,12 +69,13 @@ pub fn content_cache_dir(cache: &Cache, backbone: &dyn Backbone, resize: ResizeM
     ))
 }
 
-/// Directory of a dataset's per-split feature files for one backbone.
-pub fn dataset_features_dir(cache: &Cache, dataset: &str, backbone: &dyn Backbone) -> PathBuf {
+/// Directory of a dataset's per-split feature files for one backbone:
+/// `features/<name>-<origin hash>/<backbone>-<weights hash>/`.
+pub fn dataset_features_dir(cache: &Cache, dataset: &Dataset, backbone: &dyn Backbone) -> PathBuf {
     let h = backbone.weights_hash();
     cache
         .features_dir()
-        .join(dataset)
+        .join(dataset.export_key())
         .join(format!("{}-{}", backbone.id(), &h[..h.len().min(12)]))
 }
 
@@ -163,11 +164,21 @@ pub fn extract(
     let dim = backbone.feature_dim();
     let (mut fcache, bad_shards) =
         FeatureCache::open(&content_cache_dir(cache, backbone, opts.resize), dim)?;
-    for (p, why) in &bad_shards {
-        eprintln!(
-            "warning: skipping unreadable cache shard {}: {why}",
-            p.display()
-        );
+    // Reported once: a damaged shard is moved to quarantine/, its images
+    // are recomputed below.
+    for b in &bad_shards {
+        match &b.moved_to {
+            Ok(q) => eprintln!(
+                "warning: {}; moved it to {}, its images will be recomputed",
+                b.reason,
+                q.display()
+            ),
+            Err(why) => eprintln!(
+                "warning: skipping unreadable cache shard {}: {} ({why})",
+                b.path.display(),
+                b.reason
+            ),
+        }
     }
     // Decoders consult this snapshot, so they never wait on the cache the
     // calling thread appends to; duplicates within the run are caught below.
@@ -282,7 +293,7 @@ pub fn extract(
     result?;
     pb.finish_and_clear();
     failed.sort();
-    let out_dir = dataset_features_dir(cache, &dataset.name, backbone);
+    let out_dir = dataset_features_dir(cache, dataset, backbone);
     let outputs = write_splits(dataset, backbone, &fcache, &hashes, &out_dir)?;
     Ok(ExtractReport {
         computed,

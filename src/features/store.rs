@@ -4,15 +4,23 @@
 //!   for one backbone + weights + preprocessing, appended in small safetensors
 //!   shards written atomically after each batch. An interrupted extraction
 //!   keeps every finished batch; a re-run computes nothing already cached.
+//!   Each shard records the SHA-256 of its image hashes and feature bytes and
+//!   is named by the SHA-256 of the whole file, so concurrent writers never
+//!   replace each other's shards (same name, same bytes). A shard that fails
+//!   to parse or verify is moved to `quarantine/` once and its images are
+//!   recomputed.
 //! * [`FeatureSet`]: one split of a dataset as the later stages read it: a
 //!   safetensors file with `features [N, D]` (f32), `labels [N]` (u32) and
-//!   metadata (class names, item keys, backbone id, weights hash, split).
+//!   metadata (class names, item keys, backbone id, weights hash, split),
+//!   byte-reproducible (metadata in key order, see [`super::st_file`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
 
+use super::st_file::{serialize, TensorBytes};
 use crate::assets::cache::write_atomic;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +35,12 @@ pub enum StoreError {
     Write { path: PathBuf, message: String },
     #[error("features file {path} is malformed: {message}")]
     Malformed { path: PathBuf, message: String },
+    #[error("cache shard {path} is damaged: its contents hash to {actual}, it records {recorded}")]
+    Checksum {
+        path: PathBuf,
+        recorded: String,
+        actual: String,
+    },
 }
 
 fn malformed(path: &Path, message: impl Into<String>) -> StoreError {
@@ -46,30 +60,18 @@ fn bytes_f32(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// Serializes (same inputs, same bytes) and writes atomically.
 fn save(
     path: &Path,
-    tensors: Vec<(&str, TensorView<'_>)>,
-    meta: HashMap<String, String>,
+    tensors: &[TensorBytes<'_>],
+    meta: &BTreeMap<String, String>,
 ) -> Result<(), StoreError> {
     let write_err = |message: String| StoreError::Write {
         path: path.to_path_buf(),
         message,
     };
-    let bytes = safetensors::tensor::serialize(tensors, Some(meta))
-        .map_err(|e| write_err(e.to_string()))?;
+    let bytes = serialize(tensors, meta).map_err(write_err)?;
     write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
-}
-
-fn view<'a>(
-    path: &Path,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: &'a [u8],
-) -> Result<TensorView<'a>, StoreError> {
-    TensorView::new(dtype, shape, data).map_err(|e| StoreError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
@@ -79,19 +81,78 @@ fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
     })
 }
 
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a shard's `sha256` metadata records: its `hashes` text and its
+/// feature bytes.
+fn shard_checksum(hashes_json: &str, data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(hashes_json.as_bytes());
+    h.update([0u8]);
+    h.update(data);
+    hex(&h.finalize())
+}
+
+fn is_shard_name(p: &Path) -> bool {
+    let n = p
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    n.starts_with("shard-") && n.ends_with(".safetensors")
+}
+
+/// Where a damaged shard is moved: `<dir>/quarantine/<name>` (a numbered
+/// suffix if that name is taken).
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// A shard that could not be used, why, and where it was moved.
+#[derive(Debug, Clone)]
+pub struct BadShard {
+    pub path: PathBuf,
+    pub reason: String,
+    /// `Ok(new path)` once moved aside; `Err(why not)` if it stays (e.g. an
+    /// I/O error reading it, or a read-only cache): then it is reported again.
+    pub moved_to: Result<PathBuf, String>,
+}
+
+fn quarantine(path: &Path) -> Result<PathBuf, String> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err("no parent directory".into());
+    };
+    let qdir = dir.join(QUARANTINE_DIR);
+    std::fs::create_dir_all(&qdir).map_err(|e| format!("{}: {e}", qdir.display()))?;
+    let name = name.to_string_lossy();
+    for i in 0..1000 {
+        let dest = if i == 0 {
+            qdir.join(name.as_ref())
+        } else {
+            qdir.join(format!("{name}.{i}"))
+        };
+        if dest.exists() {
+            continue;
+        }
+        return std::fs::rename(path, &dest)
+            .map(|()| dest)
+            .map_err(|e| e.to_string());
+    }
+    Err(format!("{} is full", qdir.display()))
+}
+
 /// Per-content feature cache of one (backbone, weights, preprocessing).
 pub struct FeatureCache {
     dir: PathBuf,
     dim: usize,
     map: HashMap<String, Vec<f32>>,
-    shards: usize,
 }
 
 impl FeatureCache {
     /// Opens (creating if needed) the cache in `dir`, loading every shard.
-    /// A shard that cannot be read (e.g. foreign or damaged) is skipped and
-    /// returned in the second value so the caller can report it.
-    pub fn open(dir: &Path, dim: usize) -> Result<(Self, Vec<(PathBuf, String)>), StoreError> {
+    /// A shard that cannot be used (malformed, checksum mismatch, foreign)
+    /// is moved to `quarantine/` and returned in the second value so the
+    /// caller can report it once; its images are simply not cached.
+    pub fn open(dir: &Path, dim: usize) -> Result<(Self, Vec<BadShard>), StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: dir.to_path_buf(),
             source,
@@ -100,7 +161,6 @@ impl FeatureCache {
             dir: dir.to_path_buf(),
             dim,
             map: HashMap::new(),
-            shards: 0,
         };
         let mut bad = Vec::new();
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -109,19 +169,28 @@ impl FeatureCache {
                 source,
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let n = p
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                n.starts_with("shard-") && n.ends_with(".safetensors")
-            })
+            .filter(|p| is_shard_name(p) && p.is_file())
             .collect();
         paths.sort();
         for p in paths {
-            cache.shards += 1;
-            if let Err(e) = cache.load_shard(&p) {
-                bad.push((p, e.to_string()));
+            match cache.load_shard(&p) {
+                Ok(()) => {}
+                // Gone meanwhile (another process quarantined it): nothing to report.
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e @ StoreError::Io { .. }) => bad.push(BadShard {
+                    path: p,
+                    reason: e.to_string(),
+                    moved_to: Err("left in place: an I/O error, not damage".into()),
+                }),
+                Err(e) => {
+                    let moved_to = quarantine(&p);
+                    bad.push(BadShard {
+                        path: p,
+                        reason: e.to_string(),
+                        moved_to,
+                    });
+                }
             }
         }
         Ok((cache, bad))
@@ -131,24 +200,36 @@ impl FeatureCache {
         let bytes = read(path)?;
         let (_, meta) =
             SafeTensors::read_metadata(&bytes).map_err(|e| malformed(path, e.to_string()))?;
-        let hashes: Vec<String> = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("hashes"))
-            .ok_or_else(|| malformed(path, "no `hashes` metadata"))
-            .and_then(|s| serde_json::from_str(s).map_err(|e| malformed(path, e.to_string())))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let hashes_json = meta
+            .get("hashes")
+            .ok_or_else(|| malformed(path, "no `hashes` metadata"))?;
+        let recorded = meta
+            .get("sha256")
+            .ok_or_else(|| malformed(path, "no `sha256` metadata (written before checksums)"))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| malformed(path, e.to_string()))?;
         let t = st
             .tensor("features")
             .map_err(|e| malformed(path, e.to_string()))?;
-        if t.dtype() != Dtype::F32 || t.shape() != [hashes.len(), self.dim] {
+        let actual = shard_checksum(hashes_json, t.data());
+        if &actual != recorded {
+            return Err(StoreError::Checksum {
+                path: path.to_path_buf(),
+                recorded: recorded.clone(),
+                actual,
+            });
+        }
+        let hashes: Vec<String> =
+            serde_json::from_str(hashes_json).map_err(|e| malformed(path, e.to_string()))?;
+        if st.len() != 1 || t.dtype() != Dtype::F32 || t.shape() != [hashes.len(), self.dim] {
             return Err(malformed(
                 path,
                 format!(
-                    "features shape {:?}, expected [{}, {}]",
-                    t.shape(),
+                    "expected only `features` [{}, {}] f32, found {} tensor(s), shape {:?}",
                     hashes.len(),
-                    self.dim
+                    self.dim,
+                    st.len(),
+                    t.shape()
                 ),
             ));
         }
@@ -185,26 +266,22 @@ impl FeatureCache {
         self.map.keys()
     }
 
-    /// Writes one shard atomically, then makes its entries visible.
-    pub fn append(&mut self, entries: Vec<(String, Vec<f32>)>) -> Result<(), StoreError> {
+    /// Writes one shard atomically under a name derived from its bytes
+    /// (`shard-<sha256 prefix>.safetensors`), then makes its entries visible.
+    /// Returns the shard's path.
+    pub fn append(
+        &mut self,
+        entries: Vec<(String, Vec<f32>)>,
+    ) -> Result<Option<PathBuf>, StoreError> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let path = loop {
-            let p = self
-                .dir
-                .join(format!("shard-{:08}.safetensors", self.shards));
-            self.shards += 1;
-            if !p.exists() {
-                break p;
-            }
-        };
         let hashes: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
         let mut flat = Vec::with_capacity(entries.len() * self.dim);
         for (h, v) in &entries {
             if v.len() != self.dim {
                 return Err(StoreError::Write {
-                    path,
+                    path: self.dir.clone(),
                     message: format!(
                         "feature of {h} has length {}, expected {}",
                         v.len(),
@@ -215,16 +292,34 @@ impl FeatureCache {
             flat.extend_from_slice(v);
         }
         let data = f32_bytes(&flat);
-        let meta = HashMap::from([(
-            "hashes".to_string(),
-            serde_json::to_string(&hashes).unwrap_or_default(),
-        )]);
-        let t = view(&path, Dtype::F32, vec![entries.len(), self.dim], &data)?;
-        save(&path, vec![("features", t)], meta)?;
+        let hashes_json = serde_json::to_string(&hashes).map_err(|e| StoreError::Write {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        })?;
+        let meta = BTreeMap::from([
+            ("sha256".to_string(), shard_checksum(&hashes_json, &data)),
+            ("hashes".to_string(), hashes_json),
+        ]);
+        let tensors = [TensorBytes {
+            name: "features",
+            dtype: Dtype::F32,
+            shape: vec![entries.len(), self.dim],
+            data: &data,
+        }];
+        let bytes = serialize(&tensors, &meta).map_err(|message| StoreError::Write {
+            path: self.dir.clone(),
+            message,
+        })?;
+        let name = hex(&Sha256::digest(&bytes));
+        let path = self.dir.join(format!("shard-{}.safetensors", &name[..32]));
+        write_atomic(&path, &bytes).map_err(|e| StoreError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         for (h, v) in entries {
             self.map.insert(h, v);
         }
-        Ok(())
+        Ok(Some(path))
     }
 }
 
@@ -253,7 +348,8 @@ impl FeatureSet {
         self.keys.is_empty()
     }
 
-    /// Writes the set atomically as safetensors.
+    /// Writes the set atomically as safetensors; the same set gives the
+    /// same bytes.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
         let n = self.keys.len();
         if self.labels.len() != n || self.features.len() != n * self.dim {
@@ -265,7 +361,7 @@ impl FeatureSet {
         let fb = f32_bytes(&self.features);
         let lb: Vec<u8> = self.labels.iter().flat_map(|x| x.to_le_bytes()).collect();
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_default();
-        let meta = HashMap::from([
+        let meta = BTreeMap::from([
             ("format".to_string(), "ovr-features-1".to_string()),
             ("dataset".to_string(), self.dataset.clone()),
             ("split".to_string(), self.split.clone()),
@@ -274,11 +370,21 @@ impl FeatureSet {
             ("classes".to_string(), json(&self.classes)),
             ("keys".to_string(), json(&self.keys)),
         ]);
-        let tensors = vec![
-            ("features", view(path, Dtype::F32, vec![n, self.dim], &fb)?),
-            ("labels", view(path, Dtype::U32, vec![n], &lb)?),
+        let tensors = [
+            TensorBytes {
+                name: "features",
+                dtype: Dtype::F32,
+                shape: vec![n, self.dim],
+                data: &fb,
+            },
+            TensorBytes {
+                name: "labels",
+                dtype: Dtype::U32,
+                shape: vec![n],
+                data: &lb,
+            },
         ];
-        save(path, tensors, meta)
+        save(path, &tensors, &meta)
     }
 
     /// Reads a set written by [`FeatureSet::save`].
@@ -343,61 +449,4 @@ impl FeatureSet {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_shards_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut c, bad) = FeatureCache::open(dir.path(), 3).unwrap();
-        assert!(bad.is_empty() && c.is_empty());
-        c.append(vec![
-            ("a".into(), vec![1.0, 2.0, 3.0]),
-            ("b".into(), vec![4.0, 5.0, 6.0]),
-        ])
-        .unwrap();
-        c.append(vec![("c".into(), vec![7.0, 8.0, 9.0])]).unwrap();
-        let (c2, bad) = FeatureCache::open(dir.path(), 3).unwrap();
-        assert!(bad.is_empty());
-        assert_eq!(c2.len(), 3);
-        assert_eq!(c2.get("b"), Some(&[4.0f32, 5.0, 6.0][..]));
-        assert!(c2.get("z").is_none());
-        assert!(
-            c.append(vec![("d".into(), vec![1.0])]).is_err(),
-            "wrong dim"
-        );
-    }
-
-    #[test]
-    fn damaged_shard_is_reported_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut c, _) = FeatureCache::open(dir.path(), 2).unwrap();
-        c.append(vec![("a".into(), vec![1.0, 2.0])]).unwrap();
-        std::fs::write(dir.path().join("shard-99999999.safetensors"), b"garbage").unwrap();
-        let (c2, bad) = FeatureCache::open(dir.path(), 2).unwrap();
-        assert_eq!(c2.len(), 1);
-        assert_eq!(bad.len(), 1);
-    }
-
-    #[test]
-    fn feature_set_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("train.safetensors");
-        let set = FeatureSet {
-            dataset: "d".into(),
-            split: "train".into(),
-            backbone: "efficientnet-lite0".into(),
-            weights_sha256: "ab".into(),
-            classes: vec!["x".into(), "y".into()],
-            keys: vec!["k1".into(), "k2".into()],
-            labels: vec![1, 0],
-            dim: 2,
-            features: vec![0.5, -1.0, 2.0, 3.25],
-        };
-        set.save(&p).unwrap();
-        assert_eq!(FeatureSet::load(&p).unwrap(), set);
-        let mut bad = set.clone();
-        bad.labels.pop();
-        assert!(bad.save(&p).is_err());
-    }
-}
+mod tests;

@@ -82,6 +82,16 @@ pub struct Dataset {
     pub items: Vec<Item>,
     /// Files that were passed over with the reason (not an image extension, ...).
     pub ignored: Vec<(PathBuf, String)>,
+    /// What the images are: kind and canonical location (see [`origin`]).
+    /// Keys the per-split export directory ([`Dataset::export_key`]), so two
+    /// datasets with the same name never share it.
+    pub origin: String,
+}
+
+/// `kind:canonical path` (the path as given if it cannot be canonicalized).
+pub fn origin(kind: &str, path: &Path) -> String {
+    let p = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    format!("{kind}:{}", p.display())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +104,19 @@ pub enum DatasetError {
     },
     #[error("dataset {root}: {message}")]
     Layout { root: PathBuf, message: String },
+    #[error(
+        "dataset {root}: class folder(s) without any image file: {}; add images or remove the folder",
+        list_paths(.folders)
+    )]
+    EmptyClasses {
+        root: PathBuf,
+        folders: Vec<PathBuf>,
+    },
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    let v: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    v.join(", ")
 }
 
 /// File extensions read as images.
@@ -174,6 +197,9 @@ pub fn scan_image_folder(
     let mut ignored = Vec::new();
     // (split or None, class name, files)
     let mut groups: Vec<(Option<Split>, String, Vec<PathBuf>)> = Vec::new();
+    // An empty class folder would only fail at `train` (a class without
+    // training images), so it is an error here, naming every such folder.
+    let mut empty = Vec::new();
     if has_splits {
         for d in &top {
             let Some(split) = Split::parse(&file_name(d)) else {
@@ -182,14 +208,26 @@ pub fn scan_image_folder(
             };
             for c in subdirs(d)? {
                 let files = class_files(&c, &mut ignored)?;
+                if files.is_empty() {
+                    empty.push(c.clone());
+                }
                 groups.push((Some(split), file_name(&c), files));
             }
         }
     } else {
         for c in &top {
             let files = class_files(c, &mut ignored)?;
+            if files.is_empty() {
+                empty.push(c.clone());
+            }
             groups.push((None, file_name(c), files));
         }
+    }
+    if !empty.is_empty() {
+        return Err(DatasetError::EmptyClasses {
+            root: root.to_path_buf(),
+            folders: empty,
+        });
     }
     let classes: Vec<String> = {
         let mut v: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
@@ -233,6 +271,7 @@ pub fn scan_image_folder(
         classes,
         items,
         ignored,
+        origin: origin("image-folder", root),
     })
 }
 
@@ -279,6 +318,14 @@ pub fn stratified_split(n: usize, val: f64, test: f64, seed: u64, stream: u64) -
 }
 
 impl Dataset {
+    /// Name of the dataset's export directory under `features/`: the name
+    /// (readable) and a short hash of [`Dataset::origin`] (unique), e.g.
+    /// `images-1a2b3c4d`.
+    pub fn export_key(&self) -> String {
+        let h = crate::assets::cache::sha256_hex(self.origin.as_bytes());
+        format!("{}-{}", self.name, &h[..8])
+    }
+
     /// Keeps at most `limit` items per (split, class), chosen by a seeded shuffle.
     pub fn limit_per_class(&mut self, limit: usize, seed: u64) {
         let mut groups: BTreeMap<(Split, ClassId), Vec<Item>> = BTreeMap::new();
@@ -374,6 +421,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("at least 2 classes"), "{err}");
+    }
+
+    #[test]
+    fn empty_class_folder_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("a/1.png"));
+        touch(&dir.path().join("b/2.png"));
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        touch(&dir.path().join("notes/readme.txt"));
+        let err = scan_image_folder("x", dir.path(), 0.2, 0.2, 1).unwrap_err();
+        assert!(
+            matches!(&err, DatasetError::EmptyClasses { folders, .. }
+                if folders == &[dir.path().join("empty"), dir.path().join("notes")]),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&dir.path().join("empty").display().to_string()));
+        // Also inside a split folder.
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("train/a/1.png"));
+        touch(&dir.path().join("train/b/2.png"));
+        std::fs::create_dir_all(dir.path().join("val/b")).unwrap();
+        let err = scan_image_folder("x", dir.path(), 0.2, 0.2, 1).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&dir.path().join("val/b").display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn export_key_tells_apart_folders_and_kinds_of_one_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for r in ["a/images", "b/images"] {
+            touch(&dir.path().join(r).join("x/1.png"));
+            touch(&dir.path().join(r).join("y/1.png"));
+        }
+        let a = scan_image_folder("images", &dir.path().join("a/images"), 0.0, 0.0, 1).unwrap();
+        let b = scan_image_folder("images", &dir.path().join("b/images"), 0.0, 0.0, 1).unwrap();
+        assert!(a.export_key().starts_with("images-"), "{}", a.export_key());
+        assert_ne!(a.export_key(), b.export_key());
+        // The same folder through another path: the same key.
+        let again =
+            scan_image_folder("images", &dir.path().join("a/../a/images"), 0.0, 0.0, 1).unwrap();
+        assert_eq!(a.export_key(), again.export_key());
+        let mut built_in = a.clone();
+        built_in.origin = origin("emoji40", &dir.path().join("a/images"));
+        assert_ne!(built_in.export_key(), a.export_key());
     }
 
     #[test]

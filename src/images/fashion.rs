@@ -95,5 +95,6 @@ pub fn fashion_mnist_dataset(
             .collect(),
         items,
         ignored: Vec::new(),
+        origin: crate::images::dataset::origin("fashion-mnist", &files.train_images),
     })
 }

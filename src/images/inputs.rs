@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::dataset::{
-    scan_image_folder, ClassId, Dataset, DatasetError, ImageSource, Item, Split, IMAGE_EXTENSIONS,
+    origin, scan_image_folder, ClassId, Dataset, DatasetError, ImageSource, Item, Split,
+    IMAGE_EXTENSIONS,
 };
 
 /// Images to score and whether they carry true labels.
@@ -65,6 +66,7 @@ pub fn scoring_input(name: &str, input: &Path) -> Result<ScoreInput, DatasetErro
                     .into_iter()
                     .map(|p| (p, "not an image file extension".into()))
                     .collect(),
+                origin: origin("score-input", input),
             },
             labelled: false,
         });
@@ -115,6 +117,7 @@ pub fn scoring_input(name: &str, input: &Path) -> Result<ScoreInput, DatasetErro
             classes,
             items,
             ignored: Vec::new(),
+            origin: origin("score-input", input),
         },
         labelled,
     })

@@ -34,7 +34,9 @@ pub fn open_dataset(
             // The canonical emoji40 split (its own fixed seed), so every user
             // and every run sees the same train/val/test images.
             let summary = emoji40::build_emoji40(cache, &emoji40::Emoji40Options::default())?;
-            scan_image_folder(&cfg.name, &summary.root, 0.0, 0.0, seed)?
+            let mut ds = scan_image_folder(&cfg.name, &summary.root, 0.0, 0.0, seed)?;
+            ds.origin = dataset::origin("emoji40", &summary.root);
+            ds
         }
         DatasetKind::FashionMnist => {
             let files = idx::locate_fashion_mnist(cache)?;

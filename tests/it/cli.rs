@@ -103,12 +103,17 @@ fn train_on_an_image_folder_saves_an_ensemble() {
             "--out",
             out_dir.to_str().unwrap(),
             "--lanes",
-            "2",
+            "1",
+            "--fuse",
+            "3",
         ],
         &cache,
     );
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The shortcut flags (non-default values) reach the run.
+    assert!(stderr.contains(", 1 lane(s)"), "{stderr}");
     assert!(
         stdout.contains("| circle |") && stdout.contains("| multiclass |"),
         "{stdout}"
@@ -117,6 +122,9 @@ fn train_on_an_image_folder_saves_an_ensemble() {
     let e = ovr::ensemble::load(&out_dir.join("shapes")).unwrap();
     assert_eq!(e.manifest.classes, vec!["circle", "square"]);
     assert_eq!(e.manifest.feature_dim, 1280);
+    let saved: toml::Table = e.manifest.config_toml.parse().unwrap();
+    assert_eq!(saved["train"]["lanes"].as_integer(), Some(1), "{saved}");
+    assert_eq!(saved["train"]["fuse"].as_integer(), Some(3), "{saved}");
     let out = ovr(
         &[
             "train",
@@ -133,4 +141,30 @@ fn train_on_an_image_folder_saves_an_ensemble() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn empty_class_folder_fails_extract_naming_the_folder() {
+    let weights = lite_weights("efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    small_tree(&root, 3);
+    let empty = root.join("triangle");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = ovr(
+        &[
+            "--set",
+            "dataset.kind=image-folder",
+            "--set",
+            &format!("dataset.root=\"{}\"", root.display()),
+            "--set",
+            &format!("backbone.weights=\"{}\"", weights.display()),
+            "extract",
+        ],
+        &dir.path().join("cache"),
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&empty.display().to_string()), "{err}");
+    assert!(err.contains("without any image file"), "{err}");
 }

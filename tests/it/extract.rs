@@ -15,19 +15,30 @@ use ovr::progress::Verbosity;
 
 use super::common::small_tree;
 
-/// Features = per-channel mean pixel; fails once `calls` reaches `fail_at`.
-struct MeanColour {
-    calls: AtomicUsize,
+/// Features = per-channel mean pixel; fails once `calls` reaches `fail_at`;
+/// each batch takes at least `delay`.
+pub(crate) struct MeanColour {
+    pub(crate) calls: AtomicUsize,
     fail_at: usize,
+    delay: std::time::Duration,
     device: Device,
 }
 
 impl MeanColour {
-    fn new(fail_at: usize) -> Self {
+    pub(crate) fn new(fail_at: usize) -> Self {
         MeanColour {
             calls: AtomicUsize::new(0),
             fail_at,
+            delay: std::time::Duration::ZERO,
             device: Device::Cpu,
+        }
+    }
+
+    /// Never fails; every batch takes `ms` milliseconds (to overlap runs).
+    pub(crate) fn slow(ms: u64) -> Self {
+        MeanColour {
+            delay: std::time::Duration::from_millis(ms),
+            ..Self::new(usize::MAX)
         }
     }
 }
@@ -52,6 +63,7 @@ impl Backbone for MeanColour {
         "00000000000000000000"
     }
     fn features(&self, pixels: &Tensor) -> Result<Tensor, BackboneError> {
+        std::thread::sleep(self.delay);
         if self.calls.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_at {
             return Err(BackboneError::Invalid {
                 name: "mean-colour".into(),
@@ -76,7 +88,7 @@ impl Backbone for MeanColour {
     }
 }
 
-fn opts(batch_size: usize, threads: usize) -> ExtractOptions {
+pub(crate) fn opts(batch_size: usize, threads: usize) -> ExtractOptions {
     ExtractOptions {
         batch_size,
         decode_threads: threads,

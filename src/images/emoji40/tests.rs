@@ -174,7 +174,7 @@ fn build_from_fake_packs() {
 /// The real build (~160 MB of tarballs from `$OVR_TEST_ASSETS`, default
 /// /tmp/assets). `cargo test --release --lib images::emoji40 -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "needs the ~160 MB npm tarballs in $OVR_TEST_ASSETS (default /tmp/assets)"]
 fn real_build_from_local_tarballs() {
     let assets = std::env::var("OVR_TEST_ASSETS").unwrap_or_else(|_| "/tmp/assets".into());
     let dir = tempfile::tempdir().unwrap();
