@@ -334,7 +334,7 @@ fn time_one(label: &str, fit: impl FnOnce() -> MlpFit, x_va: &[f32], n_va: usize
 /// `[1024, 512]` binary and 40-class softmax heads, 20 epochs each, at
 /// emoji40 scale (N = 1730, D = 1280); prints timings.
 #[test]
-#[ignore]
+#[ignore = "timing at emoji40 scale, prints figures: run with --ignored --nocapture"]
 fn timing_mlp_emoji40_scale() {
     let (k, d) = (40, 1280);
     let p = Problem::blobs(1730, 370, d, k, 0.1, 40);

@@ -124,7 +124,7 @@ fn run(n: usize, d: usize, k: usize, cs: &[f64], tols: &[f64], softmax_cs: &[f64
 
 /// 40 classes x 5 C values fused and the 40-class softmax head (emoji40 size).
 #[test]
-#[ignore]
+#[ignore = "timing at emoji40 scale, prints figures: run with --ignored --nocapture"]
 fn timing_emoji40_scale() {
     run(
         1730,
@@ -139,7 +139,7 @@ fn timing_emoji40_scale() {
 /// 10 classes x 5 C values fused and the 10-class softmax head
 /// (Fashion-MNIST training split size; needs ~0.6 GB).
 #[test]
-#[ignore]
+#[ignore = "timing at Fashion-MNIST scale (~0.6 GB), prints figures: run with --ignored --nocapture"]
 fn timing_fashion_scale() {
     run(
         54000,
