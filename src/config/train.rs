@@ -71,10 +71,11 @@ impl WeightChoice {
 #[serde(rename_all = "kebab-case")]
 pub enum Selection {
     /// Unweighted log-loss after a Platt fit of the head's validation
-    /// scores: invariant to the head's scale and offset (so weightings are
-    /// compared fairly) and uses every validation row.
+    /// scores: invariant to the head's scale and offset.
     CalibratedNll,
-    /// Unweighted log-loss of the head's own probabilities.
+    /// Unweighted log-loss of the head's own probabilities, over every
+    /// validation row (the default: it gave the specialists the best
+    /// cross-validated NLL after calibration, docs/experiments.md).
     Nll,
     /// Log-loss weighted like the head's training (the old rule).
     WeightedNll,
@@ -285,7 +286,7 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
             ))
         }
     };
-    let selection = match t.selection.as_deref().unwrap_or("calibrated-nll") {
+    let selection = match t.selection.as_deref().unwrap_or("nll") {
         "calibrated-nll" => Selection::CalibratedNll,
         "nll" => Selection::Nll,
         "weighted-nll" => Selection::WeightedNll,

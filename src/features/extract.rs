@@ -165,8 +165,10 @@ pub fn extract(
     let (mut fcache, bad_shards) =
         FeatureCache::open(&content_cache_dir(cache, backbone, opts.resize), dim)?;
     // Reported once: a damaged shard is moved to quarantine/, its images
-    // are recomputed below.
-    for b in &bad_shards {
+    // are recomputed below. Many at once (a cache written before checksums)
+    // are summarised after the first few.
+    const SHOWN: usize = 3;
+    for b in bad_shards.iter().take(SHOWN) {
         match &b.moved_to {
             Ok(q) => eprintln!(
                 "warning: {}; moved it to {}, its images will be recomputed",
@@ -179,6 +181,12 @@ pub fn extract(
                 b.reason
             ),
         }
+    }
+    if bad_shards.len() > SHOWN {
+        eprintln!(
+            "warning: {} more cache shards were unreadable or unverified and moved to quarantine/; their images will be recomputed",
+            bad_shards.len() - SHOWN
+        );
     }
     // Decoders consult this snapshot, so they never wait on the cache the
     // calling thread appends to; duplicates within the run are caught below.

@@ -74,7 +74,13 @@ fn the_selection_criterion_changes_the_losses() {
         "train.c_grid=[0.01, 0.1, 1.0]",
         "train.class_weight=\"balanced\"",
     ];
-    let cal = train(&config(&base), &tr, &va).unwrap();
+    let cal = train(
+        &config(&[base[0], base[1], "train.selection=\"calibrated-nll\""]),
+        &tr,
+        &va,
+    )
+    .unwrap();
+    let default = train(&config(&base), &tr, &va).unwrap();
     let weighted = train(
         &config(&[base[0], base[1], "train.selection=\"weighted-nll\""]),
         &tr,
@@ -92,6 +98,8 @@ fn the_selection_criterion_changes_the_losses() {
     };
     assert_ne!(losses(&cal), losses(&weighted));
     assert_ne!(losses(&plain), losses(&weighted));
+    assert_ne!(losses(&cal), losses(&plain));
+    assert_eq!(losses(&default), losses(&plain), "nll is the default");
     // The calibrated criterion chooses the weighting too: with `auto` both
     // weightings are candidates of every head.
     let auto = train(&config(&[base[0]]), &tr, &va).unwrap();
