@@ -6,6 +6,7 @@
 use candle_core::{Device, Tensor};
 
 use super::{Ensemble, EnsembleError, HeadParams};
+use crate::calibration::joint::argmax;
 use crate::calibration::{argmax_rows, softmax_rows, Combiner};
 use crate::metrics::compare::ApproachInput;
 
@@ -226,7 +227,7 @@ impl Ensemble {
                 let p = joint.probs(c, &out.specialist_logits, n);
                 let preds = p
                     .chunks_exact(k.max(1))
-                    .map(|row| (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b }) as u32)
+                    .map(|row| argmax(row) as u32)
                     .collect();
                 (p.iter().map(|&v| v as f32).collect(), preds)
             }
