@@ -3,9 +3,9 @@
 
 use std::process::{Command, Output};
 
-use super::common::{lite_weights, small_tree};
+use super::common::{image_folder_args, lite_weights, small_tree};
 
-fn ovr(args: &[&str], cache: &std::path::Path) -> Output {
+fn ovr<S: AsRef<std::ffi::OsStr>>(args: &[S], cache: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ovr"))
         .args(args)
         .env("OVR_CACHE", cache)
@@ -54,17 +54,7 @@ fn extract_image_folder_twice_with_real_lite0() {
     small_tree(&root, 4);
     std::fs::write(root.join("circle/broken.jpg"), b"not an image").unwrap();
     let cache = dir.path().join("cache");
-    let args = [
-        "--set",
-        "dataset.kind=image-folder",
-        "--set",
-        &format!("dataset.root=\"{}\"", root.display()),
-        "--set",
-        &format!("backbone.weights=\"{}\"", weights.display()),
-        "extract",
-        "--batch-size",
-        "3",
-    ];
+    let args = image_folder_args(&root, &weights, &["extract", "--batch-size", "3"]);
     let first = ovr(&args, &cache);
     let out = text(&first.stdout);
     assert!(first.status.success(), "{out}\n{}", text(&first.stderr));
@@ -88,25 +78,23 @@ fn train_on_an_image_folder_saves_an_ensemble() {
     let cache = dir.path().join("cache");
     let out_dir = dir.path().join("ens");
     let out = ovr(
-        &[
-            "--set",
-            "dataset.kind=image-folder",
-            "--set",
-            &format!("dataset.root=\"{}\"", root.display()),
-            "--set",
-            &format!("backbone.weights=\"{}\"", weights.display()),
-            "--set",
-            "train.c_grid=[0.01, 0.1]",
-            "train",
-            "--name",
-            "shapes",
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--lanes",
-            "1",
-            "--fuse",
-            "3",
-        ],
+        &image_folder_args(
+            &root,
+            &weights,
+            &[
+                "--set",
+                "train.c_grid=[0.01, 0.1]",
+                "train",
+                "--name",
+                "shapes",
+                "--out",
+                out_dir.to_str().unwrap(),
+                "--lanes",
+                "1",
+                "--fuse",
+                "3",
+            ],
+        ),
         &cache,
     );
     let stdout = text(&out.stdout);
@@ -152,15 +140,7 @@ fn empty_class_folder_fails_extract_naming_the_folder() {
     let empty = root.join("triangle");
     std::fs::create_dir_all(&empty).unwrap();
     let out = ovr(
-        &[
-            "--set",
-            "dataset.kind=image-folder",
-            "--set",
-            &format!("dataset.root=\"{}\"", root.display()),
-            "--set",
-            &format!("backbone.weights=\"{}\"", weights.display()),
-            "extract",
-        ],
+        &image_folder_args(&root, &weights, &["extract"]),
         &dir.path().join("cache"),
     );
     let err = text(&out.stderr);

@@ -47,6 +47,21 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The command line pointing `ovr` at an ImageFolder tree and local Lite
+/// weights, followed by `rest`.
+pub fn image_folder_args(root: &Path, weights: &Path, rest: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "--set".into(),
+        "dataset.kind=image-folder".into(),
+        "--set".into(),
+        format!("dataset.root=\"{}\"", root.display()),
+        "--set".into(),
+        format!("backbone.weights=\"{}\"", weights.display()),
+    ];
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
 /// Writes a PNG of `w x h` with a colour that depends on `seed`.
 pub fn write_png(path: &Path, w: u32, h: u32, seed: u8) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

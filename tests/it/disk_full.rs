@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use ovr::features::store::FeatureCache;
 
-use super::common::{lite_weights, small_tree};
+use super::common::{image_folder_args, lite_weights, small_tree};
 
 /// Runs ovr with files limited to `blocks` x 512 bytes (unlimited: None).
 fn ovr_limited(args: &[String], cache: &Path, blocks: Option<u64>) -> Output {
@@ -44,24 +44,19 @@ fn extract_on_a_full_disk_fails_clearly_and_resumes() {
     let root = dir.path().join("shapes");
     small_tree(&root, 4);
     let cache = dir.path().join("cache");
-    let args: Vec<String> = [
-        "--set",
-        "dataset.kind=image-folder",
-        "--set",
-        &format!("dataset.root=\"{}\"", root.display()),
-        "--set",
-        &format!("backbone.weights=\"{}\"", weights.display()),
-        "--set",
-        "dataset.val_fraction=0.0",
-        "--set",
-        "dataset.test_fraction=0.0",
-        "extract",
-        "--batch-size",
-        "1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = image_folder_args(
+        &root,
+        &weights,
+        &[
+            "--set",
+            "dataset.val_fraction=0.0",
+            "--set",
+            "dataset.test_fraction=0.0",
+            "extract",
+            "--batch-size",
+            "1",
+        ],
+    );
     // 12 KiB per file: every one-image shard (5 KiB) fits, the 8-image
     // train export (40 KiB) does not.
     let full = ovr_limited(&args, &cache, Some(24));

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::common::{lite_weights, small_tree};
+use super::common::{image_folder_args, lite_weights, small_tree};
 
 /// Runs ovr with stdout into a pipe whose read end is closed (at once, or
 /// after `read` bytes, like `| head -c`); returns the exit code and stderr.
@@ -39,23 +39,23 @@ fn closed_stdout_pipe_ends_every_command_quietly_with_exit_0() {
     small_tree(&root, 6);
     let cache = dir.path().join("cache");
     let ens = dir.path().join("ens");
-    let set_root = format!("dataset.root=\"{}\"", root.display());
-    let set_weights = format!("backbone.weights=\"{}\"", weights.display());
-    let common = [
-        "-q",
-        "--set",
-        "dataset.kind=image-folder",
-        "--set",
-        set_root.as_str(),
-        "--set",
-        set_weights.as_str(),
-        "--set",
-        "train.c_grid=[0.1]",
-        "--set",
-        "train.multiclass_c_grid=[0.1]",
-    ];
+    let common = image_folder_args(
+        &root,
+        &weights,
+        &[
+            "-q",
+            "--set",
+            "train.c_grid=[0.1]",
+            "--set",
+            "train.multiclass_c_grid=[0.1]",
+        ],
+    );
     let with = |rest: &[&str]| -> Vec<String> {
-        common.iter().chain(rest).map(|s| s.to_string()).collect()
+        common
+            .iter()
+            .cloned()
+            .chain(rest.iter().map(|s| s.to_string()))
+            .collect()
     };
     let check = |args: Vec<String>, read: usize| {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
