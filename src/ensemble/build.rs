@@ -186,7 +186,7 @@ impl Rounds<'_> {
         let (k, cfg) = (v.k, self.cfg);
         let t0 = Instant::now();
         let mut jobs = plan::initial_jobs(cfg, k, seed);
-        let (mut tried, mut timeline) = (Vec::new(), Vec::new());
+        let (mut tried, mut loss, mut timeline) = (Vec::new(), Vec::new(), Vec::new());
         let mut label = "train";
         loop {
             let offset = t0.elapsed().as_secs_f64();
@@ -204,11 +204,13 @@ impl Rounds<'_> {
             let round = plan::decode(&jobs, outcomes, k)
                 .ok_or(TrainError::Interrupted)?
                 .map_err(|(head, message)| TrainError::Head { head, message })?;
-            tried.extend(round);
-            let loss = select::losses(&tried, v, cfg).map_err(|message| TrainError::Head {
+            // Only this round's candidates are new; earlier losses stand.
+            let new = select::losses(&round, v, cfg).map_err(|message| TrainError::Head {
                 head: "selection".into(),
                 message,
             })?;
+            tried.extend(round);
+            loss.extend(new);
             let best = select::best(&tried, &loss, k + 1);
             jobs = plan::extension_jobs(cfg, k, &select::extensions(&tried, &best, cfg, k));
             if jobs.is_empty() {
