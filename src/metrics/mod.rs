@@ -25,6 +25,7 @@
 //! differs from scikit-learn's and why.
 
 pub mod binary;
+pub mod calibration_uncertainty;
 pub mod classification;
 pub mod compare;
 pub mod probabilistic;
@@ -35,8 +36,13 @@ pub mod significance;
 mod tests;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_uncertainty;
 
 pub use binary::{binary_scores, one_vs_rest, BinaryScores};
+pub use calibration_uncertainty::{
+    calibration_uncertainty, paired_calibration_bootstrap, CalibrationDiff, CalibrationUncertainty,
+};
 pub use classification::{
     accuracy, balanced_accuracy, confusion, macro_f1, per_class, top_k_accuracy, PerClass,
 };
