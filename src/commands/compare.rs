@@ -11,6 +11,7 @@ use crate::ensemble::{load, Ensemble};
 use crate::images::dataset::Split;
 use crate::metrics::compare::{compare, CompareContext, Comparison, TimelineBar};
 use crate::progress::Verbosity;
+use crate::report::text::{p_value, signed};
 use crate::{Error, Result};
 
 /// Options of `ovr compare` besides the config.
@@ -21,6 +22,8 @@ pub struct CompareArgs<'a> {
     pub csv: Option<&'a Path>,
     pub report: Option<&'a Path>,
     pub resamples: usize,
+    /// Bootstrap seed; `None`: the ensemble's seed.
+    pub seed: Option<u64>,
 }
 
 /// The config an ensemble was trained with, plus this command line's overrides.
@@ -31,6 +34,34 @@ pub fn ensemble_config(e: &Ensemble, overrides: &[String]) -> Result<Config> {
         &origin,
         overrides,
     )?)
+}
+
+/// `compare` evaluates an ensemble on its own dataset's splits: an override
+/// of the seed or of the dataset would re-split (or swap) the images, so
+/// that "test" could hold training rows. Refused, naming the field.
+fn same_split_as_training(e: &Ensemble, config: &Config) -> Result<()> {
+    let saved = ensemble_config(e, &[])?;
+    let (a, b) = (&saved.dataset, &config.dataset);
+    let changed = [
+        ("seed", saved.seed != config.seed),
+        ("dataset.kind / dataset.root", a.kind != b.kind),
+        ("dataset.val_fraction", a.val_fraction != b.val_fraction),
+        ("dataset.test_fraction", a.test_fraction != b.test_fraction),
+        (
+            "dataset.limit_per_class",
+            a.limit_per_class != b.limit_per_class,
+        ),
+    ];
+    match changed.iter().find(|(_, c)| *c) {
+        Some((field, _)) => Err(Error::Usage(format!(
+            "`{field}` differs from the value ensemble `{}` was trained with: compare \
+             evaluates on the ensemble's own split, and a different {field} would re-split or \
+             swap the images (test rows could be training rows). Drop that --set; use \
+             `compare --seed` for the bootstrap seed or `ovr score` for other images",
+            e.manifest.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Loads an ensemble with its saved config (plus overrides) and the cache.
@@ -52,6 +83,7 @@ pub fn run(
     verbosity: Verbosity,
 ) -> Result<()> {
     let (e, config, cache) = open_ensemble(args.ensemble, overrides, cache_dir)?;
+    same_split_as_training(&e, &config)?;
     let split = Split::parse(args.split).ok_or_else(|| {
         Error::Usage(format!(
             "unknown split `{}`; allowed: train, val, test",
@@ -92,7 +124,7 @@ pub fn run(
             })
             .collect(),
         resamples: args.resamples,
-        seed: config.seed,
+        seed: args.seed.unwrap_or(config.seed),
     };
     let c = compare(
         ctx,
@@ -155,6 +187,7 @@ pub fn table(c: &Comparison) -> String {
         );
     }
     let _ = writeln!(s);
+    calibration_table(&mut s, c);
     let key = |p: &&crate::metrics::compare::PairResult| {
         !(p.a.starts_with("multiclass-temperature") && p.b.starts_with("specialists-calibrated"))
     };
@@ -167,18 +200,68 @@ pub fn table(c: &Comparison) -> String {
     );
     for p in pairs {
         let _ = writeln!(s, "  {} vs {}: {}", p.a, p.b, p.verdict);
+        let names = [p.a.as_str(), p.b.as_str()];
+        let key_pair =
+            names.contains(&"multiclass-temperature") && names.contains(&"specialists-calibrated");
+        if key_pair {
+            let d = &p.calibration;
+            let _ = writeln!(
+                s,
+                "    calibration, {} - {}: ECE {} points (95% CI {} to {}), NLL {} ({} to {}), Brier {} ({} to {})",
+                p.a,
+                p.b,
+                signed(d.ece.observed, 2),
+                signed(d.ece.low, 2),
+                signed(d.ece.high, 2),
+                signed(d.nll.observed, 4),
+                signed(d.nll.low, 4),
+                signed(d.nll.high, 4),
+                signed(d.brier.observed, 4),
+                signed(d.brier.low, 4),
+                signed(d.brier.high, 4)
+            );
+        }
     }
     s
 }
 
+/// How far each ECE can be trusted: its bootstrap interval beside the ECE a
+/// perfectly calibrated model with the same confidences shows on this split.
+fn calibration_table(s: &mut String, c: &Comparison) {
+    let _ = writeln!(
+        s,
+        "calibration ({} rows, 15-bin ECE %): 95% bootstrap CI, and the ECE a perfectly calibrated model with the same confidences shows on this many rows (mean, 95th percentile); p tests \"calibrated\" (consistency resampling)"
+    , c.n);
+    let _ = writeln!(
+        s,
+        "| approach | ECE % | 95% CI | perfect-model ECE % | 95th % | p |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for a in &c.approaches {
+        let u = &a.calibration;
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} to {:.2} | {:.2} | {:.2} | {} |",
+            a.name,
+            u.ece.observed,
+            u.ece.low,
+            u.ece.high,
+            u.perfect_ece_mean,
+            u.perfect_ece_p95,
+            p_value(u.p_value)
+        );
+    }
+    let _ = writeln!(s);
+}
+
 /// One CSV row per approach with the headline metrics.
 pub fn csv(c: &Comparison) -> String {
-    let mut s = String::from("ensemble,split,approach,n,accuracy,top5,macro_f1,balanced_accuracy,nll,brier,ece_percent,mce_percent\n");
+    let mut s = String::from("ensemble,split,approach,n,accuracy,top5,macro_f1,balanced_accuracy,nll,brier,ece_percent,mce_percent,ece_ci_low,ece_ci_high,perfect_ece_mean,calibration_p\n");
     for a in &c.approaches {
         let m = &a.summary;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             c.ensemble,
             c.split,
             a.name,
@@ -190,7 +273,11 @@ pub fn csv(c: &Comparison) -> String {
             m.nll,
             m.brier,
             m.ece,
-            m.mce
+            m.mce,
+            a.calibration.ece.low,
+            a.calibration.ece.high,
+            a.calibration.perfect_ece_mean,
+            a.calibration.p_value
         );
     }
     s

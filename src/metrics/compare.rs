@@ -6,9 +6,10 @@
 use serde::Serialize;
 
 use super::{
-    calibration_error, confusion, mcnemar_exact, one_vs_rest, paired_bootstrap, per_class,
-    summarize, verdict, BinaryScores, Bootstrap, Calibration, McNemar, MetricError, PerClass,
-    Summary, ECE_BINS,
+    calibration_error, calibration_uncertainty, confusion, mcnemar_exact, one_vs_rest,
+    paired_bootstrap, paired_calibration_bootstrap, per_class, summarize, verdict, BinaryScores,
+    Bootstrap, Calibration, CalibrationDiff, CalibrationUncertainty, McNemar, MetricError,
+    PerClass, Summary, ECE_BINS,
 };
 
 /// Predictions of one approach on the split's rows.
@@ -33,6 +34,9 @@ pub struct ApproachResult {
     /// `confusion[true][pred]`.
     pub confusion: Vec<Vec<usize>>,
     pub reliability: Calibration,
+    /// Bootstrap interval of the ECE and the ECE a perfectly calibrated
+    /// model with the same confidences would show on these rows.
+    pub calibration: CalibrationUncertainty,
 }
 
 /// Paired significance of approach `a` against approach `b`.
@@ -43,6 +47,8 @@ pub struct PairResult {
     pub mcnemar: McNemar,
     /// Differences are `a - b` (fractions).
     pub bootstrap: Bootstrap,
+    /// Paired bootstrap of the ECE / NLL / Brier differences `a - b`.
+    pub calibration: CalibrationDiff,
     pub verdict: String,
 }
 
@@ -107,6 +113,14 @@ pub fn compare(
             per_class: per_class(labels, &a.preds, k)?,
             confusion: confusion(labels, &a.preds, k)?,
             reliability: calibration_error(labels, &a.probs, k, ECE_BINS)?,
+            calibration: calibration_uncertainty(
+                labels,
+                &a.probs,
+                k,
+                ECE_BINS,
+                ctx.resamples,
+                ctx.seed,
+            )?,
         });
     }
     let specialists = one_vs_rest(labels, specialist_scores, specialist_probs, k)?;
@@ -118,12 +132,22 @@ pub fn compare(
                 |p: &[u32]| -> Vec<bool> { p.iter().zip(labels).map(|(x, y)| x == y).collect() };
             let m = mcnemar_exact(&correct(&a.preds), &correct(&b.preds))?;
             let boot = paired_bootstrap(labels, &a.preds, &b.preds, k, ctx.resamples, ctx.seed)?;
+            let calibration = paired_calibration_bootstrap(
+                labels,
+                &a.probs,
+                &b.probs,
+                k,
+                ECE_BINS,
+                ctx.resamples,
+                ctx.seed,
+            )?;
             pairs.push(PairResult {
                 a: a.name.clone(),
                 b: b.name.clone(),
                 verdict: verdict(&a.name, &b.name, &boot.accuracy, &m),
                 mcnemar: m,
                 bootstrap: boot,
+                calibration,
             });
         }
     }

@@ -31,6 +31,7 @@ macro_rules! w {
 }
 
 pub mod bars;
+pub mod calibration;
 pub mod confusion;
 pub mod reliability;
 pub mod study;
@@ -49,9 +50,10 @@ pub const KEY_APPROACH: &str = "specialists-calibrated";
 pub const KEY_BASELINE: &str = "multiclass-temperature";
 
 /// Section ids, in page order.
-pub const SECTION_IDS: [&str; 7] = [
+pub const SECTION_IDS: [&str; 8] = [
     "summary",
     "pairs",
+    "calibration",
     "reliability",
     "confusion",
     "f1-diff",
@@ -73,6 +75,7 @@ pub fn render_html(c: &Comparison) -> String {
     header(&mut o, c);
     tables::summary_section(&mut o, c);
     tables::pairs_section(&mut o, c);
+    calibration::section(&mut o, c);
     reliability::section(&mut o, c);
     confusion::section(&mut o, c);
     bars::f1_diff_section(&mut o, c);
@@ -163,6 +166,7 @@ fn header(o: &mut String, c: &Comparison) {
     let labels = [
         "Summary",
         "Pairwise tests",
+        "Calibration",
         "Reliability",
         "Confusion",
         "Per-class F1",

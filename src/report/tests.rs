@@ -263,6 +263,15 @@ fn key_pair_comes_first_oriented_and_as_headline() {
     assert!(h.contains(KEY_APPROACH) && h.contains(KEY_BASELINE), "{h}");
     let html = render_html(&c);
     assert!(html.contains(&escape(&h)));
+    // The calibration note is oriented the same way (specialists minus multiclass).
+    let d = &stored.calibration.ece;
+    let note = format!(
+        "ECE {} <span class=\"desc\">[{}, {}]</span> points",
+        text::signed(-d.observed, 2),
+        text::signed(-d.high, 2),
+        text::signed(-d.low, 2)
+    );
+    assert!(html.contains(&note), "{note}");
     let first_row = html.find("<tr class=\"key\"><td class=\"l\"><code>specialists-calibrated");
     let other_row = html.find("<td class=\"l\"><code>multiclass-raw</code></td>");
     assert!(first_row.is_some() && first_row < other_row);
