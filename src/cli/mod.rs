@@ -102,6 +102,10 @@ pub enum Command {
         /// Paired bootstrap resamples.
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
+        /// Seed of the bootstrap and calibration resampling (default: the
+        /// ensemble's seed). `--set seed=` would re-split the dataset and is refused.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Run a study: named arms (features x head x settings) on one dataset,
     /// one table with accuracy, macro-F1, NLL, ECE and training time per arm.

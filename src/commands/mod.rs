@@ -78,6 +78,7 @@ pub fn run(args: Args) -> Result<()> {
             csv,
             report,
             resamples,
+            seed,
         } => {
             let a = compare::CompareArgs {
                 ensemble,
@@ -86,6 +87,7 @@ pub fn run(args: Args) -> Result<()> {
                 csv: csv.as_deref(),
                 report: report.as_deref(),
                 resamples: *resamples,
+                seed: *seed,
             };
             compare::run(&a, &overrides, cache_dir, verbosity)
         }

@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod common;
+mod compare;
 mod disk_full;
 mod extract;
 mod gpu;
