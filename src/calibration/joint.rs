@@ -1,7 +1,6 @@
 //! Calibration stage, the specialists as one classifier: their held-out raw
 //! logits ([N, K]) -> every calibrated combiner fitted at once
-//! ([`JointCalibration`]), and the choice among them by cross-validated NLL
-//! inside the calibration split ([`calibrate`]).
+//! ([`JointCalibration`]), with the helpers the choice among them uses.
 //!
 //! Combiners (each a distribution per image; "calibrated argmax" predicts
 //! the argmax of the chosen one's probabilities):
@@ -16,20 +15,12 @@
 //!   probabilities p, ODIR-regularised (Kull et al. 2019);
 //! * `softmax-logits`: softmax over the raw logits (no parameters).
 //!
-//! [`calibrate`] chooses among them by cross-validated NLL inside the
-//! calibration split: each fold fits the per-specialist calibrators, the
-//! temperature and the whole λ path of vector scaling and of Dirichlet
-//! (warm-started, strongest penalty first) on the other folds and scores
-//! every combiner, and every λ, on the fold it left out. Each map keeps its
-//! λ with the least pooled CV NLL (so its CV NLL is the least of its path's,
-//! a small optimism over a handful of λ values that the 0- and 1-parameter
-//! combiners do not get; stated in `docs/experiments.md`); then everything is
-//! refitted on all calibration rows at the chosen λ.
+//! The choice among them, by cross-validated NLL inside the calibration
+//! split, is [`super::choose::calibrate`].
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::score_map::{softmax_in_place, MapKind, Rows, ScoreMap};
+use super::score_map::{softmax_in_place, MapKind, ScoreMap};
 use super::Temperature;
 use super::{check_labels, check_len, check_matrix, CalibrationError, Combiner, Isotonic, Platt};
 
@@ -49,6 +40,10 @@ pub struct JointParams {
     /// Folds of the cross-validation inside the calibration split.
     pub folds: usize,
     pub seed: u64,
+    /// Factor-of-10 steps a λ path may grow beyond an end of its grid when
+    /// its best λ sits there (`train.grid_extension`, as the heads' C grids).
+    #[serde(default)]
+    pub extensions: usize,
 }
 
 impl Default for JointParams {
@@ -58,6 +53,7 @@ impl Default for JointParams {
             dirichlet_lambdas: vec![0.1, 1.0, 10.0, 100.0, 1000.0],
             folds: 5,
             seed: 0,
+            extensions: 3,
         }
     }
 }
@@ -72,34 +68,6 @@ pub struct JointCalibration {
     pub platt_temperature: Temperature,
     pub vector_scaling: ScoreMap,
     pub dirichlet: ScoreMap,
-}
-
-/// One candidate's cross-validated NLL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub combiner: Combiner,
-    pub cv_nll: f64,
-    /// Accuracy of its argmax on the rows each fold left out.
-    pub cv_accuracy: f64,
-}
-
-/// One penalty of a map's path with its pooled CV NLL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LambdaPoint {
-    pub lambda: f64,
-    pub cv_nll: f64,
-}
-
-/// The combiner choice: every candidate's CV NLL and the one with the least,
-/// and each map's λ path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Selection {
-    pub folds: usize,
-    pub seed: u64,
-    pub candidates: Vec<Candidate>,
-    pub chosen: Combiner,
-    pub vector_scaling_path: Vec<LambdaPoint>,
-    pub dirichlet_path: Vec<LambdaPoint>,
 }
 
 /// Platt with a constant fallback when the rows hold one label only (an
@@ -215,20 +183,25 @@ pub fn stratified_folds(
     groups.iter().map(|g| fold_of[g]).collect()
 }
 
-fn take<T: Copy>(v: &[T], k: usize, rows: &[usize]) -> Vec<T> {
+pub(super) fn take<T: Copy>(v: &[T], k: usize, rows: &[usize]) -> Vec<T> {
     rows.iter()
         .flat_map(|&i| v[i * k..(i + 1) * k].iter().copied())
         .collect()
 }
 
 /// Platt, isotonic and the temperature on some rows; the maps' inputs.
-struct Base {
-    platt: Vec<Platt>,
-    isotonic: Vec<Isotonic>,
-    temperature: Temperature,
+pub(super) struct Base {
+    pub(super) platt: Vec<Platt>,
+    pub(super) isotonic: Vec<Isotonic>,
+    pub(super) temperature: Temperature,
 }
 
-fn fit_base(logits: &[f32], labels: &[u32], n: usize, k: usize) -> Result<Base, CalibrationError> {
+pub(super) fn fit_base(
+    logits: &[f32],
+    labels: &[u32],
+    n: usize,
+    k: usize,
+) -> Result<Base, CalibrationError> {
     let mut platt = Vec::with_capacity(k);
     let mut isotonic = Vec::with_capacity(k);
     for c in 0..k {
@@ -248,18 +221,23 @@ fn fit_base(logits: &[f32], labels: &[u32], n: usize, k: usize) -> Result<Base, 
 }
 
 /// ln of the normalised Platt probabilities (the Dirichlet input).
-fn ln_platt(platt: &[Platt], logits: &[f32], k: usize) -> Vec<f64> {
+pub(super) fn ln_platt(platt: &[Platt], logits: &[f32], k: usize) -> Vec<f64> {
     ln_clipped(&normalised(
         per_class(logits, k, |c, s| platt[c].prob_f64(s)),
         k,
     ))
 }
 
-fn raw(logits: &[f32]) -> Vec<f64> {
+pub(super) fn raw(logits: &[f32]) -> Vec<f64> {
     logits.iter().map(|&v| f64::from(v)).collect()
 }
 
-fn check_input(logits: &[f32], labels: &[u32], n: usize, k: usize) -> Result<(), CalibrationError> {
+pub(super) fn check_input(
+    logits: &[f32],
+    labels: &[u32],
+    n: usize,
+    k: usize,
+) -> Result<(), CalibrationError> {
     check_matrix("logits", logits, n, k)?;
     check_len(None, "labels", labels.len(), n)?;
     check_labels(labels, k)?;
@@ -331,157 +309,4 @@ impl JointCalibration {
             }
         }
     }
-}
-
-/// (summed NLL, correct argmaxes) of probabilities on labelled rows.
-fn score(q: &[f64], y: &[u32], k: usize) -> (f64, f64) {
-    let right = q
-        .chunks_exact(k)
-        .zip(y)
-        .filter(|(row, &l)| argmax(row) == l as usize)
-        .count();
-    (mean_nll(q, y, k) * y.len() as f64, right as f64)
-}
-
-/// One fold's scores: the four fixed combiners (in `FIXED` order), then
-/// every vector λ, then every Dirichlet λ.
-const FIXED: [Combiner; 4] = [
-    Combiner::PlattTemperature,
-    Combiner::Platt,
-    Combiner::Isotonic,
-    Combiner::SoftmaxLogits,
-];
-
-fn fold_scores(
-    logits: &[f32],
-    labels: &[u32],
-    k: usize,
-    tr: &[usize],
-    te: &[usize],
-    p: &JointParams,
-) -> Result<Vec<(f64, f64)>, CalibrationError> {
-    let (ztr, zte) = (take(logits, k, tr), take(logits, k, te));
-    let ytr: Vec<u32> = tr.iter().map(|&i| labels[i]).collect();
-    let yte: Vec<u32> = te.iter().map(|&i| labels[i]).collect();
-    let b = fit_base(&ztr, &ytr, tr.len(), k)?;
-    let fixed = JointCalibration {
-        vector_scaling: ScoreMap::identity(MapKind::Vector, k),
-        dirichlet: ScoreMap::identity(MapKind::Full, k),
-        platt: b.platt,
-        isotonic: b.isotonic,
-        platt_temperature: b.temperature,
-    };
-    let mut out: Vec<(f64, f64)> = FIXED
-        .iter()
-        .map(|&c| score(&fixed.probs(c, &zte, te.len()), &yte, k))
-        .collect();
-    let paths = [
-        (MapKind::Vector, raw(&ztr), raw(&zte), &p.vector_lambdas),
-        (
-            MapKind::Full,
-            ln_platt(&fixed.platt, &ztr, k),
-            ln_platt(&fixed.platt, &zte, k),
-            &p.dirichlet_lambdas,
-        ),
-    ];
-    for (kind, xtr, xte, lambdas) in paths {
-        let rows = Rows {
-            x: xtr,
-            labels: &ytr,
-            n: tr.len(),
-            k,
-        };
-        for m in ScoreMap::fit_path(&rows, kind, lambdas) {
-            out.push(score(&m.probs(&xte, te.len()), &yte, k));
-        }
-    }
-    Ok(out)
-}
-
-/// Index of the least value (ties: the first).
-fn least(v: &[f64]) -> usize {
-    (0..v.len()).fold(0, |b, i| if v[i] < v[b] { i } else { b })
-}
-
-/// Chooses the combiner (and each map's λ) by cross-validated NLL inside
-/// the calibration rows, then fits every combiner on all of them.
-///
-/// `groups[i]` is row i's group (rows of a group share a fold; pass
-/// `0..n` for none).
-pub fn calibrate(
-    logits: &[f32],
-    labels: &[u32],
-    groups: &[u64],
-    k: usize,
-    p: &JointParams,
-) -> Result<(JointCalibration, Selection), CalibrationError> {
-    let n = labels.len();
-    check_input(logits, labels, n, k)?;
-    check_len(None, "groups", groups.len(), n)?;
-    let fold = stratified_folds(labels, groups, k, p.folds, p.seed);
-    let per_fold: Vec<Vec<(f64, f64)>> = (0..p.folds)
-        .into_par_iter()
-        .filter_map(|f| {
-            let (tr, te): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
-            (!tr.is_empty() && !te.is_empty()).then(|| fold_scores(logits, labels, k, &tr, &te, p))
-        })
-        .collect::<Result<_, _>>()?;
-    let pooled = |i: usize| -> (f64, f64) {
-        let (l, r) = per_fold
-            .iter()
-            .fold((0.0, 0.0), |a, f| (a.0 + f[i].0, a.1 + f[i].1));
-        (l / n as f64, r / n as f64)
-    };
-    let nv = p.vector_lambdas.len();
-    let path = |offset: usize, lambdas: &[f64]| -> Vec<LambdaPoint> {
-        lambdas
-            .iter()
-            .enumerate()
-            .map(|(j, &lambda)| LambdaPoint {
-                lambda,
-                cv_nll: pooled(offset + j).0,
-            })
-            .collect()
-    };
-    let vpath = path(FIXED.len(), &p.vector_lambdas);
-    let dpath = path(FIXED.len() + nv, &p.dirichlet_lambdas);
-    let vbest = least(&vpath.iter().map(|x| x.cv_nll).collect::<Vec<_>>());
-    let dbest = least(&dpath.iter().map(|x| x.cv_nll).collect::<Vec<_>>());
-    let index = |c: Combiner| match c {
-        Combiner::VectorScaling => FIXED.len() + vbest,
-        Combiner::Dirichlet => FIXED.len() + nv + dbest,
-        other => FIXED.iter().position(|&f| f == other).unwrap_or(0),
-    };
-    let candidates: Vec<Candidate> = Combiner::ALL
-        .iter()
-        .map(|&combiner| {
-            let (cv_nll, cv_accuracy) = pooled(index(combiner));
-            Candidate {
-                combiner,
-                cv_nll,
-                cv_accuracy,
-            }
-        })
-        .collect();
-    let chosen =
-        candidates[least(&candidates.iter().map(|c| c.cv_nll).collect::<Vec<_>>())].combiner;
-    let joint = JointCalibration::fit(
-        logits,
-        labels,
-        n,
-        k,
-        p.vector_lambdas[vbest],
-        p.dirichlet_lambdas[dbest],
-    )?;
-    Ok((
-        joint,
-        Selection {
-            folds: p.folds,
-            seed: p.seed,
-            candidates,
-            chosen,
-            vector_scaling_path: vpath,
-            dirichlet_path: dpath,
-        },
-    ))
 }

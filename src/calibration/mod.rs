@@ -24,6 +24,7 @@
 //! The fixtures in `tests/fixtures/calibration/` come from
 //! `tests/reference/make_calibration_fixtures.py` (numpy/scipy/scikit-learn).
 
+pub mod choose;
 mod combine;
 mod isotonic;
 pub mod joint;
@@ -34,13 +35,16 @@ mod temperature;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_choose;
+#[cfg(test)]
 mod tests_joint;
 #[cfg(test)]
 mod tests_props;
 
+pub use choose::{calibrate, Candidate, LambdaEdge, LambdaPoint, Selection};
 pub use combine::{argmax_rows, check_rows, normalized_calibrated, softmax_rows, Combiner};
 pub use isotonic::Isotonic;
-pub use joint::{calibrate, Candidate, JointCalibration, JointParams, LambdaPoint, Selection};
+pub use joint::{JointCalibration, JointParams};
 pub use platt::Platt;
 pub use score_map::{MapKind, ScoreMap};
 pub use temperature::{Temperature, T_MAX, T_MIN};

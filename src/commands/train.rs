@@ -76,6 +76,51 @@ pub fn run(
         };
         println!("  {:<18} {:.4}{mark}", c.combiner.name(), c.cv_nll);
     }
+    let lambda = |path: &[crate::calibration::LambdaPoint], c: crate::calibration::Combiner| {
+        let best = path.iter().min_by(|a, b| a.cv_nll.total_cmp(&b.cv_nll));
+        let edge = sel.lambda_edges.iter().find(|e| e.combiner == c);
+        let note = match edge {
+            Some(e) if e.limit.is_some() => format!(
+                ", on the {} end: its limit there is the {} candidate",
+                e.side,
+                e.limit.map_or("", |l| l.name())
+            ),
+            Some(e) if e.at_bound => format!(
+                ", {} end of the grid after {} extension(s): at the bound (train.grid_extension)",
+                e.side, e.extensions
+            ),
+            Some(e) => format!(
+                ", interior after {} extension(s) past the {} end",
+                e.extensions, e.side
+            ),
+            None => String::new(),
+        };
+        best.map(|b| format!("{} λ = {:e}{note}", c.name(), b.lambda))
+    };
+    let paths = [
+        lambda(
+            &sel.vector_scaling_path,
+            crate::calibration::Combiner::VectorScaling,
+        ),
+        lambda(&sel.dirichlet_path, crate::calibration::Combiner::Dirichlet),
+    ];
+    println!(
+        "  penalties: {}",
+        paths.into_iter().flatten().collect::<Vec<_>>().join("; ")
+    );
+    let stuck: Vec<&str> = sel
+        .lambda_edges
+        .iter()
+        .filter(|e| e.at_bound)
+        .map(|e| e.combiner.name())
+        .collect();
+    if !stuck.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "warning: the best λ of {} is still on an end of its extended grid; widen \
+             train.vector_scaling_lambdas / train.dirichlet_lambdas or raise train.grid_extension",
+            stuck.join(", ")
+        );
+    }
     let v = &manifest.validation;
     println!();
     println!(

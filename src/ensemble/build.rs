@@ -302,6 +302,7 @@ fn calibrate(
     };
     let params = crate::calibration::JointParams {
         seed,
+        extensions: cfg.grid_extension,
         ..cfg.joint.clone()
     };
     let groups = crate::images::emoji40::groups(&cal.keys);

@@ -236,6 +236,7 @@ fn the_combiner_and_its_cross_validation_are_configurable() {
             grid,
             "train.dirichlet_lambdas=[1.0, 100.0]",
             "train.vector_scaling_lambdas=[0.5]",
+            "train.grid_extension=0",
         ]),
         &tr,
         &va,
@@ -246,6 +247,28 @@ fn the_combiner_and_its_cross_validation_are_configurable() {
     assert_eq!(ls, vec![1.0, 100.0]);
     assert_eq!(lam.calibration.specialists.vector_scaling.lambda, 0.5);
     assert!([1.0, 100.0].contains(&lam.calibration.specialists.dirichlet.lambda));
+    // train.grid_extension also bounds the λ paths: with 2 steps allowed, a
+    // best λ on an end of [1, 100] grows the path by up to 2 values.
+    let grown = train(
+        &config(&[
+            grid,
+            "train.dirichlet_lambdas=[1.0, 100.0]",
+            "train.grid_extension=2",
+        ]),
+        &tr,
+        &va,
+    )
+    .unwrap();
+    let g = &grown.calibration.selection;
+    let edge = g
+        .lambda_edges
+        .iter()
+        .find(|e| e.combiner == Combiner::Dirichlet);
+    assert_eq!(g.dirichlet_path.len(), 2 + edge.map_or(0, |e| e.extensions));
+    assert!(
+        edge.is_some_and(|e| e.extensions > 0) || s.lambda_edges.is_empty(),
+        "{g:?}"
+    );
     for bad in [
         "train.calibration_folds=1",
         "train.dirichlet_lambdas=[-1.0]",
