@@ -81,6 +81,10 @@ pub enum Command {
         /// Shortcut for `--set train.fuse=N` (0: split jobs evenly over lanes).
         #[arg(long)]
         fuse: Option<usize>,
+        /// Shortcut for `--set train.holdout_classes=K`: leave K seeded classes
+        /// out of training; `compare` scores their test images as unknown.
+        #[arg(long, value_name = "K")]
+        holdout_classes: Option<usize>,
     },
     /// Evaluate every approach of a saved ensemble side by side on one split.
     Compare {
@@ -106,6 +110,10 @@ pub enum Command {
         /// ensemble's seed). `--set seed=` would re-split the dataset and is refused.
         #[arg(long)]
         seed: Option<u64>,
+        /// Images of classes the ensemble never saw (a folder or list, as
+        /// `score` takes): adds the open-set figures ("none of these").
+        #[arg(long, value_name = "INPUT")]
+        unknown: Option<PathBuf>,
     },
     /// Run a study: named arms (features x head x settings) on one dataset,
     /// one table with accuracy, macro-F1, NLL, ECE and training time per arm.
@@ -130,8 +138,8 @@ pub enum Command {
         /// A folder of class folders (labelled), a flat folder of images, or a
         /// list file with `path` or `path,label` lines.
         input: PathBuf,
-        /// multiclass-raw, multiclass-temperature, specialists-raw-argmax,
-        /// specialists-softmax, specialists-calibrated (default: the ensemble's combiner).
+        /// multiclass-raw, multiclass-temperature, specialists-calibrated
+        /// (default: the calibrated argmax), or specialists-<combiner>.
         #[arg(long)]
         approach: Option<String>,
         /// Write the rows here instead of stdout.
@@ -143,6 +151,10 @@ pub enum Command {
         /// Classes listed per row.
         #[arg(long, default_value_t = 5)]
         top_k: usize,
+        /// Predict `unknown` when the approach's maximum probability is below
+        /// P (`compare` suggests P from the calibration split).
+        #[arg(long, value_name = "P")]
+        abstain: Option<f32>,
     },
 }
 
@@ -207,9 +219,17 @@ impl Args {
                     o.push(format!("backbone.name=\"{b}\""));
                 }
             }
-            Command::Train { lanes, fuse, .. } => {
+            Command::Train {
+                lanes,
+                fuse,
+                holdout_classes,
+                ..
+            } => {
                 if let Some(l) = lanes {
                     o.push(format!("train.lanes={l}"));
+                }
+                if let Some(k) = holdout_classes {
+                    o.push(format!("train.holdout_classes={k}"));
                 }
                 if let Some(f) = fuse {
                     o.push(format!("train.fuse={f}"));

@@ -7,6 +7,7 @@ mod classify;
 mod compare;
 mod extract;
 mod fetch;
+mod open_set;
 mod score;
 mod study;
 mod train;
@@ -79,6 +80,7 @@ pub fn run(args: Args) -> Result<()> {
             report,
             resamples,
             seed,
+            unknown,
         } => {
             let a = compare::CompareArgs {
                 ensemble,
@@ -88,6 +90,7 @@ pub fn run(args: Args) -> Result<()> {
                 report: report.as_deref(),
                 resamples: *resamples,
                 seed: *seed,
+                unknown: unknown.as_deref(),
             };
             compare::run(&a, &overrides, cache_dir, verbosity)
         }
@@ -112,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
             out,
             jsonl,
             top_k,
+            abstain,
         } => {
             let a = score::ScoreArgs {
                 ensemble,
@@ -120,6 +124,7 @@ pub fn run(args: Args) -> Result<()> {
                 out: out.as_deref(),
                 jsonl: *jsonl,
                 top_k: *top_k,
+                abstain: *abstain,
             };
             score::run(&a, &overrides, cache_dir, verbosity)
         }

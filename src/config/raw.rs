@@ -55,6 +55,7 @@ pub struct RawTrain {
     pub multiclass_class_weight: Option<String>,
     pub selection: Option<String>,
     pub grid_extension: Option<i64>,
+    pub holdout_classes: Option<i64>,
     pub warm_start: Option<bool>,
     pub vector_scaling_lambdas: Option<Vec<f64>>,
     pub dirichlet_lambdas: Option<Vec<f64>>,

@@ -9,5 +9,6 @@ pub mod extract;
 pub mod registry;
 pub mod st_file;
 pub mod store;
+pub mod subset;
 pub mod timm;
 pub mod variant;

@@ -76,6 +76,8 @@ pub struct Comparison {
     pub specialists: Vec<BinaryScores>,
     pub pairs: Vec<PairResult>,
     pub timeline: Vec<TimelineBar>,
+    /// Known vs unknown images, when the comparison has unknown ones.
+    pub open_set: Option<super::open_set::OpenSetReport>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
 }
@@ -162,6 +164,7 @@ pub fn compare(
         specialists,
         pairs,
         timeline: ctx.timeline,
+        open_set: None,
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })

@@ -28,12 +28,15 @@ pub mod binary;
 pub mod calibration_uncertainty;
 pub mod classification;
 pub mod compare;
+pub mod open_set;
 pub mod probabilistic;
 pub mod reliability;
 pub mod significance;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_open_set;
 #[cfg(test)]
 mod tests_props;
 #[cfg(test)]

@@ -33,6 +33,7 @@ macro_rules! w {
 pub mod bars;
 pub mod calibration;
 pub mod confusion;
+pub mod open_set;
 pub mod reliability;
 pub mod study;
 pub mod tables;
@@ -50,7 +51,7 @@ pub const KEY_APPROACH: &str = "specialists-calibrated";
 pub const KEY_BASELINE: &str = "multiclass-temperature";
 
 /// Section ids, in page order.
-pub const SECTION_IDS: [&str; 8] = [
+pub const SECTION_IDS: [&str; 9] = [
     "summary",
     "pairs",
     "calibration",
@@ -58,6 +59,7 @@ pub const SECTION_IDS: [&str; 8] = [
     "confusion",
     "f1-diff",
     "specialists",
+    "open-set",
     "timeline",
 ];
 
@@ -80,6 +82,7 @@ pub fn render_html(c: &Comparison) -> String {
     confusion::section(&mut o, c);
     bars::f1_diff_section(&mut o, c);
     tables::specialists_section(&mut o, c);
+    open_set::section(&mut o, c);
     bars::timeline_section(&mut o, c);
     w!(
         &mut o,
@@ -171,6 +174,7 @@ fn header(o: &mut String, c: &Comparison) {
         "Confusion",
         "Per-class F1",
         "Specialists",
+        "Open set",
         "Timeline",
     ];
     for (id, label) in SECTION_IDS.iter().zip(labels) {

@@ -10,6 +10,7 @@ mod disk_full;
 mod extract;
 mod gpu;
 mod kill;
+mod open_set;
 mod pipes;
 mod pretrained;
 mod report;
