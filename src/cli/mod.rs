@@ -114,6 +114,10 @@ pub enum Command {
         /// `score` takes): adds the open-set figures ("none of these").
         #[arg(long, value_name = "INPUT")]
         unknown: Option<PathBuf>,
+        /// A second dataset config (e.g. configs/emoji40-style-shift.toml):
+        /// every approach on its test split beside the in-domain one.
+        #[arg(long, value_name = "CONFIG")]
+        against: Option<PathBuf>,
     },
     /// Run a study: named arms (features x head x settings) on one dataset,
     /// one table with accuracy, macro-F1, NLL, ECE and training time per arm.

@@ -26,6 +26,8 @@ pub struct CompareArgs<'a> {
     pub seed: Option<u64>,
     /// Images of classes the ensemble never saw (open-set figures).
     pub unknown: Option<&'a Path>,
+    /// A second dataset config scored beside the in-domain split.
+    pub against: Option<&'a Path>,
 }
 
 /// The config an ensemble was trained with, plus this command line's overrides.
@@ -53,6 +55,7 @@ fn same_split_as_training(e: &Ensemble, config: &Config) -> Result<()> {
             "dataset.limit_per_class",
             a.limit_per_class != b.limit_per_class,
         ),
+        ("dataset.style", a.style != b.style),
     ];
     match changed.iter().find(|(_, c)| *c) {
         Some((field, _)) => Err(Error::Usage(format!(
@@ -144,6 +147,18 @@ pub fn run(
         &out.specialist_probs,
     )
     .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
+    if let Some(other) = args.against {
+        c.shift = Some(super::shift::report(
+            &e,
+            &set.labels,
+            &approaches,
+            other,
+            &cache,
+            verbosity,
+            args.resamples,
+            seed,
+        )?);
+    }
     if !held.is_empty() || args.unknown.is_some() {
         let (unknown, sources) = super::open_set::unknown_rows(
             held,
@@ -221,6 +236,9 @@ pub fn table(c: &Comparison) -> String {
     calibration_table(&mut s, c);
     if let Some(o) = &c.open_set {
         open_set_table(&mut s, o);
+    }
+    if let Some(r) = &c.shift {
+        shift_table(&mut s, c, r);
     }
     let key = |p: &&crate::metrics::compare::PairResult| {
         !(p.a.starts_with("multiclass-temperature") && p.b.starts_with("specialists-calibrated"))
@@ -331,6 +349,44 @@ fn open_set_table(s: &mut String, o: &crate::metrics::open_set::OpenSetReport) {
             t.approach,
             t.approach,
             t.value
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// In-domain vs the `--against` dataset: every approach's figures and losses.
+fn shift_table(s: &mut String, c: &Comparison, r: &crate::metrics::shift::ShiftReport) {
+    let _ = writeln!(
+        s,
+        "shift: {} / {} ({} rows; {} of unknown classes left out) against {} / {} ({} rows); loss = in-domain minus shifted (NLL, ECE: shifted minus in-domain), 95% bootstrap CI",
+        r.dataset, r.split, r.rows, r.rows_left_out, c.dataset, c.split, c.n
+    );
+    let _ = writeln!(
+        s,
+        "| approach | accuracy in / shifted | loss, points | macro-F1 loss, points | NLL rise | ECE in / shifted | ECE rise, points |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let ci = |i: &crate::metrics::Interval, scale: f64, d: usize| {
+        format!(
+            "{} ({} to {})",
+            signed(i.observed * scale, d),
+            signed(i.low * scale, d),
+            signed(i.high * scale, d)
+        )
+    };
+    for x in &r.results {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2}% / {:.2}% | {} | {} | {} | {:.2} / {:.2} | {} |",
+            x.approach,
+            100.0 * x.in_domain.accuracy,
+            100.0 * x.shifted.accuracy,
+            ci(&x.accuracy_drop, 100.0, 1),
+            ci(&x.macro_f1_drop, 100.0, 1),
+            ci(&x.nll_rise, 1.0, 3),
+            x.in_domain.ece,
+            x.shifted.ece,
+            ci(&x.ece_rise, 1.0, 2)
         );
     }
     let _ = writeln!(s);

@@ -9,6 +9,7 @@ mod extract;
 mod fetch;
 mod open_set;
 mod score;
+mod shift;
 mod study;
 mod train;
 
@@ -81,6 +82,7 @@ pub fn run(args: Args) -> Result<()> {
             resamples,
             seed,
             unknown,
+            against,
         } => {
             let a = compare::CompareArgs {
                 ensemble,
@@ -91,6 +93,7 @@ pub fn run(args: Args) -> Result<()> {
                 resamples: *resamples,
                 seed: *seed,
                 unknown: unknown.as_deref(),
+                against: against.as_deref(),
             };
             compare::run(&a, &overrides, cache_dir, verbosity)
         }

@@ -63,6 +63,8 @@ pub struct DatasetConfig {
     pub test_fraction: f64,
     /// Keep at most this many images per class and split (a stratified subset).
     pub limit_per_class: Option<usize>,
+    /// emoji40 only: keep one vendor's images (`twitter` or `google`).
+    pub style: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -359,6 +361,26 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             usize::MAX >> 1,
         )?),
     };
+    let style = match d.style.as_deref() {
+        None => None,
+        Some(s) if kind != DatasetKind::Emoji40 => {
+            return Err(invalid(
+                "dataset.style",
+                s,
+                "applies to the emoji40 dataset only",
+                "unset, or dataset.kind = \"emoji40\"",
+            ))
+        }
+        Some(s) if crate::images::emoji40::STYLES.contains(&s) => Some(s.to_string()),
+        Some(s) => {
+            return Err(invalid(
+                "dataset.style",
+                s,
+                "is not a style of emoji40",
+                &crate::images::emoji40::STYLES.join(", "),
+            ))
+        }
+    };
 
     let b = raw.backbone.unwrap_or_default();
     let names: Vec<String> = match b.name {
@@ -476,6 +498,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             val_fraction,
             test_fraction,
             limit_per_class,
+            style,
         },
         backbone: BackboneConfig {
             name: bname,

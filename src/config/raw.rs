@@ -26,6 +26,7 @@ pub struct RawDataset {
     pub val_fraction: Option<f64>,
     pub test_fraction: Option<f64>,
     pub limit_per_class: Option<i64>,
+    pub style: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

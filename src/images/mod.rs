@@ -48,8 +48,13 @@ pub fn open_dataset(
             scan_image_folder(&cfg.name, root, cfg.val_fraction, cfg.test_fraction, seed)?
         }
     };
+    if let Some(style) = &cfg.style {
+        emoji40::keep_style(&mut ds, style);
+    }
     if let Some(limit) = cfg.limit_per_class {
         ds.limit_per_class(limit, seed);
+        // A subset is not the whole set: its own export directory.
+        ds.origin.push_str(&format!(";limit={limit},seed={seed}"));
     }
     Ok(ds)
 }

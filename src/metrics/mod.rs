@@ -31,6 +31,7 @@ pub mod compare;
 pub mod open_set;
 pub mod probabilistic;
 pub mod reliability;
+pub mod shift;
 pub mod significance;
 
 #[cfg(test)]
@@ -39,6 +40,8 @@ mod tests;
 mod tests_open_set;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_shift;
 #[cfg(test)]
 mod tests_uncertainty;
 

@@ -35,6 +35,7 @@ pub mod calibration;
 pub mod confusion;
 pub mod open_set;
 pub mod reliability;
+pub mod shift;
 pub mod study;
 pub mod tables;
 pub mod text;
@@ -51,7 +52,7 @@ pub const KEY_APPROACH: &str = "specialists-calibrated";
 pub const KEY_BASELINE: &str = "multiclass-temperature";
 
 /// Section ids, in page order.
-pub const SECTION_IDS: [&str; 9] = [
+pub const SECTION_IDS: [&str; 10] = [
     "summary",
     "pairs",
     "calibration",
@@ -60,6 +61,7 @@ pub const SECTION_IDS: [&str; 9] = [
     "f1-diff",
     "specialists",
     "open-set",
+    "shift",
     "timeline",
 ];
 
@@ -83,6 +85,7 @@ pub fn render_html(c: &Comparison) -> String {
     bars::f1_diff_section(&mut o, c);
     tables::specialists_section(&mut o, c);
     open_set::section(&mut o, c);
+    shift::section(&mut o, c);
     bars::timeline_section(&mut o, c);
     w!(
         &mut o,
@@ -175,6 +178,7 @@ fn header(o: &mut String, c: &Comparison) {
         "Per-class F1",
         "Specialists",
         "Open set",
+        "Shift",
         "Timeline",
     ];
     for (id, label) in SECTION_IDS.iter().zip(labels) {

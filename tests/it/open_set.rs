@@ -277,3 +277,123 @@ fn an_unknown_class_far_from_every_known_one_is_found() {
         }
     }
 }
+
+#[test]
+fn compare_against_a_second_dataset_reports_the_shift() {
+    let weights = lite_weights("efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (c, name) in ["x", "y"].iter().enumerate() {
+        for i in 0..10 {
+            write_png(
+                &a.join(name).join(format!("{i}.png")),
+                24 + i,
+                20,
+                (c * 90 + i as usize) as u8,
+            );
+            write_png(
+                &b.join(name).join(format!("{i}.png")),
+                20,
+                24 + i,
+                (c * 90 + 40 + i as usize) as u8,
+            );
+        }
+    }
+    for i in 0..10 {
+        write_png(&b.join("z").join(format!("{i}.png")), 22, 22, 250 - i as u8);
+    }
+    let against = dir.path().join("b.toml");
+    std::fs::write(
+        &against,
+        format!(
+            "[dataset]\nkind = \"image-folder\"\nroot = \"{}\"\n[backbone]\nweights = \"{}\"\n",
+            b.display(),
+            weights.display()
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let ens = dir.path().join("ens");
+    let grid = [
+        "-q",
+        "--set",
+        "train.c_grid=[0.1]",
+        "--set",
+        "train.multiclass_c_grid=[0.1]",
+    ];
+    let with = |rest: &[&str]| image_folder_args(&a, &weights, &[&grid[..], rest].concat());
+    ok(
+        &with(&["train", "--name", "s", "--out", ens.to_str().unwrap()]),
+        &cache,
+    );
+    let json = dir.path().join("s.json");
+    let e = ens.join("s");
+    let html = dir.path().join("s.html");
+    let stdout = ok(
+        &with(&[
+            "compare",
+            "--ensemble",
+            e.to_str().unwrap(),
+            "--against",
+            against.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--report",
+            html.to_str().unwrap(),
+            "--resamples",
+            "50",
+        ]),
+        &cache,
+    );
+    assert!(stdout.contains("shift: "), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = &v["shift"];
+    assert!(s["rows"].as_u64().unwrap() >= 2, "{s}");
+    assert!(
+        s["rows_left_out"].as_u64().unwrap() >= 1,
+        "class z is unknown to the ensemble: {s}"
+    );
+    assert_eq!(
+        s["results"].as_array().unwrap().len(),
+        v["approaches"].as_array().unwrap().len()
+    );
+    assert_eq!(s["resamples"], 50);
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("<section id=\"shift\">") && html.contains("(shifted)"));
+    // Without --against: no shift part.
+    let plain = dir.path().join("p.json");
+    ok(
+        &with(&[
+            "compare",
+            "--ensemble",
+            e.to_str().unwrap(),
+            "--json",
+            plain.to_str().unwrap(),
+        ]),
+        &cache,
+    );
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
+    assert!(p["shift"].is_null() && p["open_set"].is_null());
+}
+
+#[test]
+fn dataset_style_is_checked() {
+    for (set, needle) in [
+        ("dataset.style=\"apple\"", "twitter, google"),
+        ("dataset.style=\"google\"", "emoji40 dataset only"),
+    ] {
+        let mut o = vec![set.to_string()];
+        if set.contains("google") {
+            o.push("dataset.kind=\"fashion-mnist\"".into());
+        }
+        let err = ovr::config::Config::load(None, &o).unwrap_err().to_string();
+        assert!(
+            err.contains("dataset.style") && err.contains(needle),
+            "{err}"
+        );
+    }
+    let ok = ovr::config::Config::load(None, &["dataset.style=\"google\"".to_string()]).unwrap();
+    assert_eq!(ok.dataset.style.as_deref(), Some("google"));
+}
