@@ -286,21 +286,23 @@ fn calibration_table(s: &mut String, c: &Comparison) {
     , c.n);
     let _ = writeln!(
         s,
-        "| approach | ECE % | 95% CI | perfect-model ECE % | 95th % | p |"
+        "| approach | ECE % | 95% CI | perfect-model ECE % | 95th % | p | classwise ECE % | adaptive ECE % |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for a in &c.approaches {
         let u = &a.calibration;
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} to {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {:.2} | {:.2} to {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} |",
             a.name,
             u.ece.observed,
             u.ece.low,
             u.ece.high,
             u.perfect_ece_mean,
             u.perfect_ece_p95,
-            p_value(u.p_value)
+            p_value(u.p_value),
+            a.summary.classwise_ece,
+            a.summary.adaptive_ece
         );
     }
     let _ = writeln!(s);
