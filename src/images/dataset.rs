@@ -120,7 +120,22 @@ fn list_paths(paths: &[PathBuf]) -> String {
 }
 
 /// File extensions read as images.
-pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif"];
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"];
+
+/// Extensions of formats `ovr` does not decode (no well-kept pure-Rust
+/// decoder): listed as ignored with this reason instead of a generic one.
+pub const UNSUPPORTED_EXTENSIONS: [&str; 4] = ["heic", "heif", "avif", "dng"];
+
+/// Why a file with this (lowercase) extension is ignored.
+pub fn ignored_reason(ext: Option<&str>) -> String {
+    match ext {
+        Some(e) if UNSUPPORTED_EXTENSIONS.contains(&e) => format!(
+            "{} images are not supported (convert them to JPEG or PNG)",
+            e.to_ascii_uppercase()
+        ),
+        _ => "not an image file extension".into(),
+    }
+}
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let io = |source| DatasetError::Io {
@@ -169,7 +184,10 @@ fn class_files(
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext {
             Some(e) if IMAGE_EXTENSIONS.contains(&e.as_str()) => files.push(p),
-            _ => ignored.push((p, "not an image file extension".into())),
+            e => {
+                let why = ignored_reason(e.as_deref());
+                ignored.push((p, why))
+            }
         }
     }
     Ok(files)
