@@ -11,6 +11,11 @@ Subcommands
       are equal and the JPEG entropy is that of a real photo (about 3.3 MB
       each at quality 90). Deterministic: the same arguments give the same
       files.
+  varied DIR
+      36 JPEGs (quality 90) for benches/decode_accuracy.sh: 3 random crops
+      (70 % of each side) of each sample photo, upscaled to 1792x1344,
+      3584x2688 and 7168x5376 (short side 3x 448: DCT scales 1/2, 1/4,
+      1/8 under ovr's rule), with and without grain.
   pipeline DIR [--threads 2] [--batch 32] [--prefetch 0]
       For every image: Image.open, draft("RGB", (448, 448)) (libjpeg DCT
       scaling, the same rule as ovr: the largest reduction leaving both sides
@@ -63,6 +68,33 @@ def make(args) -> int:
         a += rng.normal(0, 6, size=(h, w, 1)).astype(np.int16)
         Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(out, quality=args.quality)
     print(f"wrote {args.count} JPEGs of {w}x{h} under {args.dir}")
+    return 0
+
+
+def varied(args) -> int:
+    import sklearn
+
+    src = os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
+    rng = np.random.default_rng(1)
+    n = 0
+    for stem in ("china", "flower"):
+        photo = Image.open(os.path.join(src, f"{stem}.jpg")).convert("RGB")
+        pw, ph = photo.size
+        for c in range(3):
+            cw, ch = int(pw * 0.7), int(ph * 0.7)
+            x, y = int(rng.integers(0, pw - cw)), int(rng.integers(0, ph - ch))
+            crop = photo.crop((x, y, x + cw, y + ch))
+            for w, h in ((1792, 1344), (3584, 2688), (7168, 5376)):
+                big = crop.resize((w, h), Image.BICUBIC)
+                for grain in (0, 6):
+                    a = np.asarray(big).astype(np.int16)
+                    if grain:
+                        a += rng.normal(0, grain, size=(h, w, 1)).astype(np.int16)
+                    out = os.path.join(args.dir, stem, f"c{c}_{w}x{h}_g{grain}.jpg")
+                    os.makedirs(os.path.dirname(out), exist_ok=True)
+                    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(out, quality=90)
+                    n += 1
+    print(f"wrote {n} JPEGs under {args.dir}")
     return 0
 
 
@@ -164,6 +196,8 @@ def main(argv=None) -> int:
     m.add_argument("--count", type=int, default=40)
     m.add_argument("--size", default="4000x3000")
     m.add_argument("--quality", type=int, default=90)
+    v = sub.add_parser("varied")
+    v.add_argument("dir")
     p = sub.add_parser("pipeline")
     p.add_argument("dir")
     p.add_argument("--threads", type=int, default=2)
@@ -173,7 +207,7 @@ def main(argv=None) -> int:
     d.add_argument("dir")
     d.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    return {"make": make, "pipeline": pipeline, "decode": decode}[args.cmd](args)
+    return {"make": make, "varied": varied, "pipeline": pipeline, "decode": decode}[args.cmd](args)
 
 
 if __name__ == "__main__":

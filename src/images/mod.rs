@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod decode;
 pub mod emoji40;
 pub mod fashion;
+pub mod formats;
 pub mod idx;
 pub mod inputs;
 pub mod jpeg;

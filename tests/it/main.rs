@@ -9,6 +9,7 @@ mod disk_full;
 mod extract;
 mod gpu;
 mod kill;
+mod photos;
 mod pipes;
 mod pretrained;
 mod report;
