@@ -14,8 +14,8 @@ Subcommands
   varied DIR
       36 JPEGs (quality 90) for benches/decode_accuracy.sh: 3 random crops
       (70 % of each side) of each sample photo, upscaled to 1792x1344,
-      3584x2688 and 7168x5376 (short side 3x 448: DCT scales 1/2, 1/4,
-      1/8 under ovr's rule), with and without grain.
+      3584x2688 and 7168x5376 (short side 3x 448: DCT scales 1/2, 1/4
+      and 1/4, the largest ovr uses), with and without grain.
   pipeline DIR [--threads 2] [--batch 32] [--prefetch 0]
       For every image: Image.open, draft("RGB", (448, 448)) (libjpeg DCT
       scaling, the same rule as ovr: the largest reduction leaving both sides

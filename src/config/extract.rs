@@ -61,7 +61,7 @@ pub struct ExtractConfig {
     pub filter: ResizeFilter,
     /// Apply the EXIF orientation tag (JPEG, PNG, WebP, TIFF) before resizing.
     pub exif_orientation: bool,
-    /// Decode JPEGs at 1/2, 1/4 or 1/8 scale in the DCT domain when the
+    /// Decode JPEGs at 1/2 or 1/4 scale in the DCT domain when the
     /// result is still at least twice the input size on both sides.
     pub jpeg_dct_scaling: bool,
     /// Largest decoded image (width x height, after any DCT scaling) an

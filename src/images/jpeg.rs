@@ -1,12 +1,17 @@
-//! Stage 1 (images): JPEG decoding at reduced DCT scale (1/2, 1/4, 1/8), the
-//! photo fast path. An 8x8 block's reduced inverse DCT gives a 4x4, 2x2 or
-//! 1x1 block directly (1/8 is the block mean), so a 12 MP photo is decoded
-//! at 1000x750 without ever holding its 12 M pixels.
+//! Stage 1 (images): JPEG decoding at reduced DCT scale (1/2, 1/4), the
+//! photo fast path. An 8x8 block's reduced inverse DCT gives a 4x4 or 2x2
+//! block directly, so a 12 MP photo is decoded at 1000x750 without ever
+//! holding its 12 M pixels.
 //!
-//! Scale rule ([`dct_scale`]): the largest reduction whose result is still at
-//! least `2 x size` on both sides (the resize then downsamples by 2x or more,
-//! with its antialiasing filter doing the rest). That is what Pillow's
-//! `draft("RGB", (2*size, 2*size))` does.
+//! Scale rule ([`dct_scale`]): the largest reduction, at most 1/4, whose
+//! result is still at least `2 x size` on both sides (the resize then
+//! downsamples by 2x or more, with its antialiasing filter doing the rest).
+//! Up to 1/4 this is what Pillow's `draft("RGB", (2*size, 2*size))` does.
+//! 1/8 is never used: jpeg-decoder 0.3's 1x1 inverse DCT truncates instead
+//! of rounding, which shifts red and blue by about -1 level (measured
+//! against a full decode, box-averaged), enough to move Lite0 features by
+//! 6 % (relative L2) on smooth photos; and as entropy decoding is most of
+//! the time, 1/8 would only be about 10 % faster than 1/4.
 
 use image::RgbImage;
 use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
@@ -27,11 +32,14 @@ pub fn scaled(side: usize, denom: usize) -> usize {
     side.div_ceil(denom)
 }
 
-/// The largest reduction `denom` in {8, 4, 2, 1} such that both scaled
-/// sides are at least `SAFETY_FACTOR * size`.
+/// Largest reduction used (see the module docs for why not 8).
+pub const MAX_DENOM: usize = 4;
+
+/// The largest reduction `denom` in {4, 2, 1} such that both scaled sides
+/// are at least `SAFETY_FACTOR * size`.
 pub fn dct_scale(width: usize, height: usize, size: usize) -> usize {
     let need = SAFETY_FACTOR * size;
-    [8, 4, 2]
+    [4, 2]
         .into_iter()
         .find(|&d| scaled(width, d) >= need && scaled(height, d) >= need)
         .unwrap_or(1)
@@ -121,12 +129,13 @@ mod tests {
         // 12 MP photo: 3000 / 8 = 375 < 448, 3000 / 4 = 750 >= 448.
         assert_eq!(dct_scale(4000, 3000, 224), 4);
         assert_eq!(dct_scale(3000, 4000, 224), 4, "portrait is the same");
-        // 100 MP: 8660 / 8 = 1083 >= 448.
-        assert_eq!(dct_scale(11547, 8660, 224), 8);
+        // 100 MP: 1/8 would do (8660 / 8 = 1083), 1/4 is the most used.
+        assert_eq!(dct_scale(11547, 8660, 224), MAX_DENOM);
+        assert_eq!(dct_scale(60000, 60000, 224), 4);
         // Exactly at the bound, and one pixel below it.
-        assert_eq!(dct_scale(3584, 3584, 224), 8);
-        assert_eq!(dct_scale(3584, 3576, 224), 4);
-        assert_eq!(dct_scale(3584, 3577, 224), 8, "ceil(3577 / 8) = 448");
+        assert_eq!(dct_scale(1792, 1792, 224), 4);
+        assert_eq!(dct_scale(1792, 1788, 224), 2);
+        assert_eq!(dct_scale(1792, 1789, 224), 4, "ceil(1789 / 4) = 448");
         assert_eq!(dct_scale(896, 896, 224), 2);
         assert_eq!(dct_scale(894, 2000, 224), 1);
         // Small images and panoramas with a short side are never reduced.
@@ -134,7 +143,8 @@ mod tests {
         assert_eq!(dct_scale(60000, 500, 224), 1);
         // The input size matters: Lite2 (260) needs 520.
         assert_eq!(dct_scale(4000, 3000, 260), 4);
-        assert_eq!(dct_scale(4160, 4160, 260), 8);
+        assert_eq!(dct_scale(2080, 2080, 260), 4);
+        assert_eq!(dct_scale(2076, 2080, 260), 2);
     }
 
     #[test]
