@@ -9,6 +9,7 @@
 # `photos_vs_pillow.py make` when missing (COUNT=40 JPEGs of 4000x3000,
 # quality 90). THREADS (default 2): ovr's decode threads and rayon pool, the
 # Python side's onnxruntime intra-op threads (and its prefetch workers).
+# ROUNDS (default 3): interleaved rounds, the best of each is reported.
 # BIG=1 also measures ovr's peak RSS with a 100 MP JPEG (11547x8660) and a
 # 100 MP PNG (refused by the pixel budget) in the folder.
 # Env: PYTHON (with numpy, Pillow, onnx, onnxruntime, scikit-learn), OVR
@@ -43,32 +44,40 @@ ovr_extract() { # DIR LABEL: one extract with a fresh feature cache; prints "ima
   awk -v n="$n" -v w="$wall" -v r="$rss" 'BEGIN { printf "%.2f %.0f %.2f\n", n / w, r / 1024, w }'
 }
 
-read -r OVR_IPS OVR_RSS OVR_WALL < <(ovr_extract "$DIR" photos)
-PIL_SEQ=$("$PY" benches/photos_vs_pillow.py pipeline "$DIR" --threads "$T")
-PIL_PRE=$("$PY" benches/photos_vs_pillow.py pipeline "$DIR" --threads "$T" --prefetch "$T")
-OVR_DEC=$(RAYON_NUM_THREADS=$T "$OVR" bench decode "$DIR" --threads "$T")
-OVR_DEC1=$("$OVR" bench decode "$DIR" --threads 1)
-PIL_DEC1=$("$PY" benches/photos_vs_pillow.py decode "$DIR" --threads 1)
-PIL_DEC=$("$PY" benches/photos_vs_pillow.py decode "$DIR" --threads "$T")
-
 ips() { sed -n 's/.*"images_per_s": \([0-9.]*\).*/\1/p'; }
 rss() { sed -n 's/.*"peak_rss_mb": \([0-9.]*\).*/\1/p'; }
 dips() { sed -n 's/.* \([0-9.]*\) images\/s.*/\1/p'; }
 drss() { sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-S=$(echo "$PIL_SEQ" | ips); P=$(echo "$PIL_PRE" | ips)
-OD=$(echo "$OVR_DEC" | dips); OD1=$(echo "$OVR_DEC1" | dips)
-PD1=$(echo "$PIL_DEC1" | ips); PD=$(echo "$PIL_DEC" | ips)
+best() { tr ' ' '\n' | awk 'NF && $1 > m { m = $1 } END { print m }'; }
+all() { echo "$1" | sed 's/^ //; s/ /, /g'; }
+
+# ROUNDS interleaved rounds (default 3), best images/s of each kept: on a
+# loaded machine the best round is the least disturbed one.
+E="" ER="" S="" SR="" P="" PR="" OD="" ODR="" PD="" PDR="" OD1="" OD1R="" PD1="" PD1R=""
+for round in $(seq "${ROUNDS:-3}"); do
+  read -r ips_ rss_ _ < <(ovr_extract "$DIR" photos); E="$E $ips_"; ER="$ER $rss_"
+  out=$("$PY" benches/photos_vs_pillow.py pipeline "$DIR" --threads "$T"); S="$S $(echo "$out" | ips)"; SR="$SR $(echo "$out" | rss)"
+  out=$("$PY" benches/photos_vs_pillow.py pipeline "$DIR" --threads "$T" --prefetch "$T"); P="$P $(echo "$out" | ips)"; PR="$PR $(echo "$out" | rss)"
+  out=$(RAYON_NUM_THREADS=$T "$OVR" bench decode "$DIR" --threads "$T"); OD="$OD $(echo "$out" | dips)"; ODR="$ODR $(echo "$out" | drss)"
+  out=$("$PY" benches/photos_vs_pillow.py decode "$DIR" --threads "$T"); PD="$PD $(echo "$out" | ips)"; PDR="$PDR $(echo "$out" | rss)"
+  out=$("$OVR" bench decode "$DIR" --threads 1); OD1="$OD1 $(echo "$out" | dips)"; OD1R="$OD1R $(echo "$out" | drss)"
+  out=$("$PY" benches/photos_vs_pillow.py decode "$DIR" --threads 1); PD1="$PD1 $(echo "$out" | ips)"; PD1R="$PD1R $(echo "$out" | rss)"
+done
+bE=$(echo "$E" | best); bS=$(echo "$S" | best); bP=$(echo "$P" | best)
+bOD=$(echo "$OD" | best); bPD=$(echo "$PD" | best); bOD1=$(echo "$OD1" | best); bPD1=$(echo "$PD1" | best)
+echo
+echo "best of ${ROUNDS:-3} rounds (every round's images/s in brackets)"
 echo
 echo "| pipeline | threads | images/s | ovr / this | peak RSS MB |"
 echo "|---|---:|---:|---:|---:|"
-echo "| ovr extract (end to end, process wall ${OVR_WALL} s) | $T | $OVR_IPS | - | $OVR_RSS |"
-echo "| Pillow draft + onnxruntime, decode in the main thread | $T | $S | $(ratio "$OVR_IPS" "$S") | $(echo "$PIL_SEQ" | rss) |"
-echo "| Pillow draft + onnxruntime, $T prefetch threads | $T | $P | $(ratio "$OVR_IPS" "$P") | $(echo "$PIL_PRE" | rss) |"
-echo "| decode + resize only: ovr bench decode | $T | $OD | - | $(echo "$OVR_DEC" | drss) |"
-echo "| decode + resize only: Pillow draft | $T | $PD | $(ratio "$OD" "$PD") | $(echo "$PIL_DEC" | rss) |"
-echo "| decode + resize only: ovr bench decode | 1 | $OD1 | - | $(echo "$OVR_DEC1" | drss) |"
-echo "| decode + resize only: Pillow draft | 1 | $PD1 | $(ratio "$OD1" "$PD1") | $(echo "$PIL_DEC1" | rss) |"
+echo "| ovr extract, end to end (process wall, weights loading included) | $T | $bE [$(all "$E")] | - | $(echo "$ER" | best) |"
+echo "| Pillow draft + onnxruntime, decode in the main thread | $T | $bS [$(all "$S")] | $(ratio "$bE" "$bS") | $(echo "$SR" | best) |"
+echo "| Pillow draft + onnxruntime, $T prefetch threads | $T | $bP [$(all "$P")] | $(ratio "$bE" "$bP") | $(echo "$PR" | best) |"
+echo "| decode + resize only: ovr bench decode | $T | $bOD [$(all "$OD")] | - | $(echo "$ODR" | best) |"
+echo "| decode + resize only: Pillow draft | $T | $bPD [$(all "$PD")] | $(ratio "$bOD" "$bPD") | $(echo "$PDR" | best) |"
+echo "| decode + resize only: ovr bench decode | 1 | $bOD1 [$(all "$OD1")] | - | $(echo "$OD1R" | best) |"
+echo "| decode + resize only: Pillow draft | 1 | $bPD1 [$(all "$PD1")] | $(ratio "$bOD1" "$bPD1") | $(echo "$PD1R" | best) |"
 
 if [ "${BIG:-0}" = 1 ]; then
   B="$WORK/big"

@@ -31,8 +31,10 @@ impl ResizeMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResizeFilter {
-    /// Catmull-Rom cubic (a = -0.5, Pillow's and TensorFlow's bicubic): what
-    /// EfficientNet-Lite's ImageNet training and evaluation resized with.
+    /// Catmull-Rom cubic (a = -0.5, Pillow's bicubic). EfficientNet-Lite was
+    /// evaluated with TensorFlow's bilinear resize, which does not
+    /// antialias; antialiased bicubic is the closer match to it (timm's
+    /// choice for these weights), antialiased bilinear blurs more.
     Bicubic,
     /// Triangle (bilinear), what `ovr` used before preprocessing v2.
     Bilinear,
