@@ -55,9 +55,9 @@ pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExtractConfig {
     pub batch_size: usize,
-    /// Decoder threads. Default: the number of cores; decoders and the
-    /// network share one pool of core tokens, so running threads never
-    /// exceed the cores whatever this is (see `features::cpu_gate`).
+    /// Decoder threads. Default: the number of cores, also the most that
+    /// are started; decoders and the network share one pool of core tokens,
+    /// so running threads never exceed the cores (see `features::cpu_gate`).
     pub decode_threads: usize,
     pub resize: ResizeMode,
     pub filter: ResizeFilter,

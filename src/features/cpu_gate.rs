@@ -7,9 +7,11 @@
 //! rayon pool its CPU ops run on, or one on a GPU, where the CPU only
 //! launches kernels). A waiting network has priority: decoders take no new
 //! token until it has its share, so a batch waits at most for the images
-//! already being decoded. Decode threads therefore default to the number of
-//! cores: when the network is idle every core decodes, when it runs the
-//! decoders step aside, and the running threads never exceed the cores.
+//! already being decoded. Decode threads therefore default to (and are
+//! capped at) the number of cores: when the network is idle every core
+//! decodes, when it runs the decoders step aside, and the running threads
+//! never exceed the cores. With at most `cores` images decoded at once,
+//! decode memory is bounded by `cores` x the per-image pixel budget.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 

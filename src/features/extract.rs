@@ -224,8 +224,10 @@ pub fn extract(
     let size = backbone.input_size();
     let pb = bar(n as u64, "extract", opts.verbosity);
     let batch = opts.batch_size.max(1);
-    let threads = opts.decode_threads.max(1);
     let gate = CpuGate::new(CpuGate::machine_cores());
+    // More decoders than cores would only wait for tokens (and keep their
+    // allocator arenas' memory): at most one per core is started.
+    let threads = opts.decode_threads.clamp(1, gate.cores());
     let net_threads = network_threads(backbone);
     let mut hashes: Vec<Option<String>> = vec![None; n];
     let mut failed: Vec<(usize, String)> = Vec::new();
