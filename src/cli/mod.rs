@@ -184,6 +184,17 @@ pub enum BenchWhat {
         #[arg(long, value_delimiter = ',', default_value = "direct,candle")]
         depthwise: Vec<String>,
     },
+    /// Decode + resize throughput alone (no network) over the images under
+    /// DIR, with the configured `[extract]` preprocessing.
+    Decode {
+        dir: std::path::PathBuf,
+        /// Decoder threads (default: `extract.decode_threads`).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Passes over the images; the fastest is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+    },
     /// Wall time of training every head (all C values) on cached features,
     /// by lane count and fusion.
     Train {

@@ -3,6 +3,7 @@
 //! config saved with the ensemble instead of `--config`.
 
 mod bench;
+mod bench_decode;
 mod classify;
 mod compare;
 mod extract;
@@ -64,6 +65,11 @@ pub fn run(args: Args) -> Result<()> {
                     images,
                     depthwise,
                 } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
+                BenchWhat::Decode {
+                    dir,
+                    threads,
+                    repeat,
+                } => bench_decode::decode(&config, dir, *threads, *repeat),
                 BenchWhat::Train { lanes, fuse } => {
                     bench::train(&config, &cache, verbosity, lanes, fuse)
                 }

@@ -45,6 +45,10 @@ pub struct RawExtract {
     pub batch_size: Option<i64>,
     pub decode_threads: Option<i64>,
     pub resize: Option<String>,
+    pub filter: Option<String>,
+    pub exif_orientation: Option<bool>,
+    pub jpeg_dct_scaling: Option<bool>,
+    pub max_pixels: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

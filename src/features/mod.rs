@@ -2,6 +2,7 @@
 //! computed once per image content and cached.
 
 pub mod backbone;
+pub mod cpu_gate;
 pub mod depthwise;
 pub mod depthwise_taps;
 pub mod efficientnet_lite;

@@ -11,6 +11,7 @@ mod extract;
 mod gpu;
 mod kill;
 mod open_set;
+mod photos;
 mod pipes;
 mod pretrained;
 mod report;
