@@ -87,7 +87,7 @@ fn another_preprocessing_never_reuses_cached_features() {
     assert_eq!(extract(&ds, &net, &cache, &base).unwrap().computed, 6);
     assert_eq!(extract(&ds, &net, &cache, &base).unwrap().reused, 6);
     let mut o = base;
-    o.decode.filter = ResizeFilter::Bilinear;
+    o.decode.filter = ResizeFilter::Bicubic;
     assert_eq!(extract(&ds, &net, &cache, &o).unwrap().computed, 6);
     let mut o = base;
     o.decode.exif_orientation = false;
