@@ -9,6 +9,7 @@ mod disk_full;
 mod extract;
 mod gpu;
 mod kill;
+mod native_engine;
 mod pipes;
 mod pretrained;
 mod report;
