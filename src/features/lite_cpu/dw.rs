@@ -100,23 +100,67 @@ pub fn depthwise(
     oys: std::ops::Range<usize>,
 ) {
     let g = Geo::new(d, h, w);
-    let c = d.c;
-    assert!(x.len() >= h * w * c, "depthwise input too short");
+    let (c, wc) = (d.c, w * d.c);
+    assert!(x.len() >= h * wc, "depthwise input too short");
     assert!(
         out.len() >= oys.len() * g.wo * c,
         "depthwise output too short"
     );
-    assert_eq!(d.taps.len(), d.k * d.k * c, "depthwise taps");
-    assert_eq!(d.bias.len(), c, "depthwise bias");
+    let mut rows: [&[f32]; MAX_K] = [&[]; MAX_K];
     for (i, oy) in oys.enumerate() {
-        let row = &mut out[i * g.wo * c..(i + 1) * g.wo * c];
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => dw_x86::row_avx512(&g, d, x, row, oy),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => dw_x86::row_avx2(&g, d, x, row, oy, 0),
-            _ => row_portable(&g, d, x, row, oy, 0),
+        let (iy0, lo, hi) = g.rows(oy);
+        for (ky, r) in rows.iter_mut().enumerate().take(d.k) {
+            *r = if (lo..hi).contains(&ky) {
+                let iy = (iy0 + ky as isize) as usize;
+                &x[iy * wc..(iy + 1) * wc]
+            } else {
+                &[]
+            };
         }
+        dw_row(
+            isa,
+            d,
+            &g,
+            &rows[..d.k],
+            &mut out[i * g.wo * c..(i + 1) * g.wo * c],
+            oy,
+        );
+    }
+}
+
+/// Largest kernel side the engine runs.
+pub const MAX_K: usize = 7;
+
+/// Geometry of `d` on an `h x w` input.
+pub(super) fn geo(d: &Depthwise, h: usize, w: usize) -> Geo {
+    Geo::new(d, h, w)
+}
+
+/// Output row `oy` of `d` into `out[wo, c]`, from `rows[ky]`: input row
+/// `oy * s - pad_top + ky` (`[w, c]`), empty where it lies outside the image.
+pub(super) fn dw_row(
+    isa: Isa,
+    d: &Depthwise,
+    g: &Geo,
+    rows: &[&[f32]],
+    out: &mut [f32],
+    oy: usize,
+) {
+    assert!(d.k <= MAX_K && rows.len() == d.k, "depthwise kernel size");
+    assert_eq!(d.taps.len(), d.k * d.k * d.c, "depthwise taps");
+    assert_eq!(d.bias.len(), d.c, "depthwise bias");
+    assert!(out.len() >= g.wo * g.c, "depthwise output row too short");
+    let (_, lo, hi) = g.rows(oy);
+    for (ky, r) in rows.iter().enumerate() {
+        let want = if (lo..hi).contains(&ky) { g.w * g.c } else { 0 };
+        assert!(r.len() >= want, "depthwise input row {ky} too short");
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => dw_x86::row_avx512(g, d, rows, out, oy),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => dw_x86::row_avx2(g, d, rows, out, oy, 0),
+        _ => row_portable(g, d, rows, out, oy, 0),
     }
 }
 
@@ -125,14 +169,14 @@ pub fn depthwise(
 pub(super) fn row_portable(
     g: &Geo,
     d: &Depthwise,
-    x: &[f32],
+    rows: &[&[f32]],
     row: &mut [f32],
     oy: usize,
     c_lo: usize,
 ) {
     const L: usize = 8;
     let c = g.c;
-    let (iy0, ky_lo, ky_hi) = g.rows(oy);
+    let (_, ky_lo, ky_hi) = g.rows(oy);
     for ox in 0..g.wo {
         let (ix0, kx_lo, kx_hi) = g.cols(ox);
         let mut cb = c_lo;
@@ -140,11 +184,10 @@ pub(super) fn row_portable(
             let n = (c - cb).min(L);
             let mut acc = [0f32; L];
             acc[..n].copy_from_slice(&d.bias[cb..cb + n]);
-            for ky in ky_lo..ky_hi {
-                let iy = (iy0 + ky as isize) as usize;
+            for (ky, xrow) in rows.iter().enumerate().take(ky_hi).skip(ky_lo) {
                 for kx in kx_lo..kx_hi {
                     let ix = (ix0 + kx as isize) as usize;
-                    let xs = &x[(iy * g.w + ix) * c + cb..][..n];
+                    let xs = &xrow[ix * c + cb..][..n];
                     let ws = &d.taps[(ky * g.k + kx) * c + cb..][..n];
                     for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
                         *a += xv * wv;

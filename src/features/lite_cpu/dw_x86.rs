@@ -1,84 +1,136 @@
 //! Stage 2 (features), native Lite engine: the x86 depthwise row kernels
-//! behind [`super::dw::depthwise`]. One output row at a time, one vector of
-//! channels (16 with AVX-512, 8 with AVX2) at a time; the block's k x k tap
-//! vectors are loaded once per channel block and kept in registers across
-//! the row, interior pixels run the unrolled full window, border pixels the
-//! clipped one. Channels left over after the last full vector go to the
-//! narrower kernel, then to the portable one.
+//! behind [`super::dw::dw_row`]. One output row at a time; within it, two
+//! vectors of channels (32 with AVX-512, 16 with AVX2) times four interior
+//! output pixels at once, so eight independent FMA chains hide the FMA
+//! latency, each tap vector loaded once per four pixels. Border pixels (and
+//! the last interior ones) run one at a time with the window clipped to the
+//! image, over four channel vectors (four chains). Channels left after the last whole vector go to the narrower
+//! kernel, then to the portable one.
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-use super::dw::{row_portable, Depthwise, Geo};
+use super::dw::{row_portable, Depthwise, Geo, MAX_K};
 
-macro_rules! dw_row {
-    ($name:ident, $feat:literal, $v:ty, $lanes:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $min:ident, $max:ident) => {
-        /// Channels `c_lo..c_hi` (whole vectors) of output row `oy`.
+/// Pointers the kernels read: the input row of every kernel row (null
+/// outside the image), the taps, the bias and the output row.
+struct Args {
+    rows: [*const f32; MAX_K],
+    taps: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+    ky: (usize, usize),
+}
+
+macro_rules! dw_kernels {
+    ($row:ident, $pix:ident, $feat:literal, $lanes:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $min:ident, $max:ident) => {
+        /// `P` output pixels from `ox` by `G` channel vectors from `cb`, kernel
+        /// columns `kx_lo..kx_hi` (the same for all `P` pixels).
         ///
         /// # Safety
-        /// The CPU must support the target features; `x` must hold the
-        /// `[h, w, c]` input, `out` the `[wo, c]` output row, `taps`
-        /// `[K * K, c]` and `bias` `[c]`, with `c_hi <= c`.
+        /// The CPU must support the target features and `a` must point into
+        /// buffers holding what [`Args`] describes for this geometry.
         #[target_feature(enable = $feat)]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name<const K: usize>(
+        #[inline]
+        unsafe fn $pix<const P: usize, const G: usize>(
             g: &Geo,
-            x: *const f32,
-            taps: *const f32,
-            bias: *const f32,
-            out: *mut f32,
-            oy: usize,
-            c_lo: usize,
-            c_hi: usize,
+            a: &Args,
+            ox: usize,
+            kx: (usize, usize),
+            cb: usize,
         ) {
-            let c = g.c;
-            let (iy0, ky_lo, ky_hi) = g.rows(oy);
-            let full_rows = ky_lo == 0 && ky_hi == K;
-            let (zero, six) = ($set1(0.0), $set1(6.0));
+            const L: usize = $lanes;
+            let (c, k) = (g.c, g.k);
+            let step = g.s * c;
+            let zero = $set1(0.0);
+            let ix0 = (ox * g.s) as isize - g.pad_left as isize;
+            let first = (ix0 + kx.0 as isize) as usize;
+            let taps = kx.1 - kx.0;
+            let mut acc = [[zero; G]; P];
+            for gg in 0..G {
+                let b = $load(a.bias.add(cb + gg * L));
+                for row in acc.iter_mut() {
+                    row[gg] = b;
+                }
+            }
+            for ky in a.ky.0..a.ky.1 {
+                let mut xp = a.rows[ky].add(first * c + cb);
+                let mut wp = a.taps.add((ky * k + kx.0) * c + cb);
+                for _ in 0..taps {
+                    let mut wv = [zero; G];
+                    for (gg, w) in wv.iter_mut().enumerate() {
+                        *w = $load(wp.add(gg * L));
+                    }
+                    for (j, row) in acc.iter_mut().enumerate() {
+                        let p = xp.add(j * step);
+                        for gg in 0..G {
+                            row[gg] = $fma($load(p.add(gg * L)), wv[gg], row[gg]);
+                        }
+                    }
+                    xp = xp.add(c);
+                    wp = wp.add(c);
+                }
+            }
+            let six = $set1(6.0);
+            for (j, row) in acc.iter().enumerate() {
+                for (gg, &v) in row.iter().enumerate() {
+                    $store(
+                        a.out.add((ox + j) * c + cb + gg * L),
+                        $min($max(v, zero), six),
+                    );
+                }
+            }
+        }
+
+        /// Channels `c_lo..c_hi` (whole vectors) of one output row: chunks of
+        /// four vectors (then two, then one); within a chunk, interior pixels
+        /// four at a time (two vectors per call), the others one at a time
+        /// with all the chunk's vectors (independent chains either way).
+        ///
+        /// # Safety
+        /// As for the pixel kernel; `c_hi <= c`.
+        #[target_feature(enable = $feat)]
+        unsafe fn $row(g: &Geo, a: &Args, c_lo: usize, c_hi: usize) {
+            const L: usize = $lanes;
+            let (ilo, ihi) = g.interior;
             let mut cb = c_lo;
-            while cb + $lanes <= c_hi {
-                let b = $load(bias.add(cb));
-                let mut wv = [[zero; K]; K];
-                for (ky, wr) in wv.iter_mut().enumerate() {
-                    for (kx, wk) in wr.iter_mut().enumerate() {
-                        *wk = $load(taps.add((ky * K + kx) * c + cb));
-                    }
-                }
-                for ox in 0..g.wo {
-                    let mut acc = b;
-                    if full_rows && ox >= g.interior.0 && ox < g.interior.1 {
-                        let ix0 = ox * g.s - g.pad_left;
-                        let base = x.add(((iy0 as usize) * g.w + ix0) * c + cb);
-                        for (ky, wr) in wv.iter().enumerate() {
-                            for (kx, wk) in wr.iter().enumerate() {
-                                acc = $fma($load(base.add((ky * g.w + kx) * c)), *wk, acc);
+            while cb + L <= c_hi {
+                let vectors = ((c_hi - cb) / L).min(4);
+                let vectors = if vectors == 3 { 2 } else { vectors };
+                let mut ox = 0;
+                while ox < g.wo {
+                    if ox >= ilo && ox + 4 <= ihi {
+                        let full = (0, g.k);
+                        match vectors {
+                            4 => {
+                                $pix::<4, 2>(g, a, ox, full, cb);
+                                $pix::<4, 2>(g, a, ox, full, cb + 2 * L);
                             }
+                            2 => $pix::<4, 2>(g, a, ox, full, cb),
+                            _ => $pix::<4, 1>(g, a, ox, full, cb),
                         }
-                    } else {
-                        let (ix0, kx_lo, kx_hi) = g.cols(ox);
-                        for ky in ky_lo..ky_hi {
-                            let iy = (iy0 + ky as isize) as usize;
-                            for kx in kx_lo..kx_hi {
-                                let ix = (ix0 + kx as isize) as usize;
-                                let xv = $load(x.add((iy * g.w + ix) * c + cb));
-                                let wk = $load(taps.add((ky * K + kx) * c + cb));
-                                acc = $fma(xv, wk, acc);
-                            }
-                        }
+                        ox += 4;
+                        continue;
                     }
-                    $store(out.add(ox * c + cb), $min($max(acc, zero), six));
+                    let (_, kx_lo, kx_hi) = g.cols(ox);
+                    match vectors {
+                        4 => $pix::<1, 4>(g, a, ox, (kx_lo, kx_hi), cb),
+                        2 => $pix::<1, 2>(g, a, ox, (kx_lo, kx_hi), cb),
+                        _ => $pix::<1, 1>(g, a, ox, (kx_lo, kx_hi), cb),
+                    }
+                    ox += 1;
                 }
-                cb += $lanes;
+                cb += vectors * L;
             }
         }
     };
 }
 
-dw_row!(
+dw_kernels!(
     r512,
-    "avx512f",
-    __m512,
+    p512,
+    "avx512f,avx2,fma",
     16,
     _mm512_loadu_ps,
     _mm512_storeu_ps,
@@ -87,10 +139,10 @@ dw_row!(
     _mm512_min_ps,
     _mm512_max_ps
 );
-dw_row!(
+dw_kernels!(
     r256,
+    p256,
     "avx2,fma",
-    __m256,
     8,
     _mm256_loadu_ps,
     _mm256_storeu_ps,
@@ -100,57 +152,52 @@ dw_row!(
     _mm256_max_ps
 );
 
-fn check(g: &Geo, d: &Depthwise, x: &[f32], row: &[f32]) {
-    assert!(x.len() >= g.h * g.w * g.c && row.len() >= g.wo * g.c);
-    assert!(d.taps.len() >= d.k * d.k * g.c && d.bias.len() >= g.c);
+/// Raw pointers for the kernels; `dw_row` checked every slice length.
+fn args(g: &Geo, d: &Depthwise, rows: &[&[f32]], out: &mut [f32], oy: usize) -> Args {
+    let (_, lo, hi) = g.rows(oy);
+    let mut ptrs = [std::ptr::null(); MAX_K];
+    for (p, r) in ptrs.iter_mut().zip(rows) {
+        *p = r.as_ptr();
+    }
+    Args {
+        rows: ptrs,
+        taps: d.taps.as_ptr(),
+        bias: d.bias.as_ptr(),
+        out: out.as_mut_ptr(),
+        ky: (lo, hi),
+    }
 }
 
 /// Output row `oy`, all channels, with AVX-512 (then AVX2 for a last block
 /// of 8 channels, then plain code).
-pub(super) fn row_avx512(g: &Geo, d: &Depthwise, x: &[f32], row: &mut [f32], oy: usize) {
-    check(g, d, x, row);
+pub(super) fn row_avx512(g: &Geo, d: &Depthwise, rows: &[&[f32]], out: &mut [f32], oy: usize) {
     let c16 = g.c / 16 * 16;
-    let (xp, tp, bp, op) = (
-        x.as_ptr(),
-        d.taps.as_ptr(),
-        d.bias.as_ptr(),
-        row.as_mut_ptr(),
-    );
-    // SAFETY: `Isa::Avx512` is only chosen on CPUs with AVX-512F (and AVX2,
-    // FMA); the slice lengths were checked in `check`.
-    unsafe {
-        match g.k {
-            3 => r512::<3>(g, xp, tp, bp, op, oy, 0, c16),
-            5 => r512::<5>(g, xp, tp, bp, op, oy, 0, c16),
-            _ => return row_portable(g, d, x, row, oy, 0),
-        }
-    }
+    let a = args(g, d, rows, out, oy);
+    // SAFETY: `Isa::Avx512` is only chosen on CPUs with AVX-512F, AVX2 and
+    // FMA; `dw_row` checked the lengths of every row, the taps, the bias and
+    // the output against the geometry.
+    unsafe { r512(g, &a, 0, c16) };
     if c16 < g.c {
-        row_avx2(g, d, x, row, oy, c16);
+        row_avx2(g, d, rows, out, oy, c16);
     }
 }
 
 /// Output row `oy`, channels `c_lo..`, with AVX2 (then plain code for the
 /// last channels if `c` is not a multiple of 8).
-pub(super) fn row_avx2(g: &Geo, d: &Depthwise, x: &[f32], row: &mut [f32], oy: usize, c_lo: usize) {
-    check(g, d, x, row);
+pub(super) fn row_avx2(
+    g: &Geo,
+    d: &Depthwise,
+    rows: &[&[f32]],
+    out: &mut [f32],
+    oy: usize,
+    c_lo: usize,
+) {
     let c8 = c_lo + (g.c - c_lo) / 8 * 8;
-    let (xp, tp, bp, op) = (
-        x.as_ptr(),
-        d.taps.as_ptr(),
-        d.bias.as_ptr(),
-        row.as_mut_ptr(),
-    );
+    let a = args(g, d, rows, out, oy);
     // SAFETY: `Isa::Avx2` (or `Avx512`) is only chosen on CPUs with AVX2 and
-    // FMA; the slice lengths were checked in `check`.
-    unsafe {
-        match g.k {
-            3 => r256::<3>(g, xp, tp, bp, op, oy, c_lo, c8),
-            5 => r256::<5>(g, xp, tp, bp, op, oy, c_lo, c8),
-            _ => return row_portable(g, d, x, row, oy, c_lo),
-        }
-    }
+    // FMA; lengths checked by `dw_row`.
+    unsafe { r256(g, &a, c_lo, c8) };
     if c8 < g.c {
-        row_portable(g, d, x, row, oy, c8);
+        row_portable(g, d, rows, out, oy, c8);
     }
 }

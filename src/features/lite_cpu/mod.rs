@@ -15,6 +15,7 @@
 
 pub mod dw;
 mod dw_x86;
+mod forward;
 pub mod gemm;
 mod gemm_x86;
 pub mod par;
@@ -27,8 +28,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use dw::{out_size, Depthwise};
-use gemm::{gemm, Dense, Out};
-use par::{split, Shared, SpinBarrier};
+use forward::{Bufs, Scratch};
+use gemm::Dense;
+use par::{Shared, SpinBarrier};
 pub use simd::Isa;
 use stem::Stem;
 
@@ -80,7 +82,7 @@ struct Arena {
     y: Vec<f32>,
     e: Vec<f32>,
     d: Vec<f32>,
-    patch: Vec<f32>,
+    scratch: Scratch,
     pool: Vec<f32>,
 }
 
@@ -91,6 +93,8 @@ struct Sizes {
     exp: usize,
     dw: usize,
     patch: usize,
+    ring: usize,
+    drow: usize,
     pool: usize,
 }
 
@@ -160,6 +164,8 @@ impl LiteEngine {
                 z.exp = z.exp.max(h * w * e.n);
             }
             z.dw = z.dw.max(ho * wo * b.dw.c);
+            z.ring = z.ring.max(b.dw.k * w * b.dw.c);
+            z.drow = z.drow.max(wo * b.dw.c);
             z.act = z.act.max(ho * wo * b.project.n);
             (h, w) = (ho, wo);
         }
@@ -194,7 +200,11 @@ impl LiteEngine {
             y: vec![0.0; z.act],
             e: vec![0.0; z.exp],
             d: vec![0.0; z.dw],
-            patch: vec![0.0; z.patch],
+            scratch: Scratch {
+                patch: vec![0.0; z.patch],
+                ring: vec![0.0; z.ring],
+                drow: vec![0.0; z.drow],
+            },
             pool: vec![0.0; z.pool],
         }
     }
@@ -235,7 +245,7 @@ impl LiteEngine {
                     y,
                     e,
                     d,
-                    patch,
+                    scratch,
                     pool,
                 } = a;
                 let bufs = Bufs::new(x, y, e, d, pool);
@@ -247,7 +257,7 @@ impl LiteEngine {
                     // SAFETY: image `i` was taken by this worker alone, so
                     // nobody else writes its feature row.
                     let row = unsafe { feats.part(i * dim..(i + 1) * dim) };
-                    self.image(px(i), &bufs, patch, Some(row), 0, 1, &|| {});
+                    self.image(px(i), &bufs, scratch, Some(row), 0, 1, &|| {});
                 }
             };
             let (first, rest) = arenas.split_at_mut(1);
@@ -268,7 +278,7 @@ impl LiteEngine {
                 y,
                 e,
                 d,
-                patch,
+                scratch,
                 pool,
             } = &mut first[0];
             let bufs = Bufs::new(x, y, e, d, pool);
@@ -277,146 +287,17 @@ impl LiteEngine {
                 for (t, a) in rest.iter_mut().enumerate() {
                     sc.spawn(move || {
                         for i in 0..batch {
-                            self.image(px(i), bufs, &mut a.patch, None, t + 1, workers, sync);
+                            self.image(px(i), bufs, &mut a.scratch, None, t + 1, workers, sync);
                         }
                     });
                 }
                 for i in 0..batch {
                     // SAFETY: only worker 0 writes feature rows.
                     let row = unsafe { feats.part(i * dim..(i + 1) * dim) };
-                    self.image(px(i), bufs, patch, Some(row), 0, workers, sync);
+                    self.image(px(i), bufs, scratch, Some(row), 0, workers, sync);
                 }
             });
         }
         self.give_back(arenas);
-    }
-
-    /// One image `px[3, S, S]` as worker `t` of `nt` (all `nt` call this with
-    /// the same `bufs`; `sync` is their barrier). The worker given `out`
-    /// writes the pooled features there.
-    #[allow(clippy::too_many_arguments)]
-    fn image(
-        &self,
-        px: &[f32],
-        bufs: &Bufs<'_>,
-        patch: &mut [f32],
-        out: Option<&mut [f32]>,
-        t: usize,
-        nt: usize,
-        sync: &(dyn Fn() + Sync),
-    ) {
-        let isa = self.isa;
-        let mr = isa.tile_rows();
-        let s = self.input;
-        let side = self.stem.out_side(s);
-        let (mut h, mut w) = (side, side);
-        let mut c = self.stem.dense.n;
-        // SAFETY (every `part`/`all` below): between two `sync()` calls each
-        // worker writes only its own rows (`split` gives disjoint ranges) of
-        // one buffer and reads only other buffers written before the last
-        // barrier; `nt == 1` is a single worker.
-        let r = split(side, nt, t, 1);
-        self.stem.rows(
-            px,
-            s,
-            patch,
-            unsafe { bufs.x.part(r.start * w * c..r.end * w * c) },
-            r,
-        );
-        sync();
-        let (mut cur, mut nxt) = (&bufs.x, &bufs.y);
-        for b in &self.blocks {
-            let src = match &b.expand {
-                Some(e) => {
-                    let r = split(h * w, nt, t, mr);
-                    let a = unsafe { &cur.all()[r.start * c..] };
-                    let o = unsafe { bufs.e.part(r.start * e.n..r.end * e.n) };
-                    gemm(
-                        a,
-                        r.len(),
-                        e,
-                        true,
-                        Out::Store { c: o, res: None },
-                        0..e.panel_count(),
-                    );
-                    sync();
-                    &bufs.e
-                }
-                None => cur,
-            };
-            let ce = b.dw.c;
-            let (ho, wo) = out_size(&b.dw, h, w);
-            let r = split(ho, nt, t, 1);
-            let o = unsafe { bufs.d.part(r.start * wo * ce..r.end * wo * ce) };
-            dw::depthwise(isa, &b.dw, unsafe { src.all() }, h, w, o, r);
-            sync();
-            let n = b.project.n;
-            let r = split(ho * wo, nt, t, mr);
-            let a = unsafe { &bufs.d.all()[r.start * ce..] };
-            let o = unsafe { nxt.part(r.start * n..r.end * n) };
-            let res = b
-                .residual
-                .then(|| unsafe { &cur.all()[r.start * n..r.end * n] });
-            gemm(
-                a,
-                r.len(),
-                &b.project,
-                false,
-                Out::Store { c: o, res },
-                0..b.project.panel_count(),
-            );
-            sync();
-            std::mem::swap(&mut cur, &mut nxt);
-            (h, w, c) = (ho, wo, n);
-        }
-        let p = split(self.head.panel_count(), nt, t, 1);
-        let cols = self.head.padded_cols(p.clone());
-        let pool = unsafe { bufs.pool.part(cols) };
-        pool.fill(0.0);
-        gemm(
-            unsafe { cur.all() },
-            h * w,
-            &self.head,
-            true,
-            Out::Pool { pool },
-            p,
-        );
-        sync();
-        if let Some(out) = out {
-            let pool = unsafe { bufs.pool.all() };
-            let scale = 1.0 / (h * w) as f32;
-            for (o, &v) in out.iter_mut().zip(pool) {
-                *o = v * scale;
-            }
-        }
-        // The next image's stem must not start before the pool is read.
-        sync();
-    }
-}
-
-/// The activation buffers one image runs through.
-struct Bufs<'a> {
-    x: Shared<'a>,
-    y: Shared<'a>,
-    e: Shared<'a>,
-    d: Shared<'a>,
-    pool: Shared<'a>,
-}
-
-impl<'a> Bufs<'a> {
-    fn new(
-        x: &'a mut [f32],
-        y: &'a mut [f32],
-        e: &'a mut [f32],
-        d: &'a mut [f32],
-        pool: &'a mut [f32],
-    ) -> Bufs<'a> {
-        Bufs {
-            x: Shared::new(x),
-            y: Shared::new(y),
-            e: Shared::new(e),
-            d: Shared::new(d),
-            pool: Shared::new(pool),
-        }
     }
 }
