@@ -517,6 +517,10 @@ impl Backbone for EfficientNetLite {
     fn device(&self) -> &Device {
         &self.device
     }
+
+    fn compute_threads(&self) -> Option<usize> {
+        self.native().map(|e| e.threads())
+    }
 }
 
 #[cfg(test)]

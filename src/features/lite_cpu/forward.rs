@@ -1,14 +1,21 @@
 //! Stage 2 (features), native Lite engine: one image through the network.
-//! With one worker per image every MBConv block runs per output row: the
-//! expanded input rows it needs are computed into a ring of `k` rows, the
-//! depthwise row and its projection follow at once, so the expanded map
-//! (up to 112 x 112 x 96) never leaves L1/L2. With several workers on one
-//! image each layer is split into row ranges between barriers instead.
+//! Blocks on large maps (the early, high-resolution ones) run per output
+//! row: the expanded input rows a row needs are computed into a ring of `k`
+//! rows, the depthwise row and its projection follow at once, so the
+//! expanded map (up to 112 x 112 x 96) never leaves L1/L2; several workers on
+//! one image take bands of output rows (recomputing the few expanded rows
+//! at band edges). Blocks on small maps run layer by layer, reusing each
+//! weight panel over all pixels; several workers split each layer's rows
+//! between barriers.
 
 use super::dw::{self, out_size, MAX_K};
 use super::gemm::{gemm, Out};
 use super::par::{split, Shared};
 use super::{Block, LiteEngine};
+
+/// Input maps larger than this run block by block per output row (the
+/// expanded map would not stay in L2); smaller ones layer by layer.
+pub(super) const FUSE_BYTES: usize = 1 << 20;
 
 /// Per-worker scratch: stem patches, the ring of expanded rows, one
 /// depthwise output row.
@@ -54,12 +61,17 @@ impl LiteEngine {
         for b in &self.blocks {
             let (ho, wo) = out_size(&b.dw, h, w);
             let n = b.project.n;
-            if nt == 1 {
-                // One worker: the whole block per output row, in cache.
+            if h * w * b.dw.c * 4 > self.fuse_bytes {
+                // Large maps: each worker runs the whole block over its band
+                // of output rows, row by row, in cache.
+                let band = split(ho, nt, t, 1);
                 let x = unsafe { &cur.all()[..h * w * c] };
-                let o = unsafe { nxt.part(0..ho * wo * n) };
-                self.block_rows(b, x, (h, w, c), sc, o);
+                let o = unsafe { nxt.part(band.start * wo * n..band.end * wo * n) };
+                self.block_rows(b, x, (h, w, c), sc, o, band);
+                sync();
             } else {
+                // Small maps (they fit in L2): layer by layer, which reuses
+                // each weight panel over all pixels.
                 self.block_split(b, (cur, nxt), bufs, (h, w, c), t, nt, sync);
             }
             std::mem::swap(&mut cur, &mut nxt);
@@ -89,7 +101,8 @@ impl LiteEngine {
         sync();
     }
 
-    /// Block `b` on `x[h, w, c]` into `out[ho, wo, n]`, one output row at a time.
+    /// Output rows `oys` of block `b` on `x[h, w, c]` into `out` (those rows
+    /// of `[ho, wo, n]`), one output row at a time.
     fn block_rows(
         &self,
         b: &Block,
@@ -97,6 +110,7 @@ impl LiteEngine {
         (h, w, cin): (usize, usize, usize),
         sc: &mut Scratch,
         out: &mut [f32],
+        oys: std::ops::Range<usize>,
     ) {
         let d = &b.dw;
         let g = dw::geo(d, h, w);
@@ -104,8 +118,14 @@ impl LiteEngine {
         let (ce, n, k) = (d.c, b.project.n, d.k);
         let row_len = w * ce;
         let Scratch { ring, drow, .. } = sc;
-        let mut next_in = 0;
-        for oy in 0..ho {
+        let _ = ho;
+        let mut next_in = if oys.is_empty() {
+            0
+        } else {
+            let (iy0, lo, _) = g.rows(oys.start);
+            (iy0 + lo as isize) as usize
+        };
+        for oy in oys.clone() {
             let (iy0, lo, hi) = g.rows(oy);
             if let Some(e) = &b.expand {
                 let need = (iy0 + hi as isize) as usize;
@@ -132,7 +152,8 @@ impl LiteEngine {
                 };
             }
             dw::dw_row(self.isa, d, &g, &rows[..k], &mut drow[..wo * ce], oy);
-            let o = &mut out[oy * wo * n..(oy + 1) * wo * n];
+            let i = oy - oys.start;
+            let o = &mut out[i * wo * n..(i + 1) * wo * n];
             let res = b.residual.then(|| &x[oy * wo * n..(oy + 1) * wo * n]);
             gemm(
                 drow,

@@ -108,6 +108,8 @@ pub struct LiteEngine {
     head: Dense,
     sizes: Sizes,
     arenas: Mutex<Vec<Arena>>,
+    /// Maps of more bytes than this run per output row ([`forward`]).
+    fuse_bytes: usize,
 }
 
 impl LiteEngine {
@@ -143,6 +145,7 @@ impl LiteEngine {
             head,
             sizes: Sizes::default(),
             arenas: Mutex::new(Vec::new()),
+            fuse_bytes: forward::FUSE_BYTES,
         };
         engine.sizes = engine.plan();
         engine
@@ -160,12 +163,16 @@ impl LiteEngine {
         };
         for b in &self.blocks {
             let (ho, wo) = out_size(&b.dw, h, w);
-            if let Some(e) = &b.expand {
-                z.exp = z.exp.max(h * w * e.n);
+            if h * w * b.dw.c * 4 > self.fuse_bytes {
+                // Run per output row: a ring of `k` expanded rows, one row out.
+                z.ring = z.ring.max(b.dw.k * w * b.dw.c);
+                z.drow = z.drow.max(wo * b.dw.c);
+            } else {
+                if let Some(e) = &b.expand {
+                    z.exp = z.exp.max(h * w * e.n);
+                }
+                z.dw = z.dw.max(ho * wo * b.dw.c);
             }
-            z.dw = z.dw.max(ho * wo * b.dw.c);
-            z.ring = z.ring.max(b.dw.k * w * b.dw.c);
-            z.drow = z.drow.max(wo * b.dw.c);
             z.act = z.act.max(ho * wo * b.project.n);
             (h, w) = (ho, wo);
         }
@@ -183,6 +190,17 @@ impl LiteEngine {
 
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
+    }
+
+    /// Run blocks whose input map exceeds `bytes` per output row (the rest
+    /// layer by layer); for tests of both paths.
+    pub fn set_fuse_bytes(&mut self, bytes: usize) {
+        self.fuse_bytes = bytes;
+        self.sizes = self.plan();
+        self.arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn input_size(&self) -> usize {

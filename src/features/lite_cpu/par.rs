@@ -63,7 +63,7 @@ impl SpinBarrier {
         }
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == gen {
-            if spins < 20_000 {
+            if spins < 2_000 {
                 spins += 1;
                 std::hint::spin_loop();
             } else {

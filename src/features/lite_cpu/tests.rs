@@ -232,19 +232,24 @@ fn batch_modes_and_threads_agree_with_one_worker() {
     let img = 3 * 37 * 37;
     let px = values(5 * img, 80, 0.0, 255.0);
     for isa in levels() {
-        let one = LiteEngine::new(&spec, isa, 1);
+        let mut one = LiteEngine::new(&spec, isa, 1);
+        one.set_fuse_bytes(usize::MAX);
         let dim = one.feature_dim();
         let mut want = vec![0f32; 5 * dim];
         one.features(&px, 5, &mut want);
-        for threads in [2, 3] {
-            let e = LiteEngine::new(&spec, isa, threads);
+        for (threads, fuse) in [(1, 0), (2, 0), (2, usize::MAX), (3, 0), (3, 4096)] {
+            let mut e = LiteEngine::new(&spec, isa, threads);
+            e.set_fuse_bytes(fuse);
             for batch in [1, 2, 5] {
                 let mut got = vec![f32::NAN; batch * dim];
                 // Twice: the second run reuses the arenas.
                 for _ in 0..2 {
                     e.features(&px, batch, &mut got);
                     let err = max_rel(&got, &want[..batch * dim]);
-                    assert!(err < 1e-6, "{isa:?} threads {threads} batch {batch}: {err}");
+                    assert!(
+                        err < 1e-6,
+                        "{isa:?} threads {threads} fuse {fuse} batch {batch}: {err}"
+                    );
                 }
             }
         }
@@ -265,5 +270,50 @@ fn levels_agree_with_each_other() {
     for isa in levels() {
         let e = max_rel(&run(isa), &base);
         assert!(e < 1e-5, "{isa:?}: {e}");
+    }
+}
+
+/// Throughput of representative GEMM shapes (not a test: `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn gemm_throughput() {
+    let isa = Isa::detect();
+    for &(m, k, n) in &[
+        (112, 16, 96),
+        (56, 24, 144),
+        (56, 144, 24),
+        (28, 40, 240),
+        (784, 240, 40),
+        (14, 80, 480),
+        (196, 480, 80),
+        (7, 192, 1152),
+        (49, 1152, 192),
+        (49, 320, 1280),
+    ] {
+        let a = values(m * k, 1, -1.0, 1.0);
+        let w = values(k * n, 2, -0.5, 0.5);
+        let b = values(n, 3, -0.5, 0.5);
+        let d = Dense::pack(isa, &w, &b, k, n);
+        let mut c = vec![0f32; m * n];
+        let reps = (200_000_000 / (m * k * n)).max(1);
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            gemm(
+                &a,
+                m,
+                &d,
+                true,
+                Out::Store {
+                    c: &mut c,
+                    res: None,
+                },
+                0..d.panel_count(),
+            );
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{isa:?} m{m} k{k} n{n}: {:.1} GMAC/s",
+            (reps * m * k * n) as f64 / s / 1e9
+        );
     }
 }
