@@ -1,8 +1,9 @@
 //! Stage 2 (features), native Lite engine: the x86 depthwise row kernels
-//! behind [`super::dw::dw_row`]. One output row at a time; within it, two
-//! vectors of channels (32 with AVX-512, 16 with AVX2) times four interior
-//! output pixels at once, so eight independent FMA chains hide the FMA
-//! latency, each tap vector loaded once per four pixels. Border pixels (and
+//! behind [`super::dw::dw_row`]. One output row at a time; within it,
+//! interior pixels in blocks of eight FMA chains (AVX-512: 4 pixels x 2
+//! channel vectors, AVX2: 8 pixels x 1), kernel size and stride known at
+//! compile time, each kernel row's taps in registers and each input column
+//! loaded once for all the pixels it feeds. Border pixels (and
 //! the last interior ones) run one at a time with the window clipped to the
 //! image, over four channel vectors (four chains). Channels left after the last whole vector go to the narrower
 //! kernel, then to the portable one.
@@ -24,7 +25,84 @@ struct Args {
 }
 
 macro_rules! dw_kernels {
-    ($row:ident, $pix:ident, $feat:literal, $lanes:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $min:ident, $max:ident) => {
+    ($row:ident, $pix:ident, $int:ident, $iblock:ident, $pi:literal, $gi:literal, $feat:literal, $lanes:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $min:ident, $max:ident) => {
+        /// `P` interior output pixels from `ox` (whole window inside the
+        /// row) by `G` channel vectors from `cb`, for a `K x K` kernel at
+        /// stride `S` known at compile time: per kernel row, the `K` tap
+        /// vectors stay in registers and each input column is loaded once and
+        /// used by every pixel whose window covers it.
+        ///
+        /// # Safety
+        /// As for the pixel kernel, with `ox .. ox + P` interior.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn $int<const K: usize, const S: usize, const P: usize, const G: usize>(
+            g: &Geo,
+            a: &Args,
+            ox: usize,
+            cb: usize,
+        ) {
+            const L: usize = $lanes;
+            let c = g.c;
+            let zero = $set1(0.0);
+            let ix0 = ox * S - g.pad_left;
+            let mut acc = [[zero; G]; P];
+            for gg in 0..G {
+                let b = $load(a.bias.add(cb + gg * L));
+                for row in acc.iter_mut() {
+                    row[gg] = b;
+                }
+            }
+            for ky in a.ky.0..a.ky.1 {
+                let mut wv = [[zero; G]; K];
+                for (kx, wk) in wv.iter_mut().enumerate() {
+                    for (gg, w) in wk.iter_mut().enumerate() {
+                        *w = $load(a.taps.add((ky * K + kx) * c + cb + gg * L));
+                    }
+                }
+                let xr = a.rows[ky].add(ix0 * c + cb);
+                for i in 0..(P - 1) * S + K {
+                    let mut xv = [zero; G];
+                    for (gg, x) in xv.iter_mut().enumerate() {
+                        *x = $load(xr.add(i * c + gg * L));
+                    }
+                    for (j, row) in acc.iter_mut().enumerate() {
+                        if i >= j * S && i - j * S < K {
+                            let kx = i - j * S;
+                            for gg in 0..G {
+                                row[gg] = $fma(xv[gg], wv[kx][gg], row[gg]);
+                            }
+                        }
+                    }
+                }
+            }
+            let six = $set1(6.0);
+            for (j, row) in acc.iter().enumerate() {
+                for (gg, &v) in row.iter().enumerate() {
+                    $store(
+                        a.out.add((ox + j) * c + cb + gg * L),
+                        $min($max(v, zero), six),
+                    );
+                }
+            }
+        }
+
+        /// The interior block kernel for this geometry.
+        ///
+        /// # Safety
+        /// As for the interior kernel.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn $iblock<const G: usize>(g: &Geo, a: &Args, ox: usize, cb: usize) {
+            match (g.k, g.s) {
+                (3, 1) => $int::<3, 1, $pi, G>(g, a, ox, cb),
+                (3, 2) => $int::<3, 2, $pi, G>(g, a, ox, cb),
+                (5, 1) => $int::<5, 1, $pi, G>(g, a, ox, cb),
+                (5, 2) => $int::<5, 2, $pi, G>(g, a, ox, cb),
+                _ => $pix::<$pi, G>(g, a, ox, (0, g.k), cb),
+            }
+        }
+
         /// `P` output pixels from `ox` by `G` channel vectors from `cb`, kernel
         /// columns `kx_lo..kx_hi` (the same for all `P` pixels).
         ///
@@ -100,17 +178,18 @@ macro_rules! dw_kernels {
                 let vectors = if vectors == 3 { 2 } else { vectors };
                 let mut ox = 0;
                 while ox < g.wo {
-                    if ox >= ilo && ox + 4 <= ihi {
-                        let full = (0, g.k);
-                        match vectors {
-                            4 => {
-                                $pix::<4, 2>(g, a, ox, full, cb);
-                                $pix::<4, 2>(g, a, ox, full, cb + 2 * L);
+                    if ox >= ilo && ox + $pi <= ihi {
+                        let mut v = 0;
+                        while v < vectors {
+                            if $gi == 2 && v + 2 <= vectors {
+                                $iblock::<2>(g, a, ox, cb + v * L);
+                                v += 2;
+                            } else {
+                                $iblock::<1>(g, a, ox, cb + v * L);
+                                v += 1;
                             }
-                            2 => $pix::<4, 2>(g, a, ox, full, cb),
-                            _ => $pix::<4, 1>(g, a, ox, full, cb),
                         }
-                        ox += 4;
+                        ox += $pi;
                         continue;
                     }
                     let (_, kx_lo, kx_hi) = g.cols(ox);
@@ -130,6 +209,10 @@ macro_rules! dw_kernels {
 dw_kernels!(
     r512,
     p512,
+    i512,
+    b512,
+    4,
+    2,
     "avx512f,avx2,fma",
     16,
     _mm512_loadu_ps,
@@ -142,6 +225,10 @@ dw_kernels!(
 dw_kernels!(
     r256,
     p256,
+    i256,
+    b256,
+    8,
+    1,
     "avx2,fma",
     8,
     _mm256_loadu_ps,
