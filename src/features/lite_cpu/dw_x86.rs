@@ -24,8 +24,13 @@ struct Args {
     ky: (usize, usize),
 }
 
+/// What columns outside the image read: zeros, enough for two vectors.
+#[repr(align(64))]
+struct Zeros([f32; 64]);
+static ZEROS: Zeros = Zeros([0.0; 64]);
+
 macro_rules! dw_kernels {
-    ($row:ident, $pix:ident, $int:ident, $iblock:ident, $pi:literal, $gi:literal, $feat:literal, $lanes:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $min:ident, $max:ident) => {
+    ($row:ident, $pix:ident, $int:ident, $iblock:ident, $blocks:ident, $pi:literal, $gi:literal, $feat:literal, $lanes:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $min:ident, $max:ident) => {
         /// `P` interior output pixels from `ox` (whole window inside the
         /// row) by `G` channel vectors from `cb`, for a `K x K` kernel at
         /// stride `S` known at compile time: per kernel row, the `K` tap
@@ -36,7 +41,13 @@ macro_rules! dw_kernels {
         /// As for the pixel kernel, with `ox .. ox + P` interior.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn $int<const K: usize, const S: usize, const P: usize, const G: usize>(
+        unsafe fn $int<
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const G: usize,
+            const CHECK: bool,
+        >(
             g: &Geo,
             a: &Args,
             ox: usize,
@@ -45,7 +56,7 @@ macro_rules! dw_kernels {
             const L: usize = $lanes;
             let c = g.c;
             let zero = $set1(0.0);
-            let ix0 = ox * S - g.pad_left;
+            let ix0 = (ox * S) as isize - g.pad_left as isize;
             let mut acc = [[zero; G]; P];
             for gg in 0..G {
                 let b = $load(a.bias.add(cb + gg * L));
@@ -60,11 +71,18 @@ macro_rules! dw_kernels {
                         *w = $load(a.taps.add((ky * K + kx) * c + cb + gg * L));
                     }
                 }
-                let xr = a.rows[ky].add(ix0 * c + cb);
+                let xr = a.rows[ky];
                 for i in 0..(P - 1) * S + K {
+                    let col = ix0 + i as isize;
+                    // Columns outside the image read a zero vector instead.
+                    let p = if !CHECK || (col >= 0 && (col as usize) < g.w) {
+                        xr.add(col as usize * c + cb)
+                    } else {
+                        ZEROS.0.as_ptr()
+                    };
                     let mut xv = [zero; G];
                     for (gg, x) in xv.iter_mut().enumerate() {
-                        *x = $load(xr.add(i * c + gg * L));
+                        *x = $load(p.add(gg * L));
                     }
                     for (j, row) in acc.iter_mut().enumerate() {
                         if i >= j * S && i - j * S < K {
@@ -93,13 +111,48 @@ macro_rules! dw_kernels {
         /// As for the interior kernel.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn $iblock<const G: usize>(g: &Geo, a: &Args, ox: usize, cb: usize) {
+        unsafe fn $iblock<const P: usize, const G: usize, const CHECK: bool>(
+            g: &Geo,
+            a: &Args,
+            ox: usize,
+            cb: usize,
+        ) {
             match (g.k, g.s) {
-                (3, 1) => $int::<3, 1, $pi, G>(g, a, ox, cb),
-                (3, 2) => $int::<3, 2, $pi, G>(g, a, ox, cb),
-                (5, 1) => $int::<5, 1, $pi, G>(g, a, ox, cb),
-                (5, 2) => $int::<5, 2, $pi, G>(g, a, ox, cb),
-                _ => $pix::<$pi, G>(g, a, ox, (0, g.k), cb),
+                (3, 1) => $int::<3, 1, P, G, CHECK>(g, a, ox, cb),
+                (3, 2) => $int::<3, 2, P, G, CHECK>(g, a, ox, cb),
+                (5, 1) => $int::<5, 1, P, G, CHECK>(g, a, ox, cb),
+                _ => $int::<5, 2, P, G, CHECK>(g, a, ox, cb),
+            }
+        }
+
+        /// `P`-pixel blocks over the whole row (the last one shifted left to
+        /// end at the row's end, recomputing a few pixels), interior blocks
+        /// unchecked, border ones with out-of-image columns read as zeros.
+        ///
+        /// # Safety
+        /// As for the interior kernel; `g.k` and `g.s` in {3, 5} x {1, 2},
+        /// `g.wo >= P`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn $blocks<const P: usize>(g: &Geo, a: &Args, cb: usize, vectors: usize) {
+            const L: usize = $lanes;
+            let (ilo, ihi) = g.interior;
+            let mut ox = 0;
+            while ox < g.wo {
+                let o = ox.min(g.wo - P);
+                let inside = o >= ilo && o + P <= ihi;
+                let mut v = 0;
+                while v < vectors {
+                    let two = $gi == 2 && v + 2 <= vectors;
+                    match (two, inside) {
+                        (true, true) => $iblock::<P, 2, false>(g, a, o, cb + v * L),
+                        (true, false) => $iblock::<P, 2, true>(g, a, o, cb + v * L),
+                        (false, true) => $iblock::<P, 1, false>(g, a, o, cb + v * L),
+                        (false, false) => $iblock::<P, 1, true>(g, a, o, cb + v * L),
+                    }
+                    v += if two { 2 } else { 1 };
+                }
+                ox = o + P;
             }
         }
 
@@ -176,16 +229,27 @@ macro_rules! dw_kernels {
             while cb + L <= c_hi {
                 let vectors = ((c_hi - cb) / L).min(4);
                 let vectors = if vectors == 3 { 2 } else { vectors };
+                let fast = matches!((g.k, g.s), (3, 1) | (3, 2) | (5, 1) | (5, 2));
+                if fast && g.wo >= $pi {
+                    $blocks::<$pi>(g, a, cb, vectors);
+                    cb += vectors * L;
+                    continue;
+                }
+                if fast && g.wo >= 4 {
+                    $blocks::<4>(g, a, cb, vectors);
+                    cb += vectors * L;
+                    continue;
+                }
                 let mut ox = 0;
                 while ox < g.wo {
                     if ox >= ilo && ox + $pi <= ihi {
                         let mut v = 0;
                         while v < vectors {
                             if $gi == 2 && v + 2 <= vectors {
-                                $iblock::<2>(g, a, ox, cb + v * L);
+                                $pix::<$pi, 2>(g, a, ox, (0, g.k), cb + v * L);
                                 v += 2;
                             } else {
-                                $iblock::<1>(g, a, ox, cb + v * L);
+                                $pix::<$pi, 1>(g, a, ox, (0, g.k), cb + v * L);
                                 v += 1;
                             }
                         }
@@ -211,6 +275,7 @@ dw_kernels!(
     p512,
     i512,
     b512,
+    k512,
     4,
     2,
     "avx512f,avx2,fma",
@@ -227,6 +292,7 @@ dw_kernels!(
     p256,
     i256,
     b256,
+    k256,
     8,
     1,
     "avx2,fma",
