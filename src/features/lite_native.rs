@@ -70,8 +70,16 @@ impl EfficientNetLite {
 
     /// The native engine with the default level (`OVR_SIMD`, else the best
     /// the CPU has) and threads (`OVR_THREADS`, else the physical cores).
+    /// On a CPU without AVX2 (e.g. aarch64) the portable kernels are slower
+    /// than candle's, so unless `OVR_SIMD=portable` asks for them the
+    /// network stays on the candle path.
     pub(super) fn build_native_default(&mut self) -> Result<(), BackboneError> {
-        self.build_native(Isa::from_env(), par::default_threads())
+        let isa = Isa::from_env();
+        if isa == Isa::Portable && !Isa::forced_by_env() {
+            self.native = None;
+            return Ok(());
+        }
+        self.build_native(isa, par::default_threads())
     }
 
     /// The packed engine, when this network runs on it.

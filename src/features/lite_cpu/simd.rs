@@ -73,6 +73,15 @@ impl Isa {
         }
     }
 
+    /// Whether `OVR_SIMD` names a level.
+    pub fn forced_by_env() -> bool {
+        std::env::var("OVR_SIMD")
+            .ok()
+            .as_deref()
+            .and_then(Isa::parse)
+            .is_some()
+    }
+
     pub fn parse(name: &str) -> Option<Isa> {
         match name {
             "portable" => Some(Isa::Portable),

@@ -317,3 +317,49 @@ fn gemm_throughput() {
         );
     }
 }
+
+/// Throughput of Lite0's depthwise shapes (not a test: `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn depthwise_throughput() {
+    let isa = Isa::detect();
+    for &(h, c, k, s) in &[
+        (112, 32, 3, 1),
+        (112, 96, 3, 2),
+        (56, 144, 3, 1),
+        (56, 144, 5, 2),
+        (28, 240, 5, 1),
+        (28, 240, 3, 2),
+        (14, 480, 3, 1),
+        (14, 480, 5, 1),
+        (14, 672, 5, 1),
+        (14, 672, 5, 2),
+        (7, 1152, 5, 1),
+        (7, 1152, 3, 1),
+    ] {
+        let d = Depthwise {
+            c,
+            k,
+            stride: s,
+            taps: values(k * k * c, 1, -0.5, 0.5),
+            bias: values(c, 2, 0.0, 0.1),
+        };
+        let x = values(h * h * c, 3, 0.0, 1.0);
+        let (ho, wo) = out_size(&d, h, h);
+        let mut out = vec![0f32; ho * wo * c];
+        let macs = ho * wo * c * k * k;
+        let reps = (50_000_000 / macs).max(1);
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                depthwise(isa, &d, &x, h, h, &mut out, 0..ho);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "{isa:?} {h}x{h}x{c} k{k} s{s}: {:.1} GMAC/s",
+            (reps * macs) as f64 / best / 1e9
+        );
+    }
+}
