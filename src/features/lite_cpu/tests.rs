@@ -237,7 +237,15 @@ fn batch_modes_and_threads_agree_with_one_worker() {
         let dim = one.feature_dim();
         let mut want = vec![0f32; 5 * dim];
         one.features(&px, 5, &mut want);
-        for (threads, fuse) in [(1, 0), (2, 0), (2, usize::MAX), (3, 0), (3, 4096)] {
+        for (threads, fuse) in [
+            (1, 0),
+            (2, 0),
+            (2, usize::MAX),
+            (3, 0),
+            (3, 4096),
+            (7, 0),
+            (7, usize::MAX),
+        ] {
             let mut e = LiteEngine::new(&spec, isa, threads);
             e.set_fuse_bytes(fuse);
             for batch in [1, 2, 5] {
