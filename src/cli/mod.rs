@@ -180,8 +180,9 @@ pub enum BenchWhat {
         /// Images per measurement (after one warm-up batch).
         #[arg(long, default_value_t = 64)]
         images: usize,
-        /// Depthwise implementations to compare: direct, candle, portable.
-        #[arg(long, value_delimiter = ',', default_value = "direct,candle")]
+        /// Implementations to compare: native (the NHWC engine), direct,
+        /// candle, portable (the candle network with that depthwise op).
+        #[arg(long, value_delimiter = ',', default_value = "native,direct")]
         depthwise: Vec<String>,
     },
     /// Decode + resize throughput alone (no network) over the images under

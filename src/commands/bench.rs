@@ -27,11 +27,12 @@ pub fn extract(
     let impls: Vec<(String, DepthwiseImpl)> = depthwise
         .iter()
         .map(|d| match d.as_str() {
+            "native" => Ok((d.clone(), DepthwiseImpl::Native)),
             "direct" => Ok((d.clone(), DepthwiseImpl::Direct)),
             "candle" => Ok((d.clone(), DepthwiseImpl::CandleGrouped)),
             "portable" => Ok((d.clone(), DepthwiseImpl::Portable)),
             other => Err(Error::Usage(format!(
-                "unknown depthwise `{other}`; allowed: direct, candle, portable"
+                "unknown depthwise `{other}`; allowed: native, direct, candle, portable"
             ))),
         })
         .collect::<Result<_>>()?;
@@ -79,7 +80,7 @@ pub fn extract(
     println!("|---|---:|---:|---:|---:|---:|");
     let err = |e: candle_core::Error| Error::Usage(format!("bench input: {e}"));
     for (name, imp) in &impls {
-        net.set_depthwise(*imp);
+        net.set_depthwise(*imp)?;
         for &bs in batch_sizes {
             let x = Tensor::rand(0f32, 255f32, (bs, 3, s, s), &device).map_err(err)?;
             net.features(&x)?;

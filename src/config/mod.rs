@@ -427,7 +427,8 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut names = names.into_iter();
     let bname = names.next().unwrap_or_default();
     let stack: Vec<String> = names.collect();
-    let depthwise = match b.depthwise.as_deref().unwrap_or("direct") {
+    let depthwise = match b.depthwise.as_deref().unwrap_or("native") {
+        "native" => DepthwiseImpl::Native,
         "direct" => DepthwiseImpl::Direct,
         "candle" => DepthwiseImpl::CandleGrouped,
         "portable" => DepthwiseImpl::Portable,
@@ -436,7 +437,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
                 "backbone.depthwise",
                 other,
                 "unknown implementation",
-                "direct, candle, portable",
+                "native, direct, candle, portable",
             ))
         }
     };

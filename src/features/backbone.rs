@@ -86,4 +86,10 @@ pub trait Backbone: Send + Sync {
     fn classify_features(&self, features: &Tensor) -> Result<Option<Tensor>, BackboneError>;
     /// The device the backbone's weights live on.
     fn device(&self) -> &Device;
+    /// Worker threads the forward pass keeps busy when the backbone runs its
+    /// own CPU engine (so the decode threads can be sized around them), or
+    /// `None` when it uses candle's global pools or a GPU.
+    fn compute_threads(&self) -> Option<usize> {
+        None
+    }
 }

@@ -19,6 +19,8 @@ use super::depthwise::{depthwise_candle, BiasAct, DepthwiseConv, Padding};
 
 #[path = "lite_device.rs"]
 mod device;
+#[path = "lite_native.rs"]
+mod native;
 #[path = "lite_top.rs"]
 pub mod top;
 
@@ -97,7 +99,11 @@ impl LiteVariant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DepthwiseImpl {
-    /// [`DepthwiseConv`]: one pass over each plane (default).
+    /// The whole network on the native NHWC engine
+    /// ([`crate::features::lite_cpu`]), CPU only (default); elsewhere as
+    /// `Direct` / `Portable`.
+    Native,
+    /// [`DepthwiseConv`]: one pass over each plane.
     Direct,
     /// candle's grouped `conv2d` (one convolution per channel).
     CandleGrouped,
@@ -169,6 +175,8 @@ pub struct EfficientNetLite {
     fc_weight: Tensor,
     fc_bias: Tensor,
     depthwise: DepthwiseImpl,
+    /// The packed native engine (built for `DepthwiseImpl::Native`).
+    native: Option<std::sync::Arc<crate::features::lite_cpu::LiteEngine>>,
     weights_hash: String,
     device: Device,
 }
@@ -335,7 +343,7 @@ impl EfficientNetLite {
             .get("_fc.bias")?
             .to_dtype(DType::F32)
             .map_err(|source| forward_err(name, source))?;
-        Ok(Self {
+        let mut net = Self {
             variant,
             stem,
             blocks,
@@ -343,9 +351,14 @@ impl EfficientNetLite {
             fc_weight,
             fc_bias,
             depthwise,
+            native: None,
             weights_hash,
             device: Device::Cpu,
-        })
+        };
+        if depthwise == DepthwiseImpl::Native {
+            net.build_native_default()?;
+        }
+        Ok(net)
     }
 
     pub fn variant(&self) -> LiteVariant {
@@ -357,8 +370,13 @@ impl EfficientNetLite {
         self.depthwise == DepthwiseImpl::Portable || !self.device.is_cpu()
     }
 
-    pub fn set_depthwise(&mut self, imp: DepthwiseImpl) {
+    /// Switches the implementation (building the native engine on first use).
+    pub fn set_depthwise(&mut self, imp: DepthwiseImpl) -> Result<(), BackboneError> {
         self.depthwise = imp;
+        if imp == DepthwiseImpl::Native && self.native.is_none() && self.device.is_cpu() {
+            self.build_native_default()?;
+        }
+        Ok(())
     }
 
     /// Output of the stem (after ReLU6) for normalized input; for debugging the port.
@@ -382,7 +400,9 @@ impl EfficientNetLite {
         let h = match self.depthwise {
             _ if self.portable() => device::depthwise(block, &h)?,
             DepthwiseImpl::Portable => device::depthwise(block, &h)?,
-            DepthwiseImpl::Direct => block.depthwise.forward_same(&h.contiguous()?)?,
+            DepthwiseImpl::Direct | DepthwiseImpl::Native => {
+                block.depthwise.forward_same(&h.contiguous()?)?
+            }
             DepthwiseImpl::CandleGrouped => {
                 let (_, _, hh, ww) = h.dims4()?;
                 let pad = Padding::same(hh, ww, block.depthwise.kernel(), block.depthwise.stride());
@@ -415,8 +435,10 @@ impl EfficientNetLite {
     /// Features and logits from one forward pass, for pixels in 0..=255.
     pub fn forward_both(&self, pixels: &Tensor) -> Result<(Tensor, Tensor), BackboneError> {
         let run = || -> candle_core::Result<(Tensor, Tensor)> {
-            let x = self.normalization().apply(&pixels.to_dtype(DType::F32)?)?;
-            let f = self.pooled(&x)?;
+            let f = match self.native() {
+                Some(engine) => self.native_features(engine, pixels)?,
+                None => self.pooled(&self.normalization().apply(&pixels.to_dtype(DType::F32)?)?)?,
+            };
             let logits = f
                 .matmul(&self.fc_weight.t()?)?
                 .broadcast_add(&self.fc_bias)?;
@@ -469,7 +491,10 @@ impl Backbone for EfficientNetLite {
     }
 
     fn features(&self, pixels: &Tensor) -> Result<Tensor, BackboneError> {
-        let run = || self.pooled(&self.normalization().apply(&pixels.to_dtype(DType::F32)?)?);
+        let run = || match self.native() {
+            Some(engine) => self.native_features(engine, pixels),
+            None => self.pooled(&self.normalization().apply(&pixels.to_dtype(DType::F32)?)?),
+        };
         run().map_err(|source| forward_err(self.variant.id(), source))
     }
 
@@ -491,6 +516,10 @@ impl Backbone for EfficientNetLite {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn compute_threads(&self) -> Option<usize> {
+        self.native().map(|e| e.threads())
     }
 }
 

@@ -81,12 +81,15 @@ pub fn content_cache_dir(
     ))
 }
 
-/// Threads the backbone's CPU work runs on (its rayon pool), or one on a GPU.
+/// Threads the backbone's CPU work runs on: its own engine's workers, else
+/// candle's rayon pool; one on a GPU.
 pub fn network_threads(backbone: &dyn Backbone) -> usize {
-    if backbone.device().is_cpu() {
-        rayon::current_num_threads()
-    } else {
+    if !backbone.device().is_cpu() {
         1
+    } else {
+        backbone
+            .compute_threads()
+            .unwrap_or_else(rayon::current_num_threads)
     }
 }
 

@@ -57,6 +57,7 @@ impl EfficientNetLite {
             net.fc_weight = self.fc_weight.to_device(device)?;
             net.fc_bias = self.fc_bias.to_device(device)?;
             net.device = device.clone();
+            net.native = None;
             Ok(net)
         };
         run().map_err(|e| forward_err(self.variant.id(), e))

@@ -190,7 +190,12 @@ impl EfficientNetLite {
             net.head = conv(&top.head)?;
             Ok(net)
         };
-        run().map_err(|e| forward_err(name, e))
+        let mut net = run().map_err(|e| forward_err(name, e))?;
+        if let Some(e) = &self.native {
+            // The engine packs its own copy of the weights: repack the new top.
+            net.build_native(e.isa(), e.threads())?;
+        }
+        Ok(net)
     }
 
     /// Every folded parameter by name (`stem.w`, `blocks.3.expand.b`,

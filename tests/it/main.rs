@@ -10,6 +10,7 @@ mod disk_full;
 mod extract;
 mod gpu;
 mod kill;
+mod native_engine;
 mod open_set;
 mod photos;
 mod pipes;

@@ -16,17 +16,17 @@ use serde_json::Value;
 
 use super::common::{fixture, lite_weights, sample_photo};
 
-fn load(variant: LiteVariant, dw: DepthwiseImpl) -> EfficientNetLite {
+pub(crate) fn load(variant: LiteVariant, dw: DepthwiseImpl) -> EfficientNetLite {
     let p = lite_weights(variant.id());
     EfficientNetLite::load(variant, &p, sha256_file(&p).unwrap(), dw).unwrap()
 }
 
-fn reference(name: &str) -> Value {
+pub(crate) fn reference(name: &str) -> Value {
     let text = std::fs::read_to_string(fixture(&format!("efficientnet_lite/{name}"))).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f32> {
+pub(crate) fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()
@@ -35,7 +35,7 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 /// max |a - b| / max(max |b|, 1): error relative to the scale of the output.
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(1f32, |m, x| m.max(x.abs()));
     a.iter()
@@ -45,7 +45,7 @@ fn rel_err(a: &[f32], b: &[f32]) -> f32 {
         / scale
 }
 
-fn png_input(rel: &str, size: usize) -> Tensor {
+pub(crate) fn png_input(rel: &str, size: usize) -> Tensor {
     let bytes = std::fs::read(fixture(rel)).unwrap();
     let img = decode_rgb(&bytes).unwrap();
     assert_eq!(
@@ -68,7 +68,7 @@ fn png_input(rel: &str, size: usize) -> Tensor {
     .unwrap()
 }
 
-fn synthetic(size: usize) -> Tensor {
+pub(crate) fn synthetic(size: usize) -> Tensor {
     let mut v = vec![0f32; 3 * size * size];
     for c in 0..3 {
         for y in 0..size {
@@ -80,7 +80,7 @@ fn synthetic(size: usize) -> Tensor {
     Tensor::from_vec(v, (1, 3, size, size), &Device::Cpu).unwrap()
 }
 
-fn row(t: &Tensor) -> Vec<f32> {
+pub(crate) fn row(t: &Tensor) -> Vec<f32> {
     t.squeeze(0).unwrap().to_vec1::<f32>().unwrap()
 }
 
