@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::significance::percentile;
+use super::significance::{interval, percentile};
 use super::NLL_EPS;
 use super::{argmax, check_labels, check_probs, check_same_len, Interval, MetricError, Result};
 
@@ -124,15 +124,6 @@ fn check(labels: &[u32], probs: &[f32], k: usize, bins: usize, resamples: usize)
         });
     }
     Ok(())
-}
-
-fn interval(observed: f64, mut samples: Vec<f64>) -> Interval {
-    samples.sort_by(f64::total_cmp);
-    Interval {
-        observed,
-        low: percentile(&samples, 2.5),
-        high: percentile(&samples, 97.5),
-    }
 }
 
 /// Draws `resamples` bootstrap index sets of `n` rows, calling `f` on each.

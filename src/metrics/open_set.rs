@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::binary::auroc;
-use super::significance::percentile;
+use super::significance::interval;
 use super::{check_same_len, Interval, MetricError, Result};
 
 /// TPR at which [`OpenSetResult::fpr_at_95_tpr`] is read.
@@ -229,12 +229,7 @@ pub fn auroc_difference(
             &pick(&b.unknown, &iu),
         ));
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(Interval {
-        observed,
-        low: percentile(&samples, 2.5),
-        high: percentile(&samples, 97.5),
-    })
+    Ok(interval(observed, samples))
 }
 
 /// The score threshold that keeps `coverage` of `known` rows (e.g. of the

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::compare::ApproachInput;
-use super::significance::percentile;
+use super::significance::interval;
 use super::{
     calibration_error, summarize, Calibration, Interval, MetricError, Result, Summary, ECE_BINS,
 };
@@ -60,15 +60,6 @@ fn take(
 fn draw(rng: &mut ChaCha8Rng, n: usize) -> Result<Vec<usize>> {
     let u = Uniform::new(0, n).map_err(|_| MetricError::Empty { what: "labels" })?;
     Ok((0..n).map(|_| u.sample(rng)).collect())
-}
-
-fn interval(observed: f64, mut v: Vec<f64>) -> Interval {
-    v.sort_by(f64::total_cmp);
-    Interval {
-        observed,
-        low: percentile(&v, 2.5),
-        high: percentile(&v, 97.5),
-    }
 }
 
 /// In-domain vs shifted figures of every approach present in both (by name).

@@ -149,7 +149,8 @@ pub fn paired_bootstrap(
     })
 }
 
-fn interval(observed: f64, mut samples: Vec<f64>) -> Interval {
+/// The observed value with the 2.5th / 97.5th percentiles of its resamples.
+pub(crate) fn interval(observed: f64, mut samples: Vec<f64>) -> Interval {
     samples.sort_by(f64::total_cmp);
     Interval {
         observed,
