@@ -30,6 +30,12 @@ pub enum TorchLegacyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {source}")]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<TorchLegacyError>,
+    },
     #[error("zip-format torch.save file (PK header), not the legacy format")]
     ZipFormat,
     #[error("not a legacy torch.save file: first pickle is not the magic 0x1950a86a20f9469cfc6c")]
@@ -429,13 +435,17 @@ fn gather(
     }
 }
 
-/// Reads a legacy `.pth` file from disk (see [`read_legacy_state_dict`]).
+/// Reads a legacy `.pth` file from disk (see [`read_legacy_state_dict`]);
+/// a format error names the file ([`TorchLegacyError::InFile`]).
 pub fn read_legacy_state_dict_file(path: &Path) -> Result<Vec<(String, RawTensor)>> {
     let bytes = std::fs::read(path).map_err(|source| TorchLegacyError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    read_legacy_state_dict(&bytes)
+    read_legacy_state_dict(&bytes).map_err(|e| TorchLegacyError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
 }
 
 /// Writes the tensors as a safetensors file atomically (`<path>.tmp`, then rename).

@@ -8,6 +8,8 @@ mod common;
 mod compare;
 mod disk_full;
 mod extract;
+mod fuzz;
+mod fuzz_targets;
 mod gpu;
 mod interrupt;
 mod kill;
