@@ -15,6 +15,7 @@ mod interrupt;
 mod kill;
 mod pipes;
 mod pretrained;
+mod processes;
 mod report;
 mod roundtrip;
 mod score;
