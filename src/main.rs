@@ -1,11 +1,9 @@
 //! The `ovr` binary: parse the command line, run it, report errors on stderr
 //! (a closed stdout pipe ends the run quietly with exit code 0).
 
-use clap::Parser;
-
 fn main() {
     ovr::output::exit_quietly_on_broken_pipe();
-    let args = ovr::cli::Args::parse();
+    let args = ovr::cli::Args::parse_all_from(std::env::args_os());
     if let Err(e) = ovr::commands::run(args) {
         if e.is_broken_pipe() {
             std::process::exit(0);

@@ -143,6 +143,7 @@ fn isotonic_matches_sklearn_isotonic_regression() {
             c.probes.len()
         );
         assert!(y_gap < 1e-6 && pred_gap < 1e-6, "{}", c.name);
+        assert!(pred64_gap < 1e-6, "{}: f64 path {pred64_gap}", c.name);
     }
 }
 

@@ -218,6 +218,22 @@ impl Args {
     }
 
     /// `--set` values followed by the named shortcuts (later ones win).
+    /// Parses `argv` like clap's `parse_from`, keeping every `--set` in
+    /// command-line order wherever it stands: for a repeated global argument
+    /// clap keeps only the occurrences of the deepest level that has any,
+    /// so `ovr --set a=1 extract --set b=2` silently dropped `a=1`.
+    pub fn parse_all_from<I, T>(argv: I) -> Args
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        use clap::Parser;
+        let raw: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+        let mut args = Args::parse_from(&raw);
+        args.set = set_occurrences(&raw);
+        args
+    }
+
     pub fn overrides(&self) -> Vec<String> {
         let mut o = self.set.clone();
         if let Some(d) = &self.device {
@@ -259,3 +275,24 @@ impl Args {
 
 #[cfg(test)]
 mod tests;
+
+/// The values of every `--set V` / `--set=V` before a bare `--`, in order
+/// (clap has already checked the command line; a value never starts with
+/// `--`, so a `--set` token is always the option).
+fn set_occurrences(raw: &[std::ffi::OsString]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = raw.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--set" {
+            if let Some(v) = it.next() {
+                out.push(v.into_owned());
+            }
+        } else if let Some(v) = a.strip_prefix("--set=") {
+            out.push(v.to_string());
+        }
+    }
+    out
+}

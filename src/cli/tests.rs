@@ -82,3 +82,45 @@ fn shortcuts_of_one_command_do_not_leak_into_another() {
     let args = Args::try_parse_from(["ovr", "extract", "--batch-size", "3"]).expect("parse");
     assert_eq!(args.overrides(), vec!["extract.batch_size=3".to_string()]);
 }
+
+#[test]
+fn every_set_counts_wherever_it_stands() {
+    let argv = [
+        "ovr",
+        "--set",
+        "dataset.kind=\"image-folder\"",
+        "--set=dataset.root=\"/data/x\"",
+        "extract",
+        "--set",
+        "extract.decode_threads=1",
+        "--batch-size",
+        "3",
+    ];
+    // What clap alone keeps: only the subcommand level's occurrence.
+    assert_eq!(
+        Args::try_parse_from(argv).unwrap().set,
+        vec!["extract.decode_threads=1"]
+    );
+    let args = Args::parse_all_from(argv);
+    assert_eq!(
+        args.set,
+        vec![
+            "dataset.kind=\"image-folder\"",
+            "dataset.root=\"/data/x\"",
+            "extract.decode_threads=1"
+        ]
+    );
+    let c = Config::load(None, &args.overrides()).unwrap();
+    assert_eq!(c.extract.decode_threads, 1);
+    assert_eq!(c.extract.batch_size, 3);
+    assert!(
+        matches!(&c.dataset.kind, crate::config::DatasetKind::ImageFolder { root } if root.ends_with("x")),
+        "{:?}",
+        c.dataset.kind
+    );
+    let raw: Vec<std::ffi::OsString> = ["ovr", "--set", "a=1", "--", "--set", "b=2"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    assert_eq!(super::set_occurrences(&raw), vec!["a=1"]);
+}

@@ -69,9 +69,12 @@ pub fn run(
             t.lanes
         );
     }
-    let o = train_ensemble(&train, &val, t, config.seed, stop, verbosity)?;
+    let o = train_ensemble(&train, &val, t, config.seed, stop.clone(), verbosity)?;
     let mut manifest = Manifest::from_training(name, config, &train, &o);
     manifest.holdout_classes = held;
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(crate::ensemble::build::TrainError::Interrupted.into());
+    }
     save(&dir, &manifest, &o.weights)?;
     print!("{}", head_table(&manifest, &t.mlp.hidden));
     let at_bound: Vec<&str> = manifest

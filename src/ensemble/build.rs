@@ -14,9 +14,9 @@ use crossbeam::channel;
 
 use super::manifest::{head_seed, CalibrationRecord, HeadRecord, TimelineEntry, ValidationRecord};
 use super::plan::{self, Tried};
+use super::predict::{multiclass_probs, specialist_logits, specialists_probs};
 use super::select::{self, Val};
 use super::{HeadParams, Weights};
-use crate::calibration::joint::argmax;
 use crate::calibration::Temperature;
 use crate::config::train::{CalibrationSplit, HeadKind, TrainConfig};
 use crate::features::store::FeatureSet;
@@ -48,11 +48,21 @@ pub struct TrainOutcome {
     pub multiclass: HeadRecord,
     pub calibration: CalibrationRecord,
     pub validation: ValidationRecord,
+    /// Predictions on the validation rows as training computed them.
+    pub validation_predictions: ValidationPredictions,
     pub timeline: Vec<TimelineEntry>,
     /// Seconds until every head was trained and selected (grid extensions
     /// included), before calibration.
     pub heads_seconds: f64,
     pub train_seconds: f64,
+}
+
+/// Validation-row predictions at training time: the calibrated argmax (the
+/// ensemble's combiner) and the raw multiclass head, one class per row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationPredictions {
+    pub specialists: Vec<u32>,
+    pub multiclass: Vec<u32>,
 }
 
 fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
@@ -87,21 +97,28 @@ fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Splits `set` into (rows kept for training, rows held out for
-/// calibration): `fraction` of each class, seeded and stratified.
-fn hold_out(set: &FeatureSet, fraction: f64, seed: u64) -> (FeatureSet, FeatureSet) {
-    let k = set.classes.len();
+/// Which rows of a training set with `labels` over `k` classes are held out
+/// for calibration under `train.calibration_split = fraction`: `fraction`
+/// of each class, seeded and stratified. `true` = held out (never trains a head).
+pub fn calibration_rows(labels: &[u32], k: usize, fraction: f64, seed: u64) -> Vec<bool> {
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); k];
-    for (i, &y) in set.labels.iter().enumerate() {
+    for (i, &y) in labels.iter().enumerate() {
         by_class[y as usize].push(i);
     }
-    let mut held = vec![false; set.len()];
+    let mut held = vec![false; labels.len()];
     for (c, rows) in by_class.iter().enumerate() {
         let s = stratified_split(rows.len(), fraction, 0.0, seed, c as u64);
         for (&i, sp) in rows.iter().zip(s) {
             held[i] = sp == Split::Val;
         }
     }
+    held
+}
+
+/// Splits `set` into (rows kept for training, rows held out for
+/// calibration), see [`calibration_rows`].
+fn hold_out(set: &FeatureSet, fraction: f64, seed: u64) -> (FeatureSet, FeatureSet) {
+    let held = calibration_rows(&set.labels, set.classes.len(), fraction, seed);
     let pick = |keep: bool, split: &str| {
         let rows: Vec<usize> = (0..set.len()).filter(|&i| held[i] != keep).collect();
         FeatureSet {
@@ -270,18 +287,6 @@ fn record(
     }
 }
 
-/// `[n, k]` specialist logits of standardized rows.
-fn specialist_logits(w: &Weights, x: &[f32], n: usize, d: usize) -> Vec<f32> {
-    let k = w.specialists.len();
-    let mut z = vec![0f32; n * k];
-    for (c, p) in w.specialists.iter().enumerate() {
-        for (i, v) in p.logits(x, n, d).into_iter().enumerate() {
-            z[i * k + c] = v;
-        }
-    }
-    z
-}
-
 /// Calibration on the held-out rows: every joint combiner, the choice
 /// among them by nested CV, and the multiclass temperature.
 fn calibrate(
@@ -322,21 +327,21 @@ fn calibrate(
 /// calibrated argmax's. When the combiner was fitted on val itself (the
 /// default calibration split), its accuracy there is in-sample (a full
 /// Dirichlet map can memorise val), so the honest figure is its
-/// cross-validated accuracy inside the calibration split.
+/// cross-validated accuracy inside the calibration split. The predictions
+/// come from the same functions `ensemble::predict` applies to a loaded
+/// ensemble.
 fn validate(
     w: &Weights,
     cal: &CalibrationRecord,
     combiner: crate::calibration::Combiner,
     v: &Val,
     cal_is_val: bool,
-) -> ValidationRecord {
-    let acc = |pred: Vec<usize>| {
-        pred.iter()
-            .zip(v.labels)
-            .filter(|(&p, &y)| p == y as usize)
-            .count() as f64
-            / v.n.max(1) as f64
+) -> (ValidationRecord, ValidationPredictions) {
+    let acc = |pred: &[u32]| {
+        pred.iter().zip(v.labels).filter(|(p, y)| p == y).count() as f64 / v.n.max(1) as f64
     };
+    let z = specialist_logits(w, v.x, v.n, v.d);
+    let (_, specialists) = specialists_probs(&cal.specialists, combiner, &z, v.n, v.k);
     let specialists_accuracy = match cal
         .selection
         .candidates
@@ -344,23 +349,21 @@ fn validate(
         .find(|c| c.combiner == combiner)
     {
         Some(c) if cal_is_val => c.cv_accuracy,
-        _ => {
-            let z = specialist_logits(w, v.x, v.n, v.d);
-            let p = cal.specialists.probs(combiner, &z, v.n);
-            acc(p.chunks_exact(v.k).map(argmax).collect())
-        }
+        _ => acc(&specialists),
     };
-    let mc: Vec<f64> = w
-        .multiclass
-        .logits(v.x, v.n, v.d)
-        .iter()
-        .map(|&x| f64::from(x))
-        .collect();
-    ValidationRecord {
+    let (_, multiclass) = multiclass_probs(&w.multiclass.logits(v.x, v.n, v.d), v.n, v.k);
+    let record = ValidationRecord {
         images: v.n,
         specialists_accuracy,
-        multiclass_accuracy: acc(mc.chunks_exact(v.k).map(argmax).collect()),
-    }
+        multiclass_accuracy: acc(&multiclass),
+    };
+    (
+        record,
+        ValidationPredictions {
+            specialists,
+            multiclass,
+        },
+    )
 }
 
 /// Trains specialists and the multiclass head, selects, calibrates.
@@ -429,13 +432,20 @@ pub fn train_ensemble(
         );
     }
     let combiner = cfg.combiner.unwrap_or(calibration.selection.chosen);
-    let validation = validate(&weights, &calibration, combiner, &v, held.is_none());
+    let (validation, validation_predictions) =
+        validate(&weights, &calibration, combiner, &v, held.is_none());
+    // A stop requested after the last job started (during calibration, say)
+    // still means "nothing will be saved".
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(TrainError::Interrupted);
+    }
     Ok(TrainOutcome {
         weights,
         specialists,
         multiclass,
         calibration,
         validation,
+        validation_predictions,
         timeline: trained.timeline,
         heads_seconds: t_heads,
         train_seconds: t0.elapsed().as_secs_f64(),

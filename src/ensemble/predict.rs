@@ -3,11 +3,8 @@
 //! logits once, then turns them into each approach's probabilities and
 //! predictions (the inputs of metrics, compare and score).
 
-use candle_core::{Device, Tensor};
-
-use super::{Ensemble, EnsembleError, HeadParams};
-use crate::calibration::joint::argmax;
-use crate::calibration::{argmax_rows, softmax_rows, Combiner};
+use super::{Ensemble, EnsembleError, Weights};
+use crate::calibration::{argmax_rows, softmax_rows, Combiner, JointCalibration};
 use crate::metrics::compare::ApproachInput;
 
 /// The ways an ensemble can classify. `SpecialistsCalibrated` is the
@@ -79,18 +76,43 @@ pub struct HeadOutputs {
     pub multiclass_logits: Vec<f32>,
 }
 
-fn matmul(
-    x: &[f32],
+/// `[n, k]` specialist logits of standardized rows `[n, d]`: the one path
+/// shared by training (calibration, validation) and prediction, so a loaded
+/// ensemble reproduces the training-time outputs bit for bit.
+pub fn specialist_logits(w: &Weights, x: &[f32], n: usize, d: usize) -> Vec<f32> {
+    let k = w.specialists.len();
+    let mut z = vec![0f32; n * k];
+    for (c, p) in w.specialists.iter().enumerate() {
+        for (i, v) in p.logits(x, n, d).into_iter().enumerate() {
+            z[i * k + c] = v;
+        }
+    }
+    z
+}
+
+/// Probabilities of the specialists through combiner `c` (reported in f32)
+/// and the argmax of exactly those reported values.
+pub fn specialists_probs(
+    joint: &JointCalibration,
+    c: Combiner,
+    logits: &[f32],
     n: usize,
-    d: usize,
-    w: &[f32],
-    wshape: (usize, usize),
-    transpose: bool,
-) -> candle_core::Result<Vec<f32>> {
-    let x = Tensor::from_slice(x, (n, d), &Device::Cpu)?;
-    let w = Tensor::from_slice(w, wshape, &Device::Cpu)?;
-    let w = if transpose { w.t()? } else { w };
-    x.matmul(&w)?.flatten_all()?.to_vec1()
+    k: usize,
+) -> (Vec<f32>, Vec<u32>) {
+    let p: Vec<f32> = joint
+        .probs(c, logits, n)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let preds = argmax_rows(&p, n, k);
+    (p, preds)
+}
+
+/// The multiclass head's softmax and the argmax of those probabilities.
+pub fn multiclass_probs(logits: &[f32], n: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
+    let p = softmax_rows(logits, n, k);
+    let preds = argmax_rows(&p, n, k);
+    (p, preds)
 }
 
 impl Ensemble {
@@ -108,38 +130,8 @@ impl Ensemble {
             )));
         }
         let x = self.weights.standardizer.apply(features);
-        let w = &self.weights;
-        let linear: Vec<&crate::heads::LinearFit> = w
-            .specialists
-            .iter()
-            .filter_map(|h| match h {
-                HeadParams::Linear(f) => Some(f),
-                HeadParams::Mlp(_) => None,
-            })
-            .collect();
-        let spec = if linear.len() == k {
-            // All linear: one [N, D] x [D, K] matmul.
-            let wk: Vec<f32> = linear.iter().flat_map(|f| f.w.iter().copied()).collect();
-            let mut z = matmul(&x, n, d, &wk, (k, d), true).map_err(|e| bad(e.to_string()))?;
-            for row in z.chunks_mut(k) {
-                row.iter_mut().zip(&linear).for_each(|(v, f)| *v += f.b[0]);
-            }
-            z
-        } else {
-            let cols: Vec<Vec<f32>> = w.specialists.iter().map(|h| h.logits(&x, n, d)).collect();
-            (0..n * k).map(|i| cols[i % k][i / k]).collect()
-        };
-        let multi = match &w.multiclass {
-            HeadParams::Linear(f) => {
-                let mut z =
-                    matmul(&x, n, d, &f.w, (d, k), false).map_err(|e| bad(e.to_string()))?;
-                for row in z.chunks_mut(k) {
-                    row.iter_mut().zip(&f.b).for_each(|(v, b)| *v += b);
-                }
-                z
-            }
-            mlp => mlp.logits(&x, n, d),
-        };
+        let spec = specialist_logits(&self.weights, &x, n, d);
+        let multi = self.weights.multiclass.logits(&x, n, d);
         let platt = &self.manifest.calibration.specialists.platt;
         let probs = spec
             .chunks(k)
@@ -203,33 +195,27 @@ impl Ensemble {
     }
 
     /// Probabilities and predictions of one approach; the prediction is the
-    /// argmax of the very probabilities reported (computed in f64).
+    /// argmax of the very (f32) probabilities reported, ties to the lower class.
     pub fn approach(&self, out: &HeadOutputs, a: Approach) -> ApproachInput {
         let (n, k) = (out.n, out.k);
         let joint = &self.manifest.calibration.specialists;
         let (probs, preds) = match a {
-            Approach::MulticlassRaw => (
-                softmax_rows(&out.multiclass_logits, n, k),
-                argmax_rows(&out.multiclass_logits, n, k),
-            ),
-            Approach::MulticlassTemperature => (
-                self.manifest
+            Approach::MulticlassRaw => multiclass_probs(&out.multiclass_logits, n, k),
+            Approach::MulticlassTemperature => {
+                let p = self
+                    .manifest
                     .calibration
                     .multiclass
-                    .probs(&out.multiclass_logits, n, k),
-                argmax_rows(&out.multiclass_logits, n, k),
-            ),
+                    .probs(&out.multiclass_logits, n, k);
+                let preds = argmax_rows(&p, n, k);
+                (p, preds)
+            }
             Approach::SpecialistsCalibrated | Approach::Specialists(_) => {
                 let c = match a {
                     Approach::Specialists(c) => c,
                     _ => self.manifest.combiner,
                 };
-                let p = joint.probs(c, &out.specialist_logits, n);
-                let preds = p
-                    .chunks_exact(k.max(1))
-                    .map(|row| argmax(row) as u32)
-                    .collect();
-                (p.iter().map(|&v| v as f32).collect(), preds)
+                specialists_probs(joint, c, &out.specialist_logits, n, k)
             }
         };
         ApproachInput {

@@ -285,7 +285,8 @@ fn huge_logits_stay_finite() {
             .all(|(z, &l)| (*z > 0.0) == (l == 1)));
         println!("binary C=1e6 {weighting:?}: J {j:.10}, max |logit| {max_logit:.1}, {fit:?}");
         // scikit-learn 1.9.1, LogisticRegression(C=1e6, tol=1e-10) on the same
-        // rows (balanced = none here: 32 / 32): J = 0.0954336331.
+        // rows (balanced = none here: 32 / 32): J = 0.0954336331, printed by
+        // tests/reference/make_huge_logits_constant.py.
         assert!((j - 0.0954336331).abs() <= 1e-6, "{j}");
         let soft = fit_softmax(&t, &labels, 2, 1e6, weighting, &opts).expect("softmax");
         assert!(

@@ -147,7 +147,9 @@ fn read_idx(
             path: path.to_path_buf(),
             detail: format!("implausible dimensions {dims:?}"),
         })?;
-    let mut data = Vec::with_capacity(total.min(256 << 20) as usize);
+    // Capacity from the header only up to 1 MiB: a corrupt header must not
+    // reserve more than the data that actually arrives (read_to_end grows).
+    let mut data = Vec::with_capacity(total.min(1 << 20) as usize);
     (&mut r)
         .take(total)
         .read_to_end(&mut data)

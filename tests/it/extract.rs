@@ -128,6 +128,8 @@ fn bad_images_are_named_and_skipped_and_rerun_reuses_everything() {
         (0, 12),
         "second run must not call the backbone"
     );
+    assert_eq!(r.outputs.len(), 3, "train, val and test exported");
+    assert_eq!(again.outputs.len(), r.outputs.len());
     for ((_, p1, _), (_, p2, _)) in r.outputs.iter().zip(&again.outputs) {
         assert_eq!(FeatureSet::load(p1).unwrap(), FeatureSet::load(p2).unwrap());
     }
@@ -145,6 +147,19 @@ fn interrupted_run_resumes_from_finished_batches() {
     assert!(err.is_err());
     let r = extract(&ds, &MeanColour::new(usize::MAX), &cache, &opts(4, 1)).unwrap();
     assert_eq!((r.computed, r.reused), (12, 8));
+    // The resumed features are those of a clean run into a fresh cache.
+    let clean_cache = Cache::new(dir.path().join("clean"));
+    let clean = extract(&ds, &MeanColour::new(usize::MAX), &clean_cache, &opts(4, 1)).unwrap();
+    assert_eq!((clean.computed, clean.reused), (20, 0));
+    assert_eq!(r.outputs.len(), 3);
+    assert_eq!(clean.outputs.len(), r.outputs.len());
+    for ((_, p1, n1), (_, p2, n2)) in r.outputs.iter().zip(&clean.outputs) {
+        assert_eq!(n1, n2);
+        let (x, y) = (FeatureSet::load(p1).unwrap(), FeatureSet::load(p2).unwrap());
+        assert_eq!(x.keys, y.keys);
+        assert_eq!(x.labels, y.labels);
+        assert_eq!(x.features, y.features, "resumed = clean, bit for bit");
+    }
 }
 
 #[test]
@@ -167,6 +182,8 @@ fn features_do_not_depend_on_threads_or_batch_size() {
         &opts(5, 3),
     )
     .unwrap();
+    assert_eq!(a.outputs.len(), 3, "train, val and test exported");
+    assert_eq!(b.outputs.len(), a.outputs.len());
     for ((_, p1, _), (_, p2, _)) in a.outputs.iter().zip(&b.outputs) {
         let (x, y) = (FeatureSet::load(p1).unwrap(), FeatureSet::load(p2).unwrap());
         assert_eq!(x.keys, y.keys);
