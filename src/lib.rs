@@ -11,6 +11,7 @@ pub mod calibration;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod curves;
 pub mod device;
 pub mod ensemble;
 pub mod error;

@@ -33,6 +33,7 @@ macro_rules! w {
 pub mod bars;
 pub mod calibration;
 pub mod confusion;
+pub mod curves;
 pub mod reliability;
 pub mod study;
 pub mod tables;
