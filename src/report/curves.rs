@@ -5,7 +5,7 @@
 //! accuracy vs fraction, small multiples of F1 vs fraction for the top
 //! classes (bars: min–max over seeds), and the full ranked table.
 
-use super::text::{fixed, pct, signed, ticks, Esc, N, NONE, PALETTE};
+use super::text::{fixed, pct, signed, ticks, truncate, Esc, N, NONE, PALETTE};
 use crate::curves::fit::Stat;
 use crate::curves::{ranked, ClassCurve, Curves};
 
@@ -142,7 +142,7 @@ fn panel(
     size: (f64, f64),
 ) {
     let (w, h) = size;
-    let (l, r, t, b) = (44.0, 10.0, 22.0, 30.0);
+    let (l, r, t, b) = (44.0, 20.0, 22.0, 30.0);
     let lx: Vec<f64> = fractions.iter().map(|f| f.log2()).collect();
     let (x0, x1) = (
         lx.first().copied().unwrap_or(-1.0),
@@ -271,7 +271,12 @@ pub fn render_html(c: &Curves) -> String {
                 .map(|v| v.iter().map(|p| p.f1).collect())
                 .unwrap_or_default()
         });
-        let t = format!("{}. {} ({} images)", k.rank, k.name, k.train_images);
+        let t = format!(
+            "{}. {} ({} images)",
+            k.rank,
+            truncate(&k.name, 24),
+            k.train_images
+        );
         panel(
             &mut o,
             "class-f1",
@@ -283,7 +288,7 @@ pub fn render_html(c: &Curves) -> String {
         );
     }
     o.push_str("</div>\n</section>\n<section id=\"ranking\">\n<h2>Every class, ranked</h2>\n");
-    w!(&mut o, "<p class=\"note\">{}.</p>\n<table>\n<tr><th>rank</th><th class=\"l\">class</th><th>train images</th>", Esc(&explain(c)));
+    w!(&mut o, "<p class=\"note\">{}.</p>\n<table>\n<tr><th>rank</th><th class=\"l\">class</th><th>train images</th><th>test images</th>", Esc(&explain(c)));
     let top = percent_label(c.fractions.last().copied().unwrap_or(1.0));
     for a in &c.approaches {
         w!(
@@ -298,10 +303,11 @@ pub fn render_html(c: &Curves) -> String {
         let k = &c.classes[i];
         w!(
             &mut o,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td>",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
             k.rank,
             Esc(&k.name),
-            k.train_images
+            k.train_images,
+            k.test_images
         );
         for a in &c.approaches {
             w!(
@@ -319,4 +325,113 @@ pub fn render_html(c: &Curves) -> String {
         c.trainings, c.seconds
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::curves::fit::Slope;
+    use crate::curves::{FractionPoint, OverallCurve, RunRecord};
+
+    fn point(fraction: f64, images: usize, v: f64) -> FractionPoint {
+        FractionPoint {
+            fraction,
+            images,
+            f1: Stat::of(&[v]),
+            per_seed: vec![v],
+        }
+    }
+
+    fn class(name: &str, gain: Option<f64>, rank: usize) -> ClassCurve {
+        let approaches = ["specialists-calibrated", "multiclass-temperature"];
+        ClassCurve {
+            name: name.into(),
+            train_images: 2,
+            test_images: 1,
+            f1_by_fraction: approaches
+                .iter()
+                .map(|a| (a.to_string(), vec![point(0.5, 1, 0.5), point(1.0, 2, 0.75)]))
+                .collect(),
+            slope: approaches
+                .iter()
+                .map(|a| {
+                    let s = Slope {
+                        gain_per_doubling: gain,
+                        std: gain.map(|_| 0.0),
+                        per_seed: vec![gain],
+                        fitted_fractions: vec![0.5, 1.0],
+                    };
+                    (a.to_string(), s)
+                })
+                .collect(),
+            rank,
+        }
+    }
+
+    fn curves() -> Curves {
+        let overall = ["specialists-calibrated", "multiclass-temperature"]
+            .iter()
+            .map(|a| OverallCurve {
+                approach: a.to_string(),
+                accuracy: vec![Stat::of(&[0.5]), Stat::of(&[f64::NAN])],
+                macro_f1: vec![Stat::of(&[0.5]), Stat::of(&[0.6])],
+            })
+            .collect();
+        let run = |fraction: f64, n: usize| RunRecord {
+            fraction,
+            seed: 0,
+            train_images: n,
+            combiner: "platt".into(),
+            accuracy: BTreeMap::new(),
+            seconds: 0.1,
+            reused: false,
+        };
+        Curves {
+            dataset: "d<1>".into(),
+            backbone: "b".into(),
+            seed: 1,
+            fractions: vec![0.5, 1.0],
+            seeds: 1,
+            fit_points: 2,
+            approaches: vec![
+                "specialists-calibrated".into(),
+                "multiclass-temperature".into(),
+            ],
+            train_images: 4,
+            val_images: 2,
+            test_images: 2,
+            trainings: 2,
+            seconds: 0.2,
+            runs: vec![run(0.5, 2), run(1.0, 4)],
+            overall,
+            classes: vec![class("<b>&\"x\"", Some(0.25), 1), class("flat", None, 2)],
+        }
+    }
+
+    #[test]
+    fn text_ranks_and_marks_missing_slopes() {
+        let t = text(&curves());
+        let first = t.find("| 1 | <b>&\"x\"").expect("ranked first");
+        let second = t.find("| 2 | flat |").expect("ranked second");
+        assert!(first < second, "{t}");
+        assert!(
+            t.contains("+0.250") && t.contains("| 2 | flat | 2 | 1 | 0.750 | — |"),
+            "{t}"
+        );
+        assert!(t.contains("| 50% | 2 | 50.00 | 50.00 |"), "{t}");
+        assert!(t.contains("| 100% | 4 | — | — |"), "{t}");
+    }
+
+    #[test]
+    fn html_escapes_and_never_prints_nan() {
+        let h = render_html(&curves());
+        assert!(h.contains("&lt;b&gt;&amp;&quot;x&quot;") && !h.contains("<b>&"));
+        assert!(h.contains("d&lt;1&gt;"));
+        assert!(!h.contains("NaN") && !h.contains("inf") && !h.contains("<script"));
+        assert_eq!(h.matches("data-plot=\"class-f1\"").count(), 2);
+        assert_eq!(h.matches("data-plot=\"accuracy\"").count(), 1);
+        assert!(!h.contains("http"), "self-contained");
+    }
 }
