@@ -24,7 +24,9 @@ fn percent_label(f: f64) -> String {
 fn gain(c: &ClassCurve, approach: &str) -> String {
     match c.slope.get(approach) {
         Some(s) => match (s.gain_per_doubling, s.std) {
-            (Some(g), Some(sd)) if sd > 0.0 => format!("{} ± {}", signed(g, 3), fixed(sd, 3)),
+            (Some(g), Some(sd)) if s.per_seed.len() > 1 => {
+                format!("{} ± {}", signed(g, 3), fixed(sd, 3))
+            }
             (Some(g), _) => signed(g, 3),
             _ => NONE.to_string(),
         },
@@ -96,8 +98,12 @@ pub fn text(c: &Curves) -> String {
     for o in &c.overall {
         let _ = write!(s, " {} |", o.approach);
     }
+    let pair = (c.approaches.len() == 2).then(|| (&c.approaches[0], &c.approaches[1]));
+    if let Some((a, b)) = pair {
+        let _ = write!(s, " {a} - {b} (points) | seeds {a} ahead |");
+    }
     s.push_str("\n|---:|---:|");
-    s.push_str(&"---:|".repeat(c.overall.len()));
+    s.push_str(&"---:|".repeat(c.overall.len() + if pair.is_some() { 2 } else { 0 }));
     s.push('\n');
     for (fi, &f) in c.fractions.iter().enumerate() {
         let n = c
@@ -108,6 +114,21 @@ pub fn text(c: &Curves) -> String {
         let _ = write!(s, "| {} | {n} |", percent_label(f));
         for o in &c.overall {
             let _ = write!(s, " {} |", stat_pct(&o.accuracy[fi], c.seeds));
+        }
+        if let Some((a, b)) = pair {
+            let d: Vec<f64> = c
+                .runs
+                .iter()
+                .filter(|r| r.fraction == f)
+                .filter_map(|r| Some(r.accuracy.get(a)? - r.accuracy.get(b)?))
+                .collect();
+            let ahead = d.iter().filter(|&&v| v > 0.0).count();
+            let _ = write!(
+                s,
+                " {} | {ahead}/{} |",
+                signed(100.0 * Stat::of(&d).mean, 2),
+                d.len()
+            );
         }
         s.push('\n');
     }
@@ -384,7 +405,10 @@ mod tests {
             seed: 0,
             train_images: n,
             combiner: "platt".into(),
-            accuracy: BTreeMap::new(),
+            accuracy: BTreeMap::from([
+                ("specialists-calibrated".to_string(), 0.6),
+                ("multiclass-temperature".to_string(), 0.5),
+            ]),
             seconds: 0.1,
             reused: false,
         };
@@ -420,8 +444,11 @@ mod tests {
             t.contains("+0.250") && t.contains("| 2 | flat | 2 | 1 | 0.750 | — |"),
             "{t}"
         );
-        assert!(t.contains("| 50% | 2 | 50.00 | 50.00 |"), "{t}");
-        assert!(t.contains("| 100% | 4 | — | — |"), "{t}");
+        assert!(
+            t.contains("| 50% | 2 | 50.00 | 50.00 | +10.00 | 1/1 |"),
+            "{t}"
+        );
+        assert!(t.contains("| 100% | 4 | — | — | +10.00 | 1/1 |"), "{t}");
     }
 
     #[test]

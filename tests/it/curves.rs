@@ -48,13 +48,13 @@ fn synthetic(split: &str, n_per: usize, seed: u64) -> FeatureSet {
         })
         .collect();
     let (mut features, mut labels, mut keys) = (Vec::new(), Vec::new(), Vec::new());
-    for c in 0..4usize {
+    for (c, mean) in means.iter().enumerate() {
         for i in 0..n_per {
             for j in 0..D {
                 let v = match c {
                     0 if split == "train" => copy[j],
                     0 => copy[j] + 0.5 * normal(),
-                    _ => means[c][j] + normal(),
+                    _ => mean[j] + normal(),
                 };
                 features.push(v);
             }
