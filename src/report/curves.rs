@@ -295,7 +295,7 @@ pub fn render_html(c: &Curves) -> String {
         let t = format!(
             "{}. {} ({} images)",
             k.rank,
-            truncate(&k.name, 24),
+            truncate(&k.name, 18),
             k.train_images
         );
         panel(
