@@ -5,6 +5,7 @@
 //! -> `features` (frozen backbones, cached embeddings) -> heads -> calibration
 //! -> ensemble -> metrics/report. `config` resolves TOML + CLI overrides into
 //! checked types; `cli` and `commands` only wire stages together.
+//! `curves` reruns the heads stage on nested subsets of train (learning curves).
 
 pub mod assets;
 pub mod calibration;

@@ -242,7 +242,10 @@ fn curves_command_with_every_option() {
     assert!(page.contains("data-plot=\"accuracy\"") && page.contains("data-plot=\"class-f1\""));
     assert!(!page.contains("NaN") && !page.contains("<script"));
     // Defaults: four fractions, three seeds; no files unless asked for.
+    std::fs::remove_file(&json).unwrap();
+    std::fs::remove_file(&html).unwrap();
     let out = run(&[]);
+    assert!(!json.exists() && !html.exists());
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     for f in ["| 10% |", "| 25% |", "| 50% |", "| 100% |"] {
