@@ -81,6 +81,10 @@ pub enum Command {
         /// Shortcut for `--set train.fuse=N` (0: split jobs evenly over lanes).
         #[arg(long)]
         fuse: Option<usize>,
+        /// Shortcut for `--set train.holdout_classes=K`: leave K seeded classes
+        /// out of training; `compare` scores their test images as unknown.
+        #[arg(long, value_name = "K")]
+        holdout_classes: Option<usize>,
     },
     /// Per-class learning curves: retrain every head on nested, seeded
     /// subsets of each class's training images, score on test, and rank the
@@ -123,6 +127,14 @@ pub enum Command {
         /// ensemble's seed). `--set seed=` would re-split the dataset and is refused.
         #[arg(long)]
         seed: Option<u64>,
+        /// Images of classes the ensemble never saw (a folder or list, as
+        /// `score` takes): adds the open-set figures ("none of these").
+        #[arg(long, value_name = "INPUT")]
+        unknown: Option<PathBuf>,
+        /// A second dataset config (e.g. configs/emoji40-style-shift.toml):
+        /// every approach on its test split beside the in-domain one.
+        #[arg(long, value_name = "CONFIG")]
+        against: Option<PathBuf>,
     },
     /// Run a study: named arms (features x head x settings) on one dataset,
     /// one table with accuracy, macro-F1, NLL, ECE and training time per arm.
@@ -147,8 +159,8 @@ pub enum Command {
         /// A folder of class folders (labelled), a flat folder of images, or a
         /// list file with `path` or `path,label` lines.
         input: PathBuf,
-        /// multiclass-raw, multiclass-temperature, specialists-raw-argmax,
-        /// specialists-softmax, specialists-calibrated (default: the ensemble's combiner).
+        /// multiclass-raw, multiclass-temperature, specialists-calibrated
+        /// (default: the calibrated argmax), or specialists-<combiner>.
         #[arg(long)]
         approach: Option<String>,
         /// Write the rows here instead of stdout.
@@ -160,6 +172,10 @@ pub enum Command {
         /// Classes listed per row.
         #[arg(long, default_value_t = 5)]
         top_k: usize,
+        /// Predict `unknown` when the approach's maximum probability is below
+        /// P (`compare` suggests P from the calibration split).
+        #[arg(long, value_name = "P")]
+        abstain: Option<f32>,
     },
 }
 
@@ -184,6 +200,17 @@ pub enum BenchWhat {
         /// Depthwise implementations to compare: direct, candle, portable.
         #[arg(long, value_delimiter = ',', default_value = "direct,candle")]
         depthwise: Vec<String>,
+    },
+    /// Decode + resize throughput alone (no network) over the images under
+    /// DIR, with the configured `[extract]` preprocessing.
+    Decode {
+        dir: std::path::PathBuf,
+        /// Decoder threads (default: `extract.decode_threads`).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Passes over the images; the fastest is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// Wall time of training every head (all C values) on cached features,
     /// by lane count and fusion.
@@ -224,9 +251,17 @@ impl Args {
                     o.push(format!("backbone.name=\"{b}\""));
                 }
             }
-            Command::Train { lanes, fuse, .. } => {
+            Command::Train {
+                lanes,
+                fuse,
+                holdout_classes,
+                ..
+            } => {
                 if let Some(l) = lanes {
                     o.push(format!("train.lanes={l}"));
+                }
+                if let Some(k) = holdout_classes {
+                    o.push(format!("train.holdout_classes={k}"));
                 }
                 if let Some(f) = fuse {
                     o.push(format!("train.fuse={f}"));

@@ -9,7 +9,7 @@ use super::extract::ensure_weights;
 use crate::assets::cache::Cache;
 use crate::config::Config;
 use crate::features::registry::load_lite;
-use crate::images::decode::{decode_rgb, to_input};
+use crate::images::decode::{prepare, read_image_file, DecodeOptions};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -36,14 +36,11 @@ pub fn run(images: &[PathBuf], top: usize, config: &Config, cache: &Cache) -> Re
             path: img.clone(),
             reason,
         };
-        let bytes = std::fs::read(img).map_err(|e| bad(e.to_string()))?;
-        let rgb = decode_rgb(&bytes).map_err(|e| bad(e.to_string()))?;
-        let x = Tensor::from_vec(
-            to_input(&rgb, s, config.extract.resize),
-            (1, 3, s, s),
-            &candle_core::Device::Cpu,
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let opts = DecodeOptions::from_config(&config.extract);
+        let bytes = read_image_file(img, &opts).map_err(|e| bad(e.to_string()))?;
+        let pixels = prepare(&bytes, s, &opts).map_err(|e| bad(e.to_string()))?;
+        let x = Tensor::from_vec(pixels, (1, 3, s, s), &candle_core::Device::Cpu)
+            .map_err(|e| bad(e.to_string()))?;
         let (_, logits) = net.forward_both(&x)?;
         let probs = candle_nn::ops::softmax(&logits, D::Minus1)
             .and_then(|p| p.squeeze(0)?.to_vec1::<f32>())

@@ -24,6 +24,10 @@ pub struct CompareArgs<'a> {
     pub resamples: usize,
     /// Bootstrap seed; `None`: the ensemble's seed.
     pub seed: Option<u64>,
+    /// Images of classes the ensemble never saw (open-set figures).
+    pub unknown: Option<&'a Path>,
+    /// A second dataset config scored beside the in-domain split.
+    pub against: Option<&'a Path>,
 }
 
 /// The config an ensemble was trained with, plus this command line's overrides.
@@ -51,6 +55,7 @@ fn same_split_as_training(e: &Ensemble, config: &Config) -> Result<()> {
             "dataset.limit_per_class",
             a.limit_per_class != b.limit_per_class,
         ),
+        ("dataset.style", a.style != b.style),
     ];
     match changed.iter().find(|(_, c)| *c) {
         Some((field, _)) => Err(Error::Usage(format!(
@@ -90,16 +95,24 @@ pub fn run(
             args.split
         ))
     })?;
-    let set = features_for(&config, &cache, verbosity, &[split])?.remove(0);
-    e.check_compatible(&set.backbone, &set.weights_sha256, set.dim)?;
-    if set.classes != e.manifest.classes {
+    let all = features_for(&config, &cache, verbosity, &[split])?.remove(0);
+    e.check_compatible(&all.backbone, &all.weights_sha256, all.dim)?;
+    let expected = e.manifest.classes.len() + e.manifest.holdout_classes.len();
+    let strangers = all
+        .classes
+        .iter()
+        .any(|c| !e.manifest.classes.contains(c) && !e.manifest.holdout_classes.contains(c));
+    if strangers || all.classes.len() != expected {
         return Err(Error::Usage(format!(
-            "the {} split's classes differ from the ensemble's ({} vs {})",
+            "the {} split's classes differ from the ensemble's ({} vs {} trained + {} held out)",
             args.split,
-            set.classes.len(),
-            e.manifest.classes.len()
+            all.classes.len(),
+            e.manifest.classes.len(),
+            e.manifest.holdout_classes.len()
         )));
     }
+    let (set, held) = crate::features::subset::split_by_classes(&all, &e.manifest.classes);
+    let seed = args.seed.unwrap_or(config.seed);
     let out = e.head_outputs(&set.features, set.len())?;
     let approaches: Vec<_> = e
         .approaches()
@@ -124,9 +137,9 @@ pub fn run(
             })
             .collect(),
         resamples: args.resamples,
-        seed: args.seed.unwrap_or(config.seed),
+        seed,
     };
-    let c = compare(
+    let mut c = compare(
         ctx,
         &set.labels,
         &approaches,
@@ -134,6 +147,39 @@ pub fn run(
         &out.specialist_probs,
     )
     .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
+    if let Some(other) = args.against {
+        c.shift = Some(super::shift::report(
+            &e,
+            &set.labels,
+            &approaches,
+            other,
+            &cache,
+            verbosity,
+            args.resamples,
+            seed,
+        )?);
+    }
+    if !held.is_empty() || args.unknown.is_some() {
+        let (unknown, sources) = super::open_set::unknown_rows(
+            held,
+            args.unknown,
+            &config,
+            &cache,
+            verbosity,
+            &e.manifest.holdout_classes,
+        )?;
+        c.open_set = Some(super::open_set::report(
+            &e,
+            &config,
+            &cache,
+            verbosity,
+            &set,
+            &unknown,
+            sources,
+            args.resamples,
+            seed,
+        )?);
+    }
     print!("{}", table(&c));
     if let Some(p) = args.json {
         let text = serde_json::to_string_pretty(&c).map_err(|e| Error::Usage(e.to_string()))?;
@@ -188,6 +234,12 @@ pub fn table(c: &Comparison) -> String {
     }
     let _ = writeln!(s);
     calibration_table(&mut s, c);
+    if let Some(o) = &c.open_set {
+        open_set_table(&mut s, o);
+    }
+    if let Some(r) = &c.shift {
+        shift_table(&mut s, c, r);
+    }
     let key = |p: &&crate::metrics::compare::PairResult| {
         !(p.a.starts_with("multiclass-temperature") && p.b.starts_with("specialists-calibrated"))
     };
@@ -234,21 +286,109 @@ fn calibration_table(s: &mut String, c: &Comparison) {
     , c.n);
     let _ = writeln!(
         s,
-        "| approach | ECE % | 95% CI | perfect-model ECE % | 95th % | p |"
+        "| approach | ECE % | 95% CI | perfect-model ECE % | 95th % | p | classwise ECE % | adaptive ECE % |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for a in &c.approaches {
         let u = &a.calibration;
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} to {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {:.2} | {:.2} to {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} |",
             a.name,
             u.ece.observed,
             u.ece.low,
             u.ece.high,
             u.perfect_ece_mean,
             u.perfect_ece_p95,
-            p_value(u.p_value)
+            p_value(u.p_value),
+            a.summary.classwise_ece,
+            a.summary.adaptive_ece
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// Known vs unknown rows: every approach's known-ness figures, the key
+/// AUROC differences and the thresholds `score --abstain` can take.
+fn open_set_table(s: &mut String, o: &crate::metrics::open_set::OpenSetReport) {
+    let _ = writeln!(
+        s,
+        "open set: {} known rows vs {} unknown ({}); AUROC known-vs-unknown, FPR at 95% TPR, AURC (risk-coverage area on the known rows)",
+        o.known_rows,
+        o.unknown_rows,
+        o.unknown_sources.join("; ")
+    );
+    let _ = writeln!(s, "| approach | known-ness | AUROC | FPR@95%TPR | AURC |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|");
+    for r in &o.results {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.4} | {:.4} | {:.4} |",
+            r.approach, r.score, r.auroc, r.fpr_at_95_tpr, r.aurc
+        );
+    }
+    for p in &o.pairs {
+        let d = &p.auroc_difference;
+        let _ = writeln!(
+            s,
+            "  AUROC {} - {}: {} (95% CI {} to {})",
+            p.a,
+            p.b,
+            signed(d.observed, 4),
+            signed(d.low, 4),
+            signed(d.high, 4)
+        );
+    }
+    for t in o.thresholds.iter().filter(|t| {
+        (t.approach == "specialists-calibrated" || t.approach == "multiclass-temperature")
+            && t.score == "max-probability"
+    }) {
+        let _ = writeln!(
+            s,
+            "  threshold keeping {:.0}% of the {} split's known rows, {}: `ovr score --approach {} --abstain {:.4}`",
+            100.0 * t.coverage,
+            t.split,
+            t.approach,
+            t.approach,
+            t.value
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// In-domain vs the `--against` dataset: every approach's figures and losses.
+fn shift_table(s: &mut String, c: &Comparison, r: &crate::metrics::shift::ShiftReport) {
+    let _ = writeln!(
+        s,
+        "shift: {} / {} ({} rows; {} of unknown classes left out) against {} / {} ({} rows); loss = in-domain minus shifted (NLL, ECE: shifted minus in-domain), 95% bootstrap CI",
+        r.dataset, r.split, r.rows, r.rows_left_out, c.dataset, c.split, c.n
+    );
+    let _ = writeln!(
+        s,
+        "| approach | accuracy in / shifted | loss, points | macro-F1 loss, points | NLL rise | ECE in / shifted | ECE rise, points |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let ci = |i: &crate::metrics::Interval, scale: f64, d: usize| {
+        format!(
+            "{} ({} to {})",
+            signed(i.observed * scale, d),
+            signed(i.low * scale, d),
+            signed(i.high * scale, d)
+        )
+    };
+    for x in &r.results {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2}% / {:.2}% | {} | {} | {} | {:.2} / {:.2} | {} |",
+            x.approach,
+            100.0 * x.in_domain.accuracy,
+            100.0 * x.shifted.accuracy,
+            ci(&x.accuracy_drop, 100.0, 1),
+            ci(&x.macro_f1_drop, 100.0, 1),
+            ci(&x.nll_rise, 1.0, 3),
+            x.in_domain.ece,
+            x.shifted.ece,
+            ci(&x.ece_rise, 1.0, 2)
         );
     }
     let _ = writeln!(s);

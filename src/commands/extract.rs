@@ -43,7 +43,7 @@ pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions 
     ExtractOptions {
         batch_size: config.extract.batch_size,
         decode_threads: config.extract.decode_threads,
-        resize: config.extract.resize,
+        decode: crate::images::decode::DecodeOptions::from_config(&config.extract),
         verbosity,
     }
 }

@@ -3,12 +3,15 @@
 //! config saved with the ensemble instead of `--config`.
 
 mod bench;
+mod bench_decode;
 mod classify;
 mod compare;
 mod curves;
 mod extract;
 mod fetch;
+mod open_set;
 mod score;
+mod shift;
 mod study;
 mod train;
 
@@ -63,6 +66,11 @@ pub fn run(args: Args) -> Result<()> {
                     images,
                     depthwise,
                 } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
+                BenchWhat::Decode {
+                    dir,
+                    threads,
+                    repeat,
+                } => bench_decode::decode(&config, dir, *threads, *repeat),
                 BenchWhat::Train { lanes, fuse } => {
                     bench::train(&config, &cache, verbosity, lanes, fuse)
                 }
@@ -95,6 +103,8 @@ pub fn run(args: Args) -> Result<()> {
             report,
             resamples,
             seed,
+            unknown,
+            against,
         } => {
             let a = compare::CompareArgs {
                 ensemble,
@@ -104,6 +114,8 @@ pub fn run(args: Args) -> Result<()> {
                 report: report.as_deref(),
                 resamples: *resamples,
                 seed: *seed,
+                unknown: unknown.as_deref(),
+                against: against.as_deref(),
             };
             compare::run(&a, &overrides, cache_dir, verbosity)
         }
@@ -128,6 +140,7 @@ pub fn run(args: Args) -> Result<()> {
             out,
             jsonl,
             top_k,
+            abstain,
         } => {
             let a = score::ScoreArgs {
                 ensemble,
@@ -136,6 +149,7 @@ pub fn run(args: Args) -> Result<()> {
                 out: out.as_deref(),
                 jsonl: *jsonl,
                 top_k: *top_k,
+                abstain: *abstain,
             };
             score::run(&a, &overrides, cache_dir, verbosity)
         }

@@ -23,7 +23,12 @@ pub struct ScoreArgs<'a> {
     pub out: Option<&'a Path>,
     pub jsonl: bool,
     pub top_k: usize,
+    /// Known-ness threshold: below it the prediction is `unknown`.
+    pub abstain: Option<f32>,
 }
+
+/// What an abstaining row predicts.
+pub const UNKNOWN: &str = "unknown";
 
 pub fn run(
     args: &ScoreArgs,
@@ -31,6 +36,13 @@ pub fn run(
     cache_dir: Option<&Path>,
     verbosity: Verbosity,
 ) -> Result<()> {
+    if let Some(p) = args.abstain {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Usage(format!(
+                "--abstain {p}: a probability in 0..=1 is needed (the approach's maximum probability)"
+            )));
+        }
+    }
     let (e, config, cache) = open_ensemble(args.ensemble, overrides, cache_dir)?;
     let approach = match args.approach {
         None => Approach::SpecialistsCalibrated,
@@ -81,6 +93,12 @@ pub fn run(
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
         let p = pred.preds[i] as usize;
+        let abstained = args.abstain.is_some_and(|t| row[p] < t);
+        let predicted = if abstained {
+            UNKNOWN
+        } else {
+            classes[p].as_str()
+        };
         let label = if input.labelled {
             input.dataset.classes[set.labels[i] as usize].as_str()
         } else {
@@ -95,8 +113,9 @@ pub fn run(
             let v = serde_json::json!({
                 "path": set.keys[i],
                 "label": if input.labelled { Some(label) } else { None },
-                "predicted": classes[p],
+                "predicted": predicted,
                 "probability": row[p],
+                "abstained": abstained,
                 "top": top.iter().map(|(c, q)| serde_json::json!({"class": c, "probability": q})).collect::<Vec<_>>(),
             });
             let _ = writeln!(text, "{v}");
@@ -107,7 +126,7 @@ pub fn run(
                 "{},{},{},{:.6},{}",
                 csv_field(&set.keys[i]),
                 csv_field(label),
-                classes[p],
+                predicted,
                 row[p],
                 tops.join(";")
             );
@@ -131,6 +150,16 @@ pub fn run(
         approach.name(),
         e.manifest.name
     ));
+    if let Some(t) = args.abstain {
+        let kept = (0..set.len())
+            .filter(|&i| pred.probs[i * k + pred.preds[i] as usize] >= t)
+            .count();
+        say(format!(
+            "abstained on {} of {} images (maximum probability below {t}): predicted `{UNKNOWN}`",
+            set.len() - kept,
+            set.len()
+        ));
+    }
     if input.labelled {
         let known: Vec<usize> = (0..set.len())
             .filter(|&i| to_ens[set.labels[i] as usize].is_some())

@@ -10,6 +10,7 @@ use crate::config::train::HeadKind;
 use crate::config::Config;
 use crate::ensemble::build::train_ensemble;
 use crate::ensemble::{ensemble_dir, save, Manifest};
+use crate::features::subset::{holdout_classes, split_by_classes};
 use crate::heads::ClassWeighting;
 use crate::images::dataset::Split;
 use crate::progress::Verbosity;
@@ -27,6 +28,31 @@ pub fn run(
     let sets = features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
     let [train, val] = <[_; 2]>::try_from(sets)
         .map_err(|_| Error::Usage("train and val features are required".into()))?;
+    let held = holdout_classes(&train.classes, config.train.holdout_classes, config.seed);
+    if train.classes.len() < held.len() + 2 {
+        return Err(Error::Usage(format!(
+            "train.holdout_classes = {} leaves fewer than 2 of the {} classes to train",
+            held.len(),
+            train.classes.len()
+        )));
+    }
+    let known: Vec<String> = train
+        .classes
+        .iter()
+        .filter(|c| !held.contains(c))
+        .cloned()
+        .collect();
+    let (train, val) = (
+        split_by_classes(&train, &known).0,
+        split_by_classes(&val, &known).0,
+    );
+    if !held.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "holding out {} class(es) from training and calibration (unknown in compare): {}",
+            held.len(),
+            held.join(", ")
+        );
+    }
     let stop = super::stop_flag("nothing will be saved");
     let t = &config.train;
     if verbosity > Verbosity::Quiet {
@@ -44,7 +70,8 @@ pub fn run(
         );
     }
     let o = train_ensemble(&train, &val, t, config.seed, stop, verbosity)?;
-    let manifest = Manifest::from_training(name, config, &train, &o);
+    let mut manifest = Manifest::from_training(name, config, &train, &o);
+    manifest.holdout_classes = held;
     save(&dir, &manifest, &o.weights)?;
     print!("{}", head_table(&manifest, &t.mlp.hidden));
     let at_bound: Vec<&str> = manifest

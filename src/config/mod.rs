@@ -5,12 +5,14 @@
 //! Layers: TOML text -> `toml::Table` (+ overrides) -> [`raw::RawConfig`]
 //! (serde, unknown keys rejected) -> [`Config`] (ranges and enums checked).
 
+pub mod extract;
 pub mod raw;
 pub mod study;
 pub mod train;
 
 use std::path::{Path, PathBuf};
 
+pub use extract::{ExtractConfig, ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
 use raw::RawConfig;
 use train::{resolve_train, TrainConfig};
 
@@ -63,6 +65,8 @@ pub struct DatasetConfig {
     pub test_fraction: f64,
     /// Keep at most this many images per class and split (a stratified subset).
     pub limit_per_class: Option<usize>,
+    /// emoji40 only: keep one vendor's images (`twitter` or `google`).
+    pub style: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -102,32 +106,6 @@ impl BackboneConfig {
             })
             .collect()
     }
-}
-
-/// How an image is brought to the backbone's square input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResizeMode {
-    /// Shorter side to the input size, then a centred square crop.
-    CenterCrop,
-    /// Both sides to the input size (aspect ratio not kept).
-    Squash,
-}
-
-impl ResizeMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResizeMode::CenterCrop => "center-crop",
-            ResizeMode::Squash => "squash",
-        }
-    }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExtractConfig {
-    pub batch_size: usize,
-    pub decode_threads: usize,
-    pub resize: ResizeMode,
 }
 
 /// Serializes a value by its `Display` text (device specs).
@@ -359,6 +337,26 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             usize::MAX >> 1,
         )?),
     };
+    let style = match d.style.as_deref() {
+        None => None,
+        Some(s) if kind != DatasetKind::Emoji40 => {
+            return Err(invalid(
+                "dataset.style",
+                s,
+                "applies to the emoji40 dataset only",
+                "unset, or dataset.kind = \"emoji40\"",
+            ))
+        }
+        Some(s) if crate::images::emoji40::STYLES.contains(&s) => Some(s.to_string()),
+        Some(s) => {
+            return Err(invalid(
+                "dataset.style",
+                s,
+                "is not a style of emoji40",
+                &crate::images::emoji40::STYLES.join(", "),
+            ))
+        }
+    };
 
     let b = raw.backbone.unwrap_or_default();
     let names: Vec<String> = match b.name {
@@ -448,22 +446,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         Some(d) => DeviceSpec::parse(d)
             .map_err(|_| invalid("device", d, "unknown device", crate::device::ALLOWED))?,
     };
-    let e = raw.extract.unwrap_or_default();
-    let resize = match e.resize.as_deref().unwrap_or("center-crop") {
-        "center-crop" => ResizeMode::CenterCrop,
-        "squash" => ResizeMode::Squash,
-        other => {
-            return Err(invalid(
-                "extract.resize",
-                other,
-                "unknown resize mode",
-                "center-crop, squash",
-            ))
-        }
-    };
-    let default_threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let extract = extract::resolve_extract(raw.extract.unwrap_or_default(), device.is_cuda())?;
     let mut train = resolve_train(raw.train)?;
     train.device = device;
     Ok(Config {
@@ -476,6 +459,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             val_fraction,
             test_fraction,
             limit_per_class,
+            style,
         },
         backbone: BackboneConfig {
             name: bname,
@@ -484,22 +468,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             weights: b.weights.as_deref().map(expand_home),
             depthwise,
         },
-        extract: ExtractConfig {
-            // On a GPU the default batch is large enough to keep it busy.
-            batch_size: positive(
-                "extract.batch_size",
-                e.batch_size,
-                if device.is_cuda() { 256 } else { 32 },
-                4096,
-            )?,
-            decode_threads: positive(
-                "extract.decode_threads",
-                e.decode_threads,
-                default_threads,
-                256,
-            )?,
-            resize,
-        },
+        extract,
         train,
         source_toml: String::new(),
     })

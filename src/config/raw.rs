@@ -26,6 +26,7 @@ pub struct RawDataset {
     pub val_fraction: Option<f64>,
     pub test_fraction: Option<f64>,
     pub limit_per_class: Option<i64>,
+    pub style: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +45,10 @@ pub struct RawExtract {
     pub batch_size: Option<i64>,
     pub decode_threads: Option<i64>,
     pub resize: Option<String>,
+    pub filter: Option<String>,
+    pub exif_orientation: Option<bool>,
+    pub jpeg_dct_scaling: Option<bool>,
+    pub max_pixels: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +60,7 @@ pub struct RawTrain {
     pub multiclass_class_weight: Option<String>,
     pub selection: Option<String>,
     pub grid_extension: Option<i64>,
+    pub holdout_classes: Option<i64>,
     pub warm_start: Option<bool>,
     pub vector_scaling_lambdas: Option<Vec<f64>>,
     pub dirichlet_lambdas: Option<Vec<f64>>,

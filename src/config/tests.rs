@@ -185,3 +185,39 @@ fn bad_feature_kinds_and_backbone_lists_name_the_field() {
     .to_string();
     assert!(e.contains("resnet18") && e.contains("stacked"), "{e}");
 }
+
+#[test]
+fn extract_preprocessing_fields_resolve_and_bad_values_name_the_field() {
+    let c = Config::load(None, &[]).unwrap();
+    assert_eq!(c.extract.filter, ResizeFilter::Bilinear);
+    assert!(c.extract.exif_orientation && c.extract.jpeg_dct_scaling);
+    assert_eq!(c.extract.max_pixels, DEFAULT_MAX_PIXELS);
+    let c = load_str(
+        "[extract]\nfilter = \"bicubic\"\nexif_orientation = false\njpeg_dct_scaling = false\nmax_pixels = 5000000\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.extract.filter, ResizeFilter::Bicubic);
+    assert!(!c.extract.exif_orientation && !c.extract.jpeg_dct_scaling);
+    assert_eq!(c.extract.max_pixels, 5_000_000);
+    let c = load_str("", &["extract.exif_orientation=false"]).unwrap();
+    assert!(!c.extract.exif_orientation, "--set override");
+    for (text, field, allowed) in [
+        (
+            "filter = \"lanczos\"",
+            "extract.filter",
+            "bicubic, bilinear",
+        ),
+        ("max_pixels = 10", "extract.max_pixels", "4096..="),
+        ("max_pixels = -1", "extract.max_pixels", "4096..="),
+    ] {
+        let err = load_str(&format!("[extract]\n{text}\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field) && err.contains(allowed), "{err}");
+    }
+    let err = load_str("[extract]\nexif_orientation = \"yes\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exif_orientation"), "{err}");
+}

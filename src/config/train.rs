@@ -96,6 +96,9 @@ pub struct TrainConfig {
     /// Factor-of-10 steps tried beyond a grid end when a head's best C sits
     /// on it (0: never extend).
     pub grid_extension: usize,
+    /// Classes left out of training and calibration entirely (seeded choice,
+    /// listed in the manifest): their test images are "unknown" in `compare`.
+    pub holdout_classes: usize,
     /// Each C of a path starts from its neighbour's solution.
     pub warm_start: bool,
     pub max_iter: usize,
@@ -333,6 +336,18 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
             ))
         }
     };
+    let holdout_classes = match t.holdout_classes {
+        None => 0,
+        Some(v) if (0..=10_000).contains(&v) => v as usize,
+        Some(v) => {
+            return Err(invalid(
+                "train.holdout_classes",
+                v,
+                "out of range",
+                "an integer >= 0 that leaves at least 2 classes to train",
+            ))
+        }
+    };
     Ok(TrainConfig {
         device: DeviceSpec::Cpu,
         c_grid: grid("train.c_grid", t.c_grid.clone())?,
@@ -345,6 +360,7 @@ pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
         )?,
         selection,
         grid_extension,
+        holdout_classes,
         warm_start: t.warm_start.unwrap_or(true),
         max_iter: positive("train.max_iter", t.max_iter, 500, 1_000_000)?,
         tol,

@@ -127,6 +127,10 @@ pub struct Manifest {
     /// configured one, or with `auto` the selection's choice.
     pub combiner: Combiner,
     pub validation: ValidationRecord,
+    /// Classes left out of training and calibration (`train.holdout_classes`):
+    /// `compare` scores their test images as unknown.
+    #[serde(default)]
+    pub holdout_classes: Vec<String>,
     pub lanes: usize,
     pub timeline: Vec<TimelineEntry>,
     pub train_seconds: f64,
@@ -175,6 +179,7 @@ impl Manifest {
             calibration: o.calibration.clone(),
             combiner: t.combiner.unwrap_or(o.calibration.selection.chosen),
             validation: o.validation.clone(),
+            holdout_classes: Vec::new(),
             lanes: t.lanes,
             timeline: o.timeline.clone(),
             train_seconds: o.train_seconds,

@@ -7,6 +7,7 @@
 
 pub mod build;
 mod io;
+pub mod knownness;
 pub mod manifest;
 pub mod plan;
 pub mod predict;

@@ -6,6 +6,8 @@
 //! each batch to the per-content [`FeatureCache`] at once, so an interrupted
 //! run loses at most one batch. Finally each split is written as a
 //! [`FeatureSet`] in dataset order. Bad images are reported and skipped.
+//! Decoders and the network share the cores through a [`CpuGate`], so
+//! together they never run more threads than there are cores.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,11 +18,13 @@ use crossbeam::channel;
 use sha2::{Digest, Sha256};
 
 use super::backbone::{Backbone, BackboneError};
+use super::cpu_gate::CpuGate;
 use super::store::{FeatureCache, FeatureSet, StoreError};
 use crate::assets::cache::Cache;
-use crate::config::ResizeMode;
 use crate::images::dataset::{Dataset, ImageSource, Item, Split};
-use crate::images::decode::{decode_rgb, gray_to_rgb, to_input, DecodeError};
+use crate::images::decode::{gray_to_rgb, prepare, read_image_file, DecodeError, DecodeOptions};
+use crate::images::orient::Orientation;
+use crate::images::resize::to_input;
 use crate::progress::{bar, Verbosity};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +40,9 @@ pub enum ExtractError {
 #[derive(Debug, Clone, Copy)]
 pub struct ExtractOptions {
     pub batch_size: usize,
+    /// Decoder threads (they share the cores with the network, see [`CpuGate`]).
     pub decode_threads: usize,
-    pub resize: ResizeMode,
+    pub decode: DecodeOptions,
     pub verbosity: Verbosity,
 }
 
@@ -57,16 +62,32 @@ pub struct ExtractReport {
     pub backbone_seconds: f64,
 }
 
-/// Cache directory for one backbone + weights + input preprocessing.
-pub fn content_cache_dir(cache: &Cache, backbone: &dyn Backbone, resize: ResizeMode) -> PathBuf {
+/// Cache directory for one backbone + weights + input preprocessing (the
+/// resize mode, filter, JPEG scaling, EXIF handling and the preprocessing
+/// version, [`DecodeOptions::cache_tag`]): features made from different
+/// pixels never share a directory.
+pub fn content_cache_dir(
+    cache: &Cache,
+    backbone: &dyn Backbone,
+    decode: &DecodeOptions,
+) -> PathBuf {
     let h = backbone.weights_hash();
     cache.features_dir().join("by-content").join(format!(
         "{}-{}-{}px-{}",
         backbone.id(),
         &h[..h.len().min(12)],
         backbone.input_size(),
-        resize.as_str()
+        decode.cache_tag()
     ))
+}
+
+/// Threads the backbone's CPU work runs on (its rayon pool), or one on a GPU.
+pub fn network_threads(backbone: &dyn Backbone) -> usize {
+    if backbone.device().is_cpu() {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
 }
 
 /// Directory of a dataset's per-split feature files for one backbone:
@@ -97,10 +118,10 @@ enum Msg {
 
 /// Content hash of an item: SHA-256 of the file bytes, or of the raw raster
 /// with its geometry for in-memory images.
-fn read_and_hash(item: &Item) -> Result<(String, Vec<u8>), DecodeError> {
+fn read_and_hash(item: &Item, opts: &DecodeOptions) -> Result<(String, Vec<u8>), DecodeError> {
     match &item.source {
         ImageSource::File(p) => {
-            let bytes = std::fs::read(p)?;
+            let bytes = read_image_file(p, opts)?;
             Ok((hex(&Sha256::digest(&bytes)), bytes))
         }
         ImageSource::Gray {
@@ -131,13 +152,21 @@ fn decode_item(
     item: &Item,
     bytes: &[u8],
     size: usize,
-    resize: ResizeMode,
+    opts: &DecodeOptions,
 ) -> Result<Vec<f32>, DecodeError> {
-    let rgb = match &item.source {
-        ImageSource::File(_) => decode_rgb(bytes)?,
-        ImageSource::Gray { width, height, .. } => gray_to_rgb(bytes, *width, *height)?,
-    };
-    Ok(to_input(&rgb, size, resize))
+    match &item.source {
+        ImageSource::File(_) => prepare(bytes, size, opts),
+        ImageSource::Gray { width, height, .. } => {
+            let rgb = gray_to_rgb(bytes, *width, *height)?;
+            to_input(
+                &rgb,
+                size,
+                opts.resize,
+                opts.filter,
+                Orientation::NoTransforms,
+            )
+        }
+    }
 }
 
 /// Runs one batch of `[3, S, S]` pixel vectors through the backbone.
@@ -163,7 +192,7 @@ pub fn extract(
     let start = Instant::now();
     let dim = backbone.feature_dim();
     let (mut fcache, bad_shards) =
-        FeatureCache::open(&content_cache_dir(cache, backbone, opts.resize), dim)?;
+        FeatureCache::open(&content_cache_dir(cache, backbone, &opts.decode), dim)?;
     // Reported once: a damaged shard is moved to quarantine/, its images
     // are recomputed below. Many at once (a cache written before checksums)
     // are summarised after the first few.
@@ -195,7 +224,11 @@ pub fn extract(
     let size = backbone.input_size();
     let pb = bar(n as u64, "extract", opts.verbosity);
     let batch = opts.batch_size.max(1);
-    let threads = opts.decode_threads.max(1);
+    let gate = CpuGate::new(CpuGate::machine_cores());
+    // More decoders than cores would only wait for tokens (and keep their
+    // allocator arenas' memory): at most one per core is started.
+    let threads = opts.decode_threads.clamp(1, gate.cores());
+    let net_threads = network_threads(backbone);
     let mut hashes: Vec<Option<String>> = vec![None; n];
     let mut failed: Vec<(usize, String)> = Vec::new();
     let (mut computed, mut reused, mut backbone_seconds) = (0usize, 0usize, 0f64);
@@ -212,17 +245,20 @@ pub fn extract(
         });
         for _ in 0..threads {
             let (job_rx, res_tx, snapshot) = (job_rx.clone(), res_tx.clone(), &snapshot);
-            let (items, resize) = (&dataset.items, opts.resize);
+            let (items, decode, gate) = (&dataset.items, &opts.decode, &gate);
             s.spawn(move || {
                 for idx in job_rx.iter() {
                     let item = &items[idx];
-                    let msg = match read_and_hash(item) {
+                    // Held while this image is read and decoded, released
+                    // before the (possibly blocking) send.
+                    let token = gate.decoder();
+                    let msg = match read_and_hash(item, decode) {
                         Err(e) => Msg::Failed {
                             idx,
                             reason: e.to_string(),
                         },
                         Ok((hash, _)) if snapshot.contains(&hash) => Msg::Cached { idx, hash },
-                        Ok((hash, bytes)) => match decode_item(item, &bytes, size, resize) {
+                        Ok((hash, bytes)) => match decode_item(item, &bytes, size, decode) {
                             Ok(pixels) => Msg::Pixels { idx, hash, pixels },
                             Err(e) => Msg::Failed {
                                 idx,
@@ -230,6 +266,7 @@ pub fn extract(
                             },
                         },
                     };
+                    drop(token);
                     if res_tx.send(msg).is_err() {
                         break;
                     }
@@ -250,7 +287,10 @@ pub fn extract(
                 .iter_mut()
                 .map(|p| std::mem::take(&mut p.2))
                 .collect();
-            let feats = embed_batch(backbone, &px)?;
+            let feats = {
+                let _cores = gate.network(net_threads);
+                embed_batch(backbone, &px)?
+            };
             backbone_seconds += t.elapsed().as_secs_f64();
             let mut entries = Vec::with_capacity(px.len());
             for ((idx, hash, _), f) in pending.drain(..).zip(feats) {

@@ -2,6 +2,7 @@
 //! computed once per image content and cached.
 
 pub mod backbone;
+pub mod cpu_gate;
 pub mod depthwise;
 pub mod depthwise_taps;
 pub mod efficientnet_lite;
@@ -9,5 +10,6 @@ pub mod extract;
 pub mod registry;
 pub mod st_file;
 pub mod store;
+pub mod subset;
 pub mod timm;
 pub mod variant;

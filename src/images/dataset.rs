@@ -119,8 +119,7 @@ fn list_paths(paths: &[PathBuf]) -> String {
     v.join(", ")
 }
 
-/// File extensions read as images.
-pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif"];
+pub use super::formats::{ignored_reason, IMAGE_EXTENSIONS};
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let io = |source| DatasetError::Io {
@@ -169,7 +168,10 @@ fn class_files(
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext {
             Some(e) if IMAGE_EXTENSIONS.contains(&e.as_str()) => files.push(p),
-            _ => ignored.push((p, "not an image file extension".into())),
+            e => {
+                let why = ignored_reason(e.as_deref());
+                ignored.push((p, why))
+            }
         }
     }
     Ok(files)

@@ -1,11 +1,22 @@
-//! Stage 1 (images): bytes -> RGB pixels at the backbone's input size.
-//! PNG alpha is composited on white, grayscale is expanded to RGB, then the
-//! image is resized (antialiased bilinear, in f32) to a square `size x size`
-//! and laid out channel-first (`[3, size, size]`, values 0..=255).
+//! Stage 1 (images): bytes -> RGB pixels -> the backbone's square input.
+//!
+//! Preprocessing v2 ([`prepare`]): JPEGs are decoded at reduced DCT scale
+//! (`super::jpeg`), other formats (PNG, WebP, GIF, BMP, TIFF) by `image` at
+//! full size; every decode is checked against a per-image pixel budget
+//! before any pixel buffer is allocated. Alpha is composited on white,
+//! grayscale expanded to RGB, then `super::resize` makes the square on 8-bit
+//! pixels and writes `[3, size, size]` f32 (0..=255), applying the EXIF
+//! orientation. Each option that changes the pixels is in
+//! [`DecodeOptions::cache_tag`], part of the feature cache key.
 
-use image::{imageops, DynamicImage, ImageReader, Rgb32FImage, RgbImage};
+use std::io::Read;
+use std::path::Path;
 
-use crate::config::ResizeMode;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+use super::jpeg::{decode_jpeg, is_jpeg};
+use super::orient::Orientation;
+use crate::config::{ExtractConfig, ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
 
 /// Why an image could not be used (reported with its path, never fatal).
 #[derive(Debug, thiserror::Error)]
@@ -14,29 +25,207 @@ pub enum DecodeError {
     Read(#[from] std::io::Error),
     #[error("not a decodable image: {0}")]
     Decode(#[from] image::ImageError),
+    #[error("not a decodable JPEG: {0}")]
+    Jpeg(#[from] jpeg_decoder::Error),
     #[error("image has zero size")]
     Empty,
     #[error("raw image of {width}x{height} does not fit its buffer")]
     BadRaw { width: usize, height: usize },
+    #[error(
+        "image of {width}x{height} ({:.1} MP) would hold {:.1} MP decoded ({why}), over the \
+         budget extract.max_pixels = {max_pixels} ({:.1} MP); raise it or downscale the file",
+        mp(*width as u64 * *height as u64), mp(*held), mp(*max_pixels)
+    )]
+    TooLarge {
+        width: usize,
+        height: usize,
+        held: u64,
+        max_pixels: u64,
+        why: &'static str,
+    },
+    #[error(
+        "file of {bytes} bytes is larger than any image within extract.max_pixels = {max_pixels} \
+         could be ({limit} bytes)"
+    )]
+    FileTooLarge {
+        bytes: u64,
+        limit: u64,
+        max_pixels: u64,
+    },
+    #[error("resize failed: {0}")]
+    Resize(String),
+    #[error("decode pipeline: {0}")]
+    Pipeline(String),
 }
 
-/// Decodes encoded bytes (format guessed from the content, not the file name).
-pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
-    let img = ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()?
-        .decode()?;
-    if img.width() == 0 || img.height() == 0 {
+fn mp(pixels: u64) -> f64 {
+    pixels as f64 / 1e6
+}
+
+/// Identifies the decode/resize method in cache keys: bump it whenever the
+/// pixels a given file becomes can change (v1: full decode, f32 triangle).
+pub const PREPROCESSING_VERSION: &str = "pre2";
+
+/// Everything about decoding that the pipeline needs besides the input size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeOptions {
+    pub resize: ResizeMode,
+    pub filter: ResizeFilter,
+    pub exif_orientation: bool,
+    pub jpeg_dct_scaling: bool,
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            resize: ResizeMode::CenterCrop,
+            filter: ResizeFilter::Bilinear,
+            exif_orientation: true,
+            jpeg_dct_scaling: true,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+impl DecodeOptions {
+    pub fn from_config(e: &ExtractConfig) -> Self {
+        DecodeOptions {
+            resize: e.resize,
+            filter: e.filter,
+            exif_orientation: e.exif_orientation,
+            jpeg_dct_scaling: e.jpeg_dct_scaling,
+            max_pixels: e.max_pixels,
+        }
+    }
+
+    /// The preprocessing in the feature cache key, e.g.
+    /// `center-crop-pre2-bilinear-dct-exif`. `max_pixels` is not in it: it
+    /// only decides which images are refused, never their pixels.
+    pub fn cache_tag(&self) -> String {
+        format!(
+            "{}-{PREPROCESSING_VERSION}-{}-{}-{}",
+            self.resize.as_str(),
+            self.filter.as_str(),
+            if self.jpeg_dct_scaling { "dct" } else { "full" },
+            if self.exif_orientation {
+                "exif"
+            } else {
+                "noexif"
+            }
+        )
+    }
+
+    /// Largest file read into memory: an uncompressed 16-bit RGBA image of
+    /// `max_pixels` (8 bytes a pixel) plus 16 MiB of headers and metadata.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_pixels.saturating_mul(8).saturating_add(16 << 20)
+    }
+}
+
+/// A decoded image before resizing: pixels as stored (not yet oriented).
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub rgb: RgbImage,
+    /// What the display transform is (`NoTransforms` when EXIF is off).
+    pub orientation: Orientation,
+    /// The file's own width and height.
+    pub stored: (usize, usize),
+    /// The JPEG DCT scale used: `rgb` is `1/denom` of the stored size.
+    pub denom: usize,
+}
+
+/// Reads a file, refusing one larger than any image within the budget.
+pub fn read_image_file(path: &Path, opts: &DecodeOptions) -> Result<Vec<u8>, DecodeError> {
+    let file = std::fs::File::open(path)?;
+    let limit = opts.max_file_bytes();
+    let bytes = file.metadata()?.len();
+    if bytes > limit {
+        return Err(DecodeError::FileTooLarge {
+            bytes,
+            limit,
+            max_pixels: opts.max_pixels,
+        });
+    }
+    let mut buf = Vec::with_capacity(bytes as usize);
+    // `take`: a file that grows while read stays within the limit.
+    file.take(limit).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Decodes encoded bytes (format from the content, not the file name) for
+/// an input of side `size`: JPEGs at reduced scale, others at full size.
+pub fn decode(bytes: &[u8], size: usize, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    if is_jpeg(bytes) {
+        match decode_jpeg(bytes, size, opts) {
+            Ok(Some(d)) => return Ok(d),
+            Ok(None) => {}
+            // A JPEG the scaled decoder rejects may still be one `image`
+            // reads (it is more lenient with damaged streams).
+            Err(DecodeError::Jpeg(e)) => {
+                return decode_generic(bytes, opts).map_err(|_| DecodeError::Jpeg(e))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    decode_generic(bytes, opts)
+}
+
+/// Decodes and resizes: the backbone input `[3, size, size]`, 0..=255.
+pub fn prepare(bytes: &[u8], size: usize, opts: &DecodeOptions) -> Result<Vec<f32>, DecodeError> {
+    let d = decode(bytes, size, opts)?;
+    super::resize::to_input(&d.rgb, size, opts.resize, opts.filter, d.orientation)
+}
+
+/// Full-size decode by `image`, after checking the header's size against
+/// the budget (so a decompression bomb allocates nothing).
+fn decode_generic(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = Limits::default();
+    // Worst case 16-bit RGBA, 8 bytes a pixel, for the whole budget.
+    limits.max_alloc = Some(opts.max_pixels.saturating_mul(8).max(64 << 20));
+    reader.limits(limits);
+    let mut dec = reader.into_decoder()?;
+    let (w, h) = dec.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    if w == 0 || h == 0 {
         return Err(DecodeError::Empty);
     }
-    Ok(flatten_on_white(img))
+    let held = w as u64 * h as u64;
+    if held > opts.max_pixels {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            held,
+            max_pixels: opts.max_pixels,
+            why: "not a JPEG, decoded at full size",
+        });
+    }
+    let orientation = if opts.exif_orientation {
+        dec.orientation().unwrap_or(Orientation::NoTransforms)
+    } else {
+        Orientation::NoTransforms
+    };
+    let img = DynamicImage::from_decoder(dec)?;
+    Ok(Decoded {
+        rgb: flatten_on_white(img),
+        orientation,
+        stored: (w, h),
+        denom: 1,
+    })
+}
+
+/// Full-size decode to 8-bit RGB (alpha on white), within the default budget.
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    Ok(decode_generic(bytes, &DecodeOptions::default())?.rgb)
 }
 
 /// Alpha-composites on white and converts to 8-bit RGB.
 pub fn flatten_on_white(img: DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
-        return img.to_rgb8();
+        return img.into_rgb8();
     }
-    let rgba = img.to_rgba8();
+    let rgba = img.into_rgba8();
     let mut out = RgbImage::new(rgba.width(), rgba.height());
     for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
         let a = p[3] as u32;
@@ -61,138 +250,6 @@ pub fn gray_to_rgb(pixels: &[u8], width: usize, height: usize) -> Result<RgbImag
         .ok_or(DecodeError::BadRaw { width, height })
 }
 
-/// Resizes to `size x size` and returns `[3, size, size]` channel-first f32 pixels in 0..=255.
-pub fn to_input(img: &RgbImage, size: usize, mode: ResizeMode) -> Vec<f32> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let f: Rgb32FImage = DynamicImage::ImageRgb8(img.clone()).to_rgb32f();
-    let s = size as u32;
-    let resized = match mode {
-        ResizeMode::Squash => resize(&f, s, s),
-        ResizeMode::CenterCrop => {
-            let (nw, nh) = if w <= h {
-                (
-                    size,
-                    ((h * size) as f64 / w as f64).round().max(size as f64) as usize,
-                )
-            } else {
-                (
-                    ((w * size) as f64 / h as f64).round().max(size as f64) as usize,
-                    size,
-                )
-            };
-            let r = resize(&f, nw as u32, nh as u32);
-            let (left, top) = ((nw - size) / 2, (nh - size) / 2);
-            imageops::crop_imm(&r, left as u32, top as u32, s, s).to_image()
-        }
-    };
-    let plane = size * size;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, p) in resized.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (p[c] * 255.0).clamp(0.0, 255.0);
-        }
-    }
-    out
-}
-
-fn resize(img: &Rgb32FImage, w: u32, h: u32) -> Rgb32FImage {
-    if img.width() == w && img.height() == h {
-        return img.clone();
-    }
-    imageops::resize(img, w, h, imageops::FilterType::Triangle)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use image::{ImageFormat, Rgba, RgbaImage};
-
-    fn png_bytes(img: DynamicImage) -> Vec<u8> {
-        let mut buf = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut buf, ImageFormat::Png).unwrap();
-        buf.into_inner()
-    }
-
-    #[test]
-    fn alpha_is_composited_on_white() {
-        let mut img = RgbaImage::new(2, 1);
-        img.put_pixel(0, 0, Rgba([0, 0, 0, 0])); // transparent -> white
-        img.put_pixel(1, 0, Rgba([100, 0, 200, 128])); // half -> mix
-        let rgb = decode_rgb(&png_bytes(DynamicImage::ImageRgba8(img))).unwrap();
-        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
-        // 100*128/255 + 255*127/255 = 50.2 + 127 = 177.2 -> 177
-        assert_eq!(rgb.get_pixel(1, 0).0, [177, 127, 227]);
-    }
-
-    #[test]
-    fn gray_expands_to_three_equal_channels() {
-        let rgb = gray_to_rgb(&[0, 128, 255, 7], 2, 2).unwrap();
-        assert_eq!(rgb.get_pixel(1, 0).0, [128, 128, 128]);
-        assert!(gray_to_rgb(&[1, 2, 3], 2, 2).is_err());
-    }
-
-    #[test]
-    fn text_renamed_as_image_is_a_decode_error() {
-        assert!(matches!(
-            decode_rgb(b"hello, not a jpeg"),
-            Err(DecodeError::Decode(_))
-        ));
-    }
-
-    #[test]
-    fn truncated_png_is_an_error() {
-        let img = RgbImage::from_fn(40, 40, |x, y| image::Rgb([x as u8, y as u8, 9]));
-        let bytes = png_bytes(DynamicImage::ImageRgb8(img));
-        assert!(decode_rgb(&bytes[..bytes.len() / 2]).is_err());
-    }
-
-    #[test]
-    fn constant_image_stays_constant_and_channel_first() {
-        let img = RgbImage::from_pixel(30, 50, image::Rgb([10, 20, 30]));
-        for mode in [ResizeMode::Squash, ResizeMode::CenterCrop] {
-            let v = to_input(&img, 16, mode);
-            assert_eq!(v.len(), 3 * 256);
-            for (c, want) in [10.0f32, 20.0, 30.0].iter().enumerate() {
-                assert!(
-                    v[c * 256..(c + 1) * 256]
-                        .iter()
-                        .all(|x| (x - want).abs() < 1e-3),
-                    "{mode:?} channel {c}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn center_crop_keeps_the_middle() {
-        // Left third red, middle third green, right third blue; a centre crop of
-        // a 3:1 image sees only green.
-        let img = RgbImage::from_fn(96, 32, |x, _| match x / 32 {
-            0 => image::Rgb([255, 0, 0]),
-            1 => image::Rgb([0, 255, 0]),
-            _ => image::Rgb([0, 0, 255]),
-        });
-        let v = to_input(&img, 8, ResizeMode::CenterCrop);
-        let plane = 64;
-        let mean = |c: usize| v[c * plane..(c + 1) * plane].iter().sum::<f32>() / plane as f32;
-        // Only the crop's edge columns may blend with the neighbouring thirds.
-        assert!(
-            mean(1) > 200.0 && mean(0) < 30.0 && mean(2) < 30.0,
-            "{} {} {}",
-            mean(0),
-            mean(1),
-            mean(2)
-        );
-        for y in 0..8 {
-            for x in 2..6 {
-                assert_eq!(
-                    v[plane + y * 8 + x],
-                    255.0,
-                    "centre pixel ({x}, {y}) is pure green"
-                );
-            }
-        }
-        let sq = to_input(&img, 8, ResizeMode::Squash);
-        assert!(sq[0] > 200.0, "squash keeps the red left edge");
-    }
-}
+#[path = "decode_tests.rs"]
+mod tests;

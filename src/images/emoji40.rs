@@ -487,25 +487,8 @@ pub fn build_emoji40_from(
     }
 }
 
-/// A group id per item key: the images of one emoji in its two styles
-/// (`<emoji>-twitter.png`, `<emoji>-google.png` in one folder) share one;
-/// every other key is a group of its own. Used so that cross-validation
-/// inside a split never scores one style of an emoji on a fit that saw the
-/// other (emoji40's splits are made by emoji for the same reason).
-pub fn groups(keys: &[String]) -> Vec<u64> {
-    use std::collections::HashMap;
-    let mut ids: HashMap<&str, u64> = HashMap::new();
-    keys.iter()
-        .map(|k| {
-            let base = STYLES
-                .iter()
-                .find_map(|s| k.strip_suffix(&format!("-{s}.png")))
-                .unwrap_or(k);
-            let next = ids.len() as u64;
-            *ids.entry(base).or_insert(next)
-        })
-        .collect()
-}
+mod styles;
+pub use styles::{groups, keep_style};
 
 #[cfg(test)]
 mod tests;

@@ -64,7 +64,13 @@ pub fn scoring_input(name: &str, input: &Path) -> Result<ScoreInput, DatasetErro
                 items: images.into_iter().map(|p| item(p, ClassId(0))).collect(),
                 ignored: ignored
                     .into_iter()
-                    .map(|p| (p, "not an image file extension".into()))
+                    .map(|p| {
+                        let ext = p
+                            .extension()
+                            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+                        let why = super::dataset::ignored_reason(ext.as_deref());
+                        (p, why)
+                    })
                     .collect(),
                 origin: origin("score-input", input),
             },

@@ -1,12 +1,17 @@
 //! Stage 1 of the data flow: labelled images. Datasets (ImageFolder trees,
-//! Fashion-MNIST IDX files, the emoji40 builder), splits, decoding and resizing.
+//! Fashion-MNIST IDX files, the emoji40 builder), splits, decoding (JPEG at
+//! reduced DCT scale, EXIF orientation, a pixel budget) and SIMD resizing.
 
 pub mod dataset;
 pub mod decode;
 pub mod emoji40;
 pub mod fashion;
+pub mod formats;
 pub mod idx;
 pub mod inputs;
+pub mod jpeg;
+pub mod orient;
+pub mod resize;
 
 use crate::assets::cache::Cache;
 use crate::config::{DatasetConfig, DatasetKind};
@@ -48,8 +53,13 @@ pub fn open_dataset(
             scan_image_folder(&cfg.name, root, cfg.val_fraction, cfg.test_fraction, seed)?
         }
     };
+    if let Some(style) = &cfg.style {
+        emoji40::keep_style(&mut ds, style);
+    }
     if let Some(limit) = cfg.limit_per_class {
         ds.limit_per_class(limit, seed);
+        // A subset is not the whole set: its own export directory.
+        ds.origin.push_str(&format!(";limit={limit},seed={seed}"));
     }
     Ok(ds)
 }

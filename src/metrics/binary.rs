@@ -113,6 +113,14 @@ fn binary_unchecked(positive: &[bool], scores: &[f32], probs: &[f32]) -> BinaryS
     }
 }
 
+/// AUROC of `scores` for `positive` rows against the rest (scores finite);
+/// `None` without positives or negatives.
+pub(crate) fn auroc(positive: &[bool], scores: &[f32]) -> Option<f64> {
+    let positives = positive.iter().filter(|&&v| v).count();
+    let negatives = positive.len() - positives;
+    (positives > 0 && negatives > 0).then(|| ranking(positive, scores, positives, negatives).0)
+}
+
 /// (AUROC, AP) walking the rows by decreasing score, one tie group at a time
 /// (groups by `==`, so −0.0 and 0.0 tie; scores are finite).
 fn ranking(positive: &[bool], scores: &[f32], positives: usize, negatives: usize) -> (f64, f64) {

@@ -76,6 +76,10 @@ pub struct Comparison {
     pub specialists: Vec<BinaryScores>,
     pub pairs: Vec<PairResult>,
     pub timeline: Vec<TimelineBar>,
+    /// Known vs unknown images, when the comparison has unknown ones.
+    pub open_set: Option<super::open_set::OpenSetReport>,
+    /// The same approaches on a second dataset (`compare --against`).
+    pub shift: Option<super::shift::ShiftReport>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
 }
@@ -162,6 +166,8 @@ pub fn compare(
         specialists,
         pairs,
         timeline: ctx.timeline,
+        open_set: None,
+        shift: None,
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })

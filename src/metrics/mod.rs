@@ -28,14 +28,23 @@ pub mod binary;
 pub mod calibration_uncertainty;
 pub mod classification;
 pub mod compare;
+pub mod open_set;
 pub mod probabilistic;
 pub mod reliability;
+pub mod reliability_extra;
+pub mod shift;
 pub mod significance;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_open_set;
+#[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_reliability_extra;
+#[cfg(test)]
+mod tests_shift;
 #[cfg(test)]
 mod tests_uncertainty;
 
@@ -125,6 +134,10 @@ pub struct Summary {
     pub ece: f64,
     /// Maximum calibration error over the non-empty bins, percent.
     pub mce: f64,
+    /// Classwise ECE (every class's probability, [`ECE_BINS`] bins), percent.
+    pub classwise_ece: f64,
+    /// Adaptive ECE (equal-mass bins over the top confidence), percent.
+    pub adaptive_ece: f64,
 }
 
 /// All headline numbers of one approach: `labels` and `preds` have N class
@@ -150,6 +163,8 @@ pub fn summarize(labels: &[u32], probs: &[f32], preds: &[u32], k: usize) -> Resu
         brier: probabilistic::brier_unchecked(labels, probs, k),
         ece: calib.ece,
         mce: calib.mce,
+        classwise_ece: reliability_extra::classwise_unchecked(labels, probs, k, ECE_BINS),
+        adaptive_ece: reliability_extra::adaptive_unchecked(labels, probs, k, ECE_BINS),
     })
 }
 

@@ -25,6 +25,9 @@ pub struct ReliabilityBin {
     pub count: usize,
     pub confidence: f64,
     pub accuracy: f64,
+    /// Exact (Clopper–Pearson) 95 % interval of `accuracy`.
+    pub accuracy_low: f64,
+    pub accuracy_high: f64,
 }
 
 /// ECE and MCE in percent and the non-empty bins in increasing order.
@@ -86,7 +89,11 @@ pub(crate) fn calibration_unchecked(
         let gap = (accuracy - confidence).abs();
         ece += m / n * gap;
         mce = mce.max(gap);
+        let (accuracy_low, accuracy_high) =
+            super::reliability_extra::clopper_pearson(correct[b] as u64, count[b] as u64);
         table.push(ReliabilityBin {
+            accuracy_low,
+            accuracy_high,
             lower: b as f64 / bins as f64,
             upper: (b + 1) as f64 / bins as f64,
             count: count[b],

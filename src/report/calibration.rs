@@ -26,7 +26,9 @@ pub fn section(o: &mut String, c: &Comparison) {
         "<table class=\"calibration\">\n<thead><tr><th class=\"l\">approach</th><th>ECE %</th>\
          <th title=\"95% bootstrap percentile interval\">95% CI</th>\
          <th title=\"mean ECE of a model calibrated by construction (labels drawn from its own confidences)\">perfect-model ECE %</th>\
-         <th>its 95th pct</th><th title=\"consistency-resampling test of: this approach is calibrated\">p</th></tr></thead>\n<tbody>\n",
+         <th>its 95th pct</th><th title=\"consistency-resampling test of: this approach is calibrated\">p</th>\
+         <th title=\"every class's probability in 15 bins, mean over classes\">classwise ECE %</th>\
+         <th title=\"15 equal-mass bins over the top confidence\">adaptive ECE %</th></tr></thead>\n<tbody>\n",
     );
     for a in &c.approaches {
         let u = &a.calibration;
@@ -35,7 +37,7 @@ pub fn section(o: &mut String, c: &Comparison) {
             o,
             "<tr{}><td class=\"l\"><code>{}</code></td><td class=\"num\">{}</td>\
              <td class=\"num\">{} to {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td></tr>\n",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             if key { " class=\"key\"" } else { "" },
             Esc(&a.name),
             fixed(u.ece.observed, 2),
@@ -43,7 +45,9 @@ pub fn section(o: &mut String, c: &Comparison) {
             fixed(u.ece.high, 2),
             fixed(u.perfect_ece_mean, 2),
             fixed(u.perfect_ece_p95, 2),
-            p_value(u.p_value)
+            p_value(u.p_value),
+            fixed(a.summary.classwise_ece, 2),
+            fixed(a.summary.adaptive_ece, 2)
         );
     }
     o.push_str("</tbody>\n</table>\n");

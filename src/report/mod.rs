@@ -34,7 +34,9 @@ pub mod bars;
 pub mod calibration;
 pub mod confusion;
 pub mod curves;
+pub mod open_set;
 pub mod reliability;
+pub mod shift;
 pub mod study;
 pub mod tables;
 pub mod text;
@@ -51,7 +53,7 @@ pub const KEY_APPROACH: &str = "specialists-calibrated";
 pub const KEY_BASELINE: &str = "multiclass-temperature";
 
 /// Section ids, in page order.
-pub const SECTION_IDS: [&str; 8] = [
+pub const SECTION_IDS: [&str; 10] = [
     "summary",
     "pairs",
     "calibration",
@@ -59,6 +61,8 @@ pub const SECTION_IDS: [&str; 8] = [
     "confusion",
     "f1-diff",
     "specialists",
+    "open-set",
+    "shift",
     "timeline",
 ];
 
@@ -81,6 +85,8 @@ pub fn render_html(c: &Comparison) -> String {
     confusion::section(&mut o, c);
     bars::f1_diff_section(&mut o, c);
     tables::specialists_section(&mut o, c);
+    open_set::section(&mut o, c);
+    shift::section(&mut o, c);
     bars::timeline_section(&mut o, c);
     w!(
         &mut o,
@@ -172,6 +178,8 @@ fn header(o: &mut String, c: &Comparison) {
         "Confusion",
         "Per-class F1",
         "Specialists",
+        "Open set",
+        "Shift",
         "Timeline",
     ];
     for (id, label) in SECTION_IDS.iter().zip(labels) {

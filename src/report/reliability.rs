@@ -146,6 +146,20 @@ pub fn svg(o: &mut String, name: &str, cal: &Calibration) {
             N((ya - yc).abs()),
         );
     }
+    // Exact (Clopper–Pearson) 95 % interval of each bin's accuracy.
+    for b in &cal.bins {
+        let xm = 0.5 * (x(b.lower) + x(b.upper));
+        w!(
+            o,
+            "<line class=\"ci\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#1f2d3d\" stroke-width=\"1\"><title>accuracy 95% interval {}–{} %</title></line>\n",
+            N(xm),
+            N(y(b.accuracy_low)),
+            N(xm),
+            N(y(b.accuracy_high)),
+            fixed(b.accuracy_low * 100.0, 1),
+            fixed(b.accuracy_high * 100.0, 1)
+        );
+    }
     if cal.bins.is_empty() {
         w!(
             o,

@@ -138,6 +138,8 @@ mod tests {
             brier: 0.4,
             ece: 3.25,
             mce: 9.0,
+            classwise_ece: 1.0,
+            adaptive_ece: 3.0,
         }
     }
 

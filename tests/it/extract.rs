@@ -11,6 +11,7 @@ use ovr::features::backbone::{Backbone, BackboneError, Normalization};
 use ovr::features::extract::{extract, ExtractOptions};
 use ovr::features::store::FeatureSet;
 use ovr::images::dataset::scan_image_folder;
+use ovr::images::decode::DecodeOptions;
 use ovr::progress::Verbosity;
 
 use super::common::small_tree;
@@ -92,7 +93,10 @@ pub(crate) fn opts(batch_size: usize, threads: usize) -> ExtractOptions {
     ExtractOptions {
         batch_size,
         decode_threads: threads,
-        resize: ResizeMode::Squash,
+        decode: DecodeOptions {
+            resize: ResizeMode::Squash,
+            ..DecodeOptions::default()
+        },
         verbosity: Verbosity::Quiet,
     }
 }

@@ -11,6 +11,8 @@ mod disk_full;
 mod extract;
 mod gpu;
 mod kill;
+mod open_set;
+mod photos;
 mod pipes;
 mod pretrained;
 mod report;

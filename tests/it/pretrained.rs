@@ -5,10 +5,13 @@
 
 use candle_core::{Device, Tensor};
 use ovr::assets::cache::sha256_file;
+use ovr::config::ResizeFilter;
 use ovr::config::ResizeMode;
 use ovr::features::backbone::Backbone;
 use ovr::features::efficientnet_lite::{DepthwiseImpl, EfficientNetLite, LiteVariant};
-use ovr::images::decode::{decode_rgb, to_input};
+use ovr::images::decode::{decode_rgb, prepare, DecodeOptions};
+use ovr::images::orient::Orientation;
+use ovr::images::resize::to_input;
 use serde_json::Value;
 
 use super::common::{fixture, lite_weights, sample_photo};
@@ -51,7 +54,14 @@ fn png_input(rel: &str, size: usize) -> Tensor {
         "fixture already at input size"
     );
     Tensor::from_vec(
-        to_input(&img, size, ResizeMode::Squash),
+        to_input(
+            &img,
+            size,
+            ResizeMode::Squash,
+            ResizeFilter::Bicubic,
+            Orientation::NoTransforms,
+        )
+        .unwrap(),
         (1, 3, size, size),
         &Device::Cpu,
     )
@@ -174,9 +184,8 @@ fn real_photos_get_the_right_imagenet_class_through_ovr_decoding() {
     let net = load(LiteVariant::Lite0, DepthwiseImpl::Direct);
     for (stem, class) in [("china", 698usize), ("flower", 985usize)] {
         let bytes = std::fs::read(sample_photo(stem)).unwrap();
-        let img = decode_rgb(&bytes).unwrap();
         let x = Tensor::from_vec(
-            to_input(&img, 224, ResizeMode::CenterCrop),
+            prepare(&bytes, 224, &DecodeOptions::default()).unwrap(),
             (1, 3, 224, 224),
             &Device::Cpu,
         )

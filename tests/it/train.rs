@@ -201,6 +201,7 @@ fn saved_ensemble_loads_back_and_checks_compatibility() {
         calibration: o.calibration.clone(),
         combiner: cfg.train.combiner.unwrap_or(o.calibration.selection.chosen),
         validation: o.validation.clone(),
+        holdout_classes: Vec::new(),
         lanes: 1,
         timeline: o.timeline.clone(),
         train_seconds: o.train_seconds,
@@ -297,6 +298,7 @@ fn mlp_heads_train_through_lanes_deterministically_and_round_trip() {
             .combiner
             .unwrap_or(one.calibration.selection.chosen),
         validation: one.validation.clone(),
+        holdout_classes: Vec::new(),
         lanes: 1,
         timeline: one.timeline.clone(),
         train_seconds: one.train_seconds,
