@@ -27,6 +27,8 @@ pub enum Error {
     Ensemble(#[from] crate::ensemble::EnsembleError),
     #[error(transparent)]
     Train(#[from] crate::ensemble::build::TrainError),
+    #[error(transparent)]
+    Curves(#[from] crate::curves::CurvesError),
     #[error("cannot read image {path}: {reason}")]
     Image {
         path: std::path::PathBuf,

@@ -5,12 +5,14 @@
 //! -> `features` (frozen backbones, cached embeddings) -> heads -> calibration
 //! -> ensemble -> metrics/report. `config` resolves TOML + CLI overrides into
 //! checked types; `cli` and `commands` only wire stages together.
+//! `curves` reruns the heads stage on nested subsets of train (learning curves).
 
 pub mod assets;
 pub mod calibration;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod curves;
 pub mod device;
 pub mod ensemble;
 pub mod error;

@@ -86,6 +86,23 @@ pub enum Command {
         #[arg(long, value_name = "K")]
         holdout_classes: Option<usize>,
     },
+    /// Per-class learning curves: retrain every head on nested, seeded
+    /// subsets of each class's training images, score on test, and rank the
+    /// classes by the F1 a doubling of their images is expected to add.
+    Curves {
+        /// Fractions of each class's training images (comma-separated, in (0, 1]).
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.25,0.5,1")]
+        fractions: Vec<f64>,
+        /// Seeded subsets per fraction (each nested in the next fraction's).
+        #[arg(long, default_value_t = 3)]
+        seeds: usize,
+        /// Write every number as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write a self-contained HTML report with the curves here.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Evaluate every approach of a saved ensemble side by side on one split.
     Compare {
         /// The saved ensemble, e.g. ensembles/emoji40.

@@ -6,6 +6,7 @@ mod bench;
 mod bench_decode;
 mod classify;
 mod compare;
+mod curves;
 mod extract;
 mod fetch;
 mod open_set;
@@ -78,6 +79,21 @@ pub fn run(args: Args) -> Result<()> {
         Command::Train { name, out, .. } => {
             let (config, cache) = setup()?;
             train::run(&config, &cache, verbosity, name.as_deref(), out)
+        }
+        Command::Curves {
+            fractions,
+            seeds,
+            json,
+            report,
+        } => {
+            let (config, cache) = setup()?;
+            let a = curves::CurvesArgs {
+                fractions,
+                seeds: *seeds,
+                json: json.as_deref(),
+                report: report.as_deref(),
+            };
+            curves::run(&config, &cache, verbosity, &a)
         }
         Command::Compare {
             ensemble,

@@ -33,6 +33,7 @@ macro_rules! w {
 pub mod bars;
 pub mod calibration;
 pub mod confusion;
+pub mod curves;
 pub mod open_set;
 pub mod reliability;
 pub mod shift;

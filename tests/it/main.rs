@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod common;
 mod compare;
+mod curves;
 mod disk_full;
 mod extract;
 mod fuzz;
