@@ -283,7 +283,7 @@ fn levels_agree_with_each_other() {
 
 /// Throughput of representative GEMM shapes (not a test: `--ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "throughput of the GEMM tiles, prints figures: run with --ignored --nocapture"]
 fn gemm_throughput() {
     let isa = Isa::detect();
     for &(m, k, n) in &[
@@ -328,7 +328,7 @@ fn gemm_throughput() {
 
 /// Throughput of Lite0's depthwise shapes (not a test: `--ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "throughput of the depthwise kernels, prints figures: run with --ignored --nocapture"]
 fn depthwise_throughput() {
     let isa = Isa::detect();
     for &(h, c, k, s) in &[
