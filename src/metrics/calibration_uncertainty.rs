@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::reliability::{bin_of, upper_edges};
 use super::significance::{interval, percentile};
 use super::NLL_EPS;
 use super::{argmax, check_labels, check_probs, check_same_len, Interval, MetricError, Result};
@@ -66,9 +67,7 @@ struct Rows {
 
 impl Rows {
     fn new(labels: &[u32], probs: &[f32], k: usize, bins: usize) -> Rows {
-        let uppers: Vec<f32> = (1..=bins)
-            .map(|b| (b as f64 / bins as f64) as f32)
-            .collect();
+        let uppers = upper_edges(bins);
         let mut r = Rows {
             bin: Vec::with_capacity(labels.len()),
             conf: Vec::with_capacity(labels.len()),
@@ -80,7 +79,7 @@ impl Rows {
         for (&y, row) in labels.iter().zip(probs.chunks_exact(k)) {
             let pred = argmax(row);
             let c = row[pred];
-            r.bin.push(uppers.partition_point(|&e| e < c).min(bins - 1));
+            r.bin.push(bin_of(&uppers, c));
             r.conf.push(f64::from(c));
             r.correct.push(pred == y as usize);
             let py = f64::from(row[y as usize]).max(NLL_EPS);

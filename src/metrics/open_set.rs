@@ -92,12 +92,13 @@ fn labelled(known: &[f32], unknown: &[f32]) -> (Vec<bool>, Vec<f32>) {
 }
 
 /// FPR at the largest threshold that keeps ≥ [`TPR_TARGET`] of known rows.
+/// (The threshold is [`threshold_at_coverage`] at coverage `tpr`; NaN
+/// without known rows or for a `tpr` outside 0..=1.)
 pub fn fpr_at_tpr(known: &[f32], unknown: &[f32], tpr: f64) -> f64 {
-    let mut k: Vec<f32> = known.to_vec();
-    k.sort_by(|a, b| b.total_cmp(a));
-    let need = ((tpr * k.len() as f64) - 1e-9).ceil().max(1.0) as usize;
-    let t = k[need.min(k.len()) - 1];
-    unknown.iter().filter(|&&u| u >= t).count() as f64 / unknown.len() as f64
+    match threshold_at_coverage(known, tpr) {
+        Some(t) => unknown.iter().filter(|&&u| u >= t).count() as f64 / unknown.len() as f64,
+        None => f64::NAN,
+    }
 }
 
 /// Cumulative errors after each of the known rows sorted by decreasing

@@ -56,23 +56,32 @@ pub fn calibration_error(
     Ok(calibration_unchecked(labels, probs, k, bins))
 }
 
+/// Upper edges e_1..e_B of `bins` equal-width bins, as f32; the last is 1.
+pub(crate) fn upper_edges(bins: usize) -> Vec<f32> {
+    (1..=bins)
+        .map(|b| (b as f64 / bins as f64) as f32)
+        .collect()
+}
+
+/// The bin of value `v`: the first whose upper edge is ≥ it (1.0 in the last).
+pub(crate) fn bin_of(uppers: &[f32], v: f32) -> usize {
+    uppers.partition_point(|&e| e < v).min(uppers.len() - 1)
+}
+
 pub(crate) fn calibration_unchecked(
     labels: &[u32],
     probs: &[f32],
     k: usize,
     bins: usize,
 ) -> Calibration {
-    // Upper edges e_1..e_B as f32; the last is 1.
-    let uppers: Vec<f32> = (1..=bins)
-        .map(|b| (b as f64 / bins as f64) as f32)
-        .collect();
+    let uppers = upper_edges(bins);
     let mut count = vec![0usize; bins];
     let mut conf_sum = vec![0.0f64; bins];
     let mut correct = vec![0usize; bins];
     for (&y, row) in labels.iter().zip(probs.chunks_exact(k)) {
         let pred = argmax(row);
         let c = row[pred];
-        let b = uppers.partition_point(|&e| e < c).min(bins - 1);
+        let b = bin_of(&uppers, c);
         count[b] += 1;
         conf_sum[b] += f64::from(c);
         correct[b] += usize::from(pred == y as usize);

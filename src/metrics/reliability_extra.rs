@@ -16,13 +16,8 @@
 //!   when x = n), found by bisection on the binomial tail computed in log
 //!   space; equals `scipy.stats.binomtest(x, n).proportion_ci(method="exact")`.
 
+use super::reliability::{bin_of, upper_edges};
 use super::{argmax, check_labels, check_probs, Result};
-
-fn upper_edges(bins: usize) -> Vec<f32> {
-    (1..=bins)
-        .map(|b| (b as f64 / bins as f64) as f32)
-        .collect()
-}
 
 /// Classwise ECE in percent with `bins` equal-width bins per class.
 pub fn classwise_ece(labels: &[u32], probs: &[f32], k: usize, bins: usize) -> Result<f64> {
@@ -39,8 +34,7 @@ pub(crate) fn classwise_unchecked(labels: &[u32], probs: &[f32], k: usize, bins:
         let mut gap = vec![0.0f64; bins];
         for (&y, row) in labels.iter().zip(probs.chunks_exact(k)) {
             let p = row[j];
-            let b = uppers.partition_point(|&e| e < p).min(bins - 1);
-            gap[b] += f64::from(u8::from(y as usize == j)) - f64::from(p);
+            gap[bin_of(&uppers, p)] += f64::from(u8::from(y as usize == j)) - f64::from(p);
         }
         total += gap.iter().map(|g| g.abs()).sum::<f64>() / n;
     }
