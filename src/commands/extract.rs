@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::assets::cache::{write_atomic, Cache};
+use std::path::Path;
+
+use crate::assets::cache::{sha256_hex, write_atomic, Cache};
 use crate::assets::weights::fetch_weights;
 use crate::config::{BackboneConfig, Config};
 use crate::features::backbone::Backbone;
@@ -15,6 +17,7 @@ use crate::features::registry::{lite_weights_path, load_backbone};
 use crate::features::store::FeatureSet;
 use crate::features::variant::{apply_kind, concat};
 use crate::images::dataset::{Dataset, Split};
+use crate::images::inputs::{scoring_input, ScoreInput};
 use crate::images::open_dataset;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -249,4 +252,30 @@ fn report(
     )?;
     crate::output::print(&text)?;
     Ok(())
+}
+
+/// The images under `input` (a folder or list, as `score` takes) and their
+/// features through the cache; unreadable ones are named on stderr.
+pub fn input_features(
+    input: &Path,
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<(ScoreInput, FeatureSet)> {
+    let canonical = input.canonicalize().unwrap_or_else(|_| input.to_path_buf());
+    let name = format!(
+        "score-{}",
+        &sha256_hex(canonical.display().to_string().as_bytes())[..12]
+    );
+    let si = scoring_input(&name, input).map_err(crate::images::OpenDatasetError::from)?;
+    let f = dataset_features(&si.dataset, config, cache, verbosity)?;
+    for (key, why) in &f.failed {
+        eprintln!("skipped {key}: {why}");
+    }
+    let set = f
+        .sets
+        .into_iter()
+        .find(|s| s.split == Split::Test.as_str())
+        .ok_or_else(|| Error::Usage(format!("no readable images in {}", input.display())))?;
+    Ok((si, set))
 }

@@ -5,15 +5,14 @@
 
 use std::path::Path;
 
-use super::extract::{dataset_features, features_for};
-use crate::assets::cache::{sha256_hex, Cache};
+use super::extract::{features_for, input_features};
+use crate::assets::cache::Cache;
 use crate::config::Config;
 use crate::ensemble::knownness::{knownness, Knownness};
 use crate::ensemble::predict::HeadOutputs;
 use crate::ensemble::Ensemble;
 use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
-use crate::images::inputs::scoring_input;
 use crate::metrics::compare::ApproachInput;
 use crate::metrics::open_set::{
     auroc_difference, open_set, threshold_at_coverage, AurocPair, OpenSetInput, OpenSetReport,
@@ -24,29 +23,6 @@ use crate::{Error, Result};
 
 /// Coverage of the known calibration rows the suggested thresholds keep.
 pub const THRESHOLD_COVERAGE: f64 = 0.95;
-
-/// Features of the images under `input` (a folder or list, as `score` takes).
-pub fn input_features(
-    input: &Path,
-    config: &Config,
-    cache: &Cache,
-    verbosity: Verbosity,
-) -> Result<FeatureSet> {
-    let canonical = input.canonicalize().unwrap_or_else(|_| input.to_path_buf());
-    let name = format!(
-        "score-{}",
-        &sha256_hex(canonical.display().to_string().as_bytes())[..12]
-    );
-    let si = scoring_input(&name, input).map_err(crate::images::OpenDatasetError::from)?;
-    let f = dataset_features(&si.dataset, config, cache, verbosity)?;
-    for (key, why) in &f.failed {
-        eprintln!("skipped {key}: {why}");
-    }
-    f.sets
-        .into_iter()
-        .find(|s| s.split == Split::Test.as_str())
-        .ok_or_else(|| Error::Usage(format!("no readable images in {}", input.display())))
-}
 
 /// The known-ness scores of every approach on some rows.
 fn scores(
@@ -193,7 +169,7 @@ pub fn unknown_rows(
         sources.push(format!("held-out classes: {}", holdout.join(", ")));
     }
     if let Some(p) = extra {
-        let more = input_features(p, config, cache, verbosity)?;
+        let (_, more) = input_features(p, config, cache, verbosity)?;
         if more.dim != set.dim {
             return Err(Error::Usage(format!(
                 "--unknown {}: features of dimension {} (the ensemble's are {})",

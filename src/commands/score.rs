@@ -7,11 +7,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::compare::open_ensemble;
-use super::extract::dataset_features;
-use crate::assets::cache::{sha256_hex, write_atomic};
+use super::extract::input_features;
+use crate::assets::cache::write_atomic;
 use crate::ensemble::predict::Approach;
-use crate::images::dataset::Split;
-use crate::images::inputs::scoring_input;
 use crate::metrics::summarize;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -53,25 +51,7 @@ pub fn run(
             ))
         })?,
     };
-    let canonical = args
-        .input
-        .canonicalize()
-        .unwrap_or_else(|_| args.input.to_path_buf());
-    let name = format!(
-        "score-{}",
-        &sha256_hex(canonical.display().to_string().as_bytes())[..12]
-    );
-    let input = scoring_input(&name, args.input).map_err(crate::images::OpenDatasetError::from)?;
-    let f = dataset_features(&input.dataset, &config, &cache, verbosity)?;
-    for (key, why) in &f.failed {
-        eprintln!("skipped {key}: {why}");
-    }
-    let Some(set) = f.sets.into_iter().find(|s| s.split == Split::Test.as_str()) else {
-        return Err(Error::Usage(format!(
-            "no readable images in {}",
-            args.input.display()
-        )));
-    };
+    let (input, set) = input_features(args.input, &config, &cache, verbosity)?;
     e.check_compatible(&set.backbone, &set.weights_sha256, set.dim)?;
     let out = e.head_outputs(&set.features, set.len())?;
     let pred = e.approach(&out, approach);
