@@ -1,21 +1,7 @@
 //! The `ovr` binary as a user runs it: exit codes, errors on stderr that
 //! name the field, results on stdout, a second extract that computes nothing.
 
-use std::process::{Command, Output};
-
-use super::common::{image_folder_args, lite_weights, small_tree};
-
-fn ovr<S: AsRef<std::ffi::OsStr>>(args: &[S], cache: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ovr"))
-        .args(args)
-        .env("OVR_CACHE", cache)
-        .output()
-        .expect("run ovr")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use super::common::{image_folder_args, lite_weights, ovr, small_tree, text};
 
 #[test]
 fn bad_config_value_names_field_and_allowed_values() {

@@ -88,3 +88,17 @@ pub fn small_tree(root: &Path, per_class: usize) {
         }
     }
 }
+
+/// Runs the `ovr` binary with `$OVR_CACHE` set to `cache`.
+pub fn ovr<S: AsRef<std::ffi::OsStr>>(args: &[S], cache: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ovr"))
+        .args(args)
+        .env("OVR_CACHE", cache)
+        .output()
+        .expect("run ovr")
+}
+
+/// Bytes of stdout / stderr as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

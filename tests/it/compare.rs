@@ -2,19 +2,13 @@
 //! and consistent with each other, with non-default `--resamples`, `--seed`
 //! `--split` and `--seed`, each checked for its effect on the output.
 
-use std::process::Command;
+use super::common::{image_folder_args, lite_weights, ovr, small_tree, text};
 
-use super::common::{image_folder_args, lite_weights, small_tree};
-
-fn ovr(args: &[String], cache: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ovr"))
-        .args(args)
-        .env("OVR_CACHE", cache)
-        .output()
-        .expect("run ovr");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ovr {args:?}: {err}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Runs ovr, which must succeed; its stdout.
+fn ok(args: &[String], cache: &std::path::Path) -> String {
+    let out = ovr(args, cache);
+    assert!(out.status.success(), "ovr {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
 }
 
 #[test]
@@ -33,7 +27,7 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
     ];
     let with =
         |rest: &[&str]| image_folder_args(&root, &weights, &[&["-q"], &grid[..], rest].concat());
-    ovr(
+    ok(
         &with(&["train", "--name", "s", "--out", ens.to_str().unwrap()]),
         &cache,
     );
@@ -43,7 +37,7 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
         dir.path().join("c.csv"),
         dir.path().join("c.html"),
     );
-    let stdout = ovr(
+    let stdout = ok(
         &with(&[
             "compare",
             "--ensemble",
@@ -107,7 +101,7 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
     );
     // A different seed moves the intervals, not the point estimates.
     let json2 = dir.path().join("d.json");
-    ovr(
+    ok(
         &with(&[
             "compare",
             "--ensemble",
@@ -126,18 +120,17 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
     let w: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json2).unwrap()).unwrap();
     // Re-splitting through the config is refused, naming the field.
-    let out = Command::new(env!("CARGO_BIN_EXE_ovr"))
-        .args(with(&[
+    let out = ovr(
+        &with(&[
             "--set",
             "seed=6",
             "compare",
             "--ensemble",
             e.to_str().unwrap(),
-        ]))
-        .env("OVR_CACHE", &cache)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+        ]),
+        &cache,
+    );
+    let err = text(&out.stderr);
     assert!(
         !out.status.success() && err.contains("`seed` differs"),
         "{err}"

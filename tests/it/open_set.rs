@@ -4,21 +4,12 @@
 //! the threshold; every option with a non-default value and its effect.
 
 use std::path::Path;
-use std::process::Command;
 
-use super::common::{image_folder_args, lite_weights, write_png};
+use super::common::{image_folder_args, lite_weights, ovr, text, write_png};
 
 fn run(args: &[String], cache: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ovr"))
-        .args(args)
-        .env("OVR_CACHE", cache)
-        .output()
-        .expect("run ovr");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = ovr(args, cache);
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 fn ok(args: &[String], cache: &Path) -> String {

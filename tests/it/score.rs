@@ -4,21 +4,8 @@
 //! values) each change the output the way they say.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use super::common::{image_folder_args, lite_weights, write_png};
-
-fn ovr(args: &[String], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ovr"))
-        .args(args)
-        .env("OVR_CACHE", cache)
-        .output()
-        .expect("run ovr")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use super::common::{image_folder_args, lite_weights, ovr, text, write_png};
 
 fn tree(root: &Path, classes: &[(&str, usize, u8)]) {
     for &(name, n, base) in classes {
