@@ -7,6 +7,7 @@ pub mod depthwise;
 pub mod depthwise_taps;
 pub mod efficientnet_lite;
 pub mod extract;
+pub mod feature_set;
 pub mod lite_cpu;
 pub mod registry;
 pub mod st_file;
