@@ -9,6 +9,7 @@ pub mod efficientnet_lite;
 pub mod extract;
 pub mod feature_set;
 pub mod lite_cpu;
+pub mod pipeline;
 pub mod registry;
 pub mod st_file;
 pub mod store;

@@ -1,0 +1,173 @@
+//! Stage 2 (features), the assembly every command reads features through:
+//! config -> dataset (images stage) -> each configured backbone extracted
+//! (or reused from its per-content cache) on its own -> logits if asked ->
+//! backbones concatenated per split. `commands/` only wires this to the
+//! command line; the per-backbone pipeline itself is [`super::extract`].
+
+use std::path::Path;
+
+use crate::assets::cache::{sha256_hex, Cache};
+use crate::assets::weights::fetch_weights;
+use crate::config::{BackboneConfig, Config};
+use crate::features::backbone::Backbone;
+use crate::features::efficientnet_lite::LiteVariant;
+use crate::features::extract::{extract, ExtractError, ExtractOptions, ExtractReport};
+use crate::features::registry::{lite_weights_path, load_backbone};
+use crate::features::store::FeatureSet;
+use crate::features::variant::{apply_kind, concat};
+use crate::images::dataset::{Dataset, Split};
+use crate::images::inputs::{scoring_input, ScoreInput};
+use crate::images::open_dataset;
+use crate::progress::Verbosity;
+use crate::{Error, Result};
+
+/// Fetches Lite weights on first use when the config points at the cache.
+pub fn ensure_weights(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+    for part in config.backbone.parts() {
+        ensure_part_weights(&part, cache, verbosity)?;
+    }
+    Ok(())
+}
+
+fn ensure_part_weights(part: &BackboneConfig, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+    if let (Some(v), None) = (LiteVariant::from_id(&part.name), &part.weights) {
+        if !lite_weights_path(cache, v).exists() {
+            if verbosity > Verbosity::Quiet {
+                eprintln!("{} weights are not cached yet: fetching them", v.id());
+            }
+            fetch_weights(cache, v.id())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions {
+    ExtractOptions {
+        batch_size: config.extract.batch_size,
+        decode_threads: config.extract.decode_threads,
+        decode: crate::images::decode::DecodeOptions::from_config(&config.extract),
+        verbosity,
+    }
+}
+
+/// Extracts (or reuses) the features of one backbone of the config.
+pub fn extract_part(
+    ds: &Dataset,
+    part: &BackboneConfig,
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<(Box<dyn Backbone>, ExtractReport)> {
+    // Fail fast on a missing GPU, before fetching anything.
+    let device = config.device.open()?;
+    ensure_part_weights(part, cache, verbosity)?;
+    let backbone = load_backbone(part, cache, &device)?;
+    let r = extract(
+        ds,
+        backbone.as_ref(),
+        cache,
+        &extract_options(config, verbosity),
+    )?;
+    Ok((backbone, r))
+}
+
+/// What the configured feature variant gives for one dataset.
+pub struct DatasetFeatures {
+    /// One set per split that has rows, in split order.
+    pub sets: Vec<FeatureSet>,
+    /// Items some backbone could not read: key and reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Every split's features of `ds` for the config's backbone(s) and feature
+/// kind: each backbone extracted (or reused from its cache) on its own, then
+/// mapped to logits if asked and concatenated.
+pub fn dataset_features(
+    ds: &Dataset,
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<DatasetFeatures> {
+    let parts = config.backbone.parts();
+    let mut per_split: Vec<Vec<FeatureSet>> = vec![Vec::new(); Split::ALL.len()];
+    let mut failed = Vec::new();
+    for part in &parts {
+        let (backbone, r) = extract_part(ds, part, config, cache, verbosity)?;
+        failed.extend(r.failed);
+        for (split, path, _) in &r.outputs {
+            let set = FeatureSet::load(path).map_err(ExtractError::from)?;
+            let set = apply_kind(backbone.as_ref(), set, config.backbone.features)?;
+            let i = Split::ALL.iter().position(|s| s == split).unwrap_or(0);
+            per_split[i].push(set);
+        }
+    }
+    failed.sort();
+    failed.dedup();
+    let mut sets = Vec::new();
+    for group in per_split {
+        if group.len() == parts.len() {
+            sets.push(concat(group)?);
+        }
+    }
+    Ok(DatasetFeatures { sets, failed })
+}
+
+/// The feature sets of `splits` (extracting what is not cached yet).
+pub fn features_for(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+    splits: &[Split],
+) -> Result<Vec<FeatureSet>> {
+    let ds = open_dataset(&config.dataset, cache, config.seed)?;
+    let mut f = dataset_features(&ds, config, cache, verbosity)?;
+    if !f.failed.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "warning: {} unreadable image(s) skipped (`ovr extract` lists them)",
+            f.failed.len()
+        );
+    }
+    splits
+        .iter()
+        .map(|split| {
+            let i = f
+                .sets
+                .iter()
+                .position(|s| s.split == split.as_str())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "dataset `{}` has no {} images",
+                        ds.name,
+                        split.as_str()
+                    ))
+                })?;
+            Ok(f.sets.remove(i))
+        })
+        .collect()
+}
+
+/// The images under `input` (a folder or list, as `score` takes) and their
+/// features through the cache; unreadable ones are named on stderr.
+pub fn input_features(
+    input: &Path,
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<(ScoreInput, FeatureSet)> {
+    let canonical = input.canonicalize().unwrap_or_else(|_| input.to_path_buf());
+    let name = format!(
+        "score-{}",
+        &sha256_hex(canonical.display().to_string().as_bytes())[..12]
+    );
+    let si = scoring_input(&name, input).map_err(crate::images::OpenDatasetError::from)?;
+    let f = dataset_features(&si.dataset, config, cache, verbosity)?;
+    for (key, why) in &f.failed {
+        eprintln!("skipped {key}: {why}");
+    }
+    let set = f
+        .sets
+        .into_iter()
+        .find(|s| s.split == Split::Test.as_str())
+        .ok_or_else(|| Error::Usage(format!("no readable images in {}", input.display())))?;
+    Ok((si, set))
+}
