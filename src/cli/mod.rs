@@ -53,6 +53,15 @@ pub enum Command {
         /// Shortcut for `--set backbone.name=NAME`.
         #[arg(long)]
         backbone: Option<String>,
+        /// Embed only shard K of N (0-based: 0/4 .. 3/4), the images whose
+        /// content hash falls in it, into the shared cache; writes a
+        /// done-marker, no split files (see docs/scale.md).
+        #[arg(long, value_name = "K/N", conflicts_with = "merge")]
+        shard: Option<crate::features::shard::ShardSpec>,
+        /// Compute nothing: write the split files once every image is cached,
+        /// else fail naming the shards that lack images.
+        #[arg(long)]
+        merge: bool,
     },
     /// Print the ImageNet top-k classes of images (EfficientNet-Lite only).
     Classify {
@@ -260,6 +269,7 @@ impl Args {
             Command::Extract {
                 batch_size,
                 backbone,
+                ..
             } => {
                 if let Some(b) = batch_size {
                     o.push(format!("extract.batch_size={b}"));

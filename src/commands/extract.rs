@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::features::backbone::Backbone;
 use crate::features::extract::{dataset_features_dir, ExtractReport};
 use crate::features::pipeline::extract_part;
+use crate::features::shard::{Scope, ShardSpec};
 use crate::images::dataset::Dataset;
 use crate::images::open_dataset;
 use crate::progress::Verbosity;
@@ -20,12 +21,48 @@ pub use crate::features::pipeline::{
     ensure_weights, extract_options, features_for, input_features,
 };
 
-pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+/// `ovr extract`: every image (`Scope::All`), one shard (`--shard K/N`) or
+/// a merge of finished shards (`--merge`), for each configured backbone.
+pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, scope: Scope) -> Result<()> {
     let ds = open_dataset(&config.dataset, cache, config.seed)?;
     for part in config.backbone.parts() {
-        let (backbone, r) = extract_part(&ds, &part, config, cache, verbosity)?;
-        report(&ds, backbone.as_ref(), &r, cache, verbosity)?;
+        let (backbone, r) = extract_part(&ds, &part, config, cache, verbosity, scope)?;
+        match scope {
+            Scope::Shard(spec) => report_shard(&ds, backbone.as_ref(), &r, spec)?,
+            Scope::All | Scope::Merge => report(&ds, backbone.as_ref(), &r, cache, verbosity)?,
+        }
     }
+    Ok(())
+}
+
+/// What one shard did (no `summary.json`: many shards run at once; the
+/// merge writes it).
+fn report_shard(
+    ds: &Dataset,
+    backbone: &dyn Backbone,
+    r: &ExtractReport,
+    spec: ShardSpec,
+) -> Result<()> {
+    let mine = r.computed + r.reused + r.failed.len();
+    let mut text = format!(
+        "{} / {}: shard {spec}: {mine} of {} images are this shard's; computed {}, reused {} from the cache in {:.1} s\n",
+        ds.name,
+        backbone.id(),
+        ds.items.len(),
+        r.computed,
+        r.reused,
+        r.elapsed.as_secs_f64()
+    );
+    if !r.failed.is_empty() {
+        let _ = writeln!(text, "skipped {} unreadable image(s):", r.failed.len());
+        for (key, why) in &r.failed {
+            let _ = writeln!(text, "  {key}: {why}");
+        }
+    }
+    if let Some(m) = &r.marker {
+        let _ = writeln!(text, "done-marker -> {}", m.display());
+    }
+    crate::output::print(&text)?;
     Ok(())
 }
 

@@ -50,9 +50,14 @@ pub fn run(args: Args) -> Result<()> {
             let (config, cache) = setup()?;
             fetch::run(what, &config, &cache, verbosity)
         }
-        Command::Extract { .. } => {
+        Command::Extract { shard, merge, .. } => {
             let (config, cache) = setup()?;
-            extract::run(&config, &cache, verbosity)
+            let scope = match (shard, merge) {
+                (Some(s), _) => crate::features::shard::Scope::Shard(*s),
+                (None, true) => crate::features::shard::Scope::Merge,
+                (None, false) => crate::features::shard::Scope::All,
+            };
+            extract::run(&config, &cache, verbosity, scope)
         }
         Command::Classify { images, top } => {
             let (config, cache) = setup()?;

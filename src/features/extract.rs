@@ -7,7 +7,9 @@
 //! run loses at most one batch. Finally each split is written as a
 //! [`FeatureSet`] in dataset order. Bad images are reported and skipped.
 //! Decoders and the network share the cores through a [`CpuGate`], so
-//! together they never run more threads than there are cores.
+//! together they never run more threads than there are cores. What the
+//! decoders do per item is [`super::item_msg`]; a run covers every image,
+//! one shard of them, or none (a merge): [`Scope`], [`super::shard`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,16 +17,15 @@ use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
 use crossbeam::channel;
-use sha2::{Digest, Sha256};
 
 use super::backbone::{Backbone, BackboneError};
 use super::cpu_gate::CpuGate;
+use super::item_msg::{classify_item, Msg};
+use super::shard::{self, MissingShard, Scope};
 use super::store::{FeatureCache, FeatureSet, StoreError};
 use crate::assets::cache::Cache;
-use crate::images::dataset::{Dataset, ImageSource, Item, Split};
-use crate::images::decode::{gray_to_rgb, prepare, read_image_file, DecodeError, DecodeOptions};
-use crate::images::orient::Orientation;
-use crate::images::resize::to_input;
+use crate::images::dataset::{Dataset, Split};
+use crate::images::decode::DecodeOptions;
 use crate::progress::{bar, Verbosity};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,14 @@ pub enum ExtractError {
     Store(#[from] StoreError),
     #[error("feature extraction: {0}")]
     Pipeline(String),
+    #[error("cannot merge the shards of {dataset} / {backbone}: {detail}")]
+    MissingShards {
+        dataset: String,
+        backbone: String,
+        /// Which shards lack images (empty when no shard ever finished).
+        shards: Vec<MissingShard>,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,10 +62,14 @@ pub struct ExtractReport {
     pub computed: usize,
     /// Images whose features were already cached.
     pub reused: usize,
+    /// Images of other shards, passed over (`--shard K/N` only).
+    pub elsewhere: usize,
     /// Items skipped, with the reason.
     pub failed: Vec<(String, String)>,
-    /// Written feature files: split, path, rows.
+    /// Written feature files: split, path, rows (none for one shard).
     pub outputs: Vec<(Split, PathBuf, usize)>,
+    /// The shard's done-marker (`--shard K/N` only).
+    pub marker: Option<PathBuf>,
     pub elapsed: Duration,
     /// Seconds spent in the backbone alone.
     pub backbone_seconds: f64,
@@ -103,75 +116,6 @@ pub fn dataset_features_dir(cache: &Cache, dataset: &Dataset, backbone: &dyn Bac
         .join(format!("{}-{}", backbone.id(), &h[..h.len().min(12)]))
 }
 
-enum Msg {
-    Cached {
-        idx: usize,
-        hash: String,
-    },
-    Pixels {
-        idx: usize,
-        hash: String,
-        pixels: Vec<f32>,
-    },
-    Failed {
-        idx: usize,
-        reason: String,
-    },
-}
-
-/// Content hash of an item: SHA-256 of the file bytes, or of the raw raster
-/// with its geometry for in-memory images.
-fn read_and_hash(item: &Item, opts: &DecodeOptions) -> Result<(String, Vec<u8>), DecodeError> {
-    match &item.source {
-        ImageSource::File(p) => {
-            let bytes = read_image_file(p, opts)?;
-            Ok((hex(&Sha256::digest(&bytes)), bytes))
-        }
-        ImageSource::Gray {
-            pixels,
-            offset,
-            width,
-            height,
-        } => {
-            let raw = pixels
-                .get(*offset..*offset + width * height)
-                .ok_or(DecodeError::BadRaw {
-                    width: *width,
-                    height: *height,
-                })?;
-            let mut h = Sha256::new();
-            h.update(format!("gray:{width}x{height}:").as_bytes());
-            h.update(raw);
-            Ok((hex(&h.finalize()), raw.to_vec()))
-        }
-    }
-}
-
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_item(
-    item: &Item,
-    bytes: &[u8],
-    size: usize,
-    opts: &DecodeOptions,
-) -> Result<Vec<f32>, DecodeError> {
-    match &item.source {
-        ImageSource::File(_) => prepare(bytes, size, opts),
-        ImageSource::Gray { width, height, .. } => {
-            let rgb = gray_to_rgb(bytes, *width, *height)?;
-            to_input(
-                &rgb,
-                size,
-                opts.resize,
-                opts.filter,
-                Orientation::NoTransforms,
-            )
-        }
-    }
-}
-
 /// Runs one batch of `[3, S, S]` pixel vectors through the backbone.
 pub fn embed_batch(
     backbone: &dyn Backbone,
@@ -192,13 +136,66 @@ pub fn extract(
     cache: &Cache,
     opts: &ExtractOptions,
 ) -> Result<ExtractReport, ExtractError> {
+    extract_scoped(dataset, backbone, cache, opts, Scope::All)
+}
+
+/// [`extract`] over a [`Scope`]: every image, one shard of them (no split
+/// files; a done-marker once the shard is covered), or a merge that
+/// computes nothing and fails naming the shards that lack images.
+pub fn extract_scoped(
+    dataset: &Dataset,
+    backbone: &dyn Backbone,
+    cache: &Cache,
+    opts: &ExtractOptions,
+    scope: Scope,
+) -> Result<ExtractReport, ExtractError> {
     let start = Instant::now();
-    let dim = backbone.feature_dim();
-    let (mut fcache, bad_shards) =
-        FeatureCache::open(&content_cache_dir(cache, backbone, &opts.decode), dim)?;
-    // Reported once: a damaged shard is moved to quarantine/, its images
-    // are recomputed below. Many at once (a cache written before checksums)
-    // are summarised after the first few.
+    let content_dir = content_cache_dir(cache, backbone, &opts.decode);
+    let mut fcache = open_cache(&content_dir, backbone.feature_dim())?;
+    let mut run = embed_all(dataset, backbone, &mut fcache, opts, scope)?;
+    let marker_dir = shard::marker_dir(&content_dir, dataset);
+    let (mut outputs, mut marker) = (Vec::new(), None);
+    match scope {
+        Scope::Shard(spec) => {
+            marker = Some(shard::finish_shard(
+                dataset,
+                backbone,
+                &run,
+                spec,
+                &marker_dir,
+            )?);
+        }
+        Scope::Merge => {
+            shard::check_merge(dataset, backbone, &mut run, &marker_dir)?;
+        }
+        Scope::All => {}
+    }
+    if !matches!(scope, Scope::Shard(_)) {
+        let out_dir = dataset_features_dir(cache, dataset, backbone);
+        outputs = write_splits(dataset, backbone, &fcache, &run.hashes, &out_dir)?;
+    }
+    run.failed.sort();
+    Ok(ExtractReport {
+        computed: run.computed,
+        reused: run.reused,
+        elsewhere: run.elsewhere,
+        failed: run
+            .failed
+            .into_iter()
+            .map(|(i, _, r)| (dataset.items[i].key.clone(), r))
+            .collect(),
+        outputs,
+        marker,
+        elapsed: start.elapsed(),
+        backbone_seconds: run.backbone_seconds,
+    })
+}
+
+/// Opens the per-content cache, reporting each damaged shard once: it is
+/// moved to quarantine/ and its images are recomputed. Many at once (a
+/// cache written before checksums) are summarised after the first few.
+fn open_cache(dir: &Path, dim: usize) -> Result<FeatureCache, ExtractError> {
+    let (fcache, bad_shards) = FeatureCache::open(dir, dim)?;
     const SHOWN: usize = 3;
     for b in bad_shards.iter().take(SHOWN) {
         match &b.moved_to {
@@ -220,21 +217,126 @@ pub fn extract(
             bad_shards.len() - SHOWN
         );
     }
+    Ok(fcache)
+}
+
+/// What the pipeline saw, item by item.
+#[derive(Debug, Default)]
+pub struct PipelineRun {
+    /// Content hash of each item now in the cache (`None`: failed, missing
+    /// or another shard's).
+    pub hashes: Vec<Option<String>>,
+    /// Item index, content hash if it could be read, reason.
+    pub failed: Vec<(usize, Option<String>, String)>,
+    /// Items not cached in a merge: index and content hash.
+    pub missing: Vec<(usize, String)>,
+    pub computed: usize,
+    pub reused: usize,
+    pub elsewhere: usize,
+    pub backbone_seconds: f64,
+}
+
+/// The calling thread's side: batches decoded images through the backbone
+/// and appends each batch to the cache.
+struct Consumer<'a> {
+    backbone: &'a dyn Backbone,
+    fcache: &'a mut FeatureCache,
+    gate: &'a CpuGate,
+    net_threads: usize,
+    batch: usize,
+    pending: Vec<(usize, String, Vec<f32>)>,
+    run: PipelineRun,
+    pb: indicatif::ProgressBar,
+}
+
+impl Consumer<'_> {
+    fn take(&mut self, msg: Msg) -> Result<(), ExtractError> {
+        match msg {
+            Msg::Elsewhere => self.run.elsewhere += 1,
+            Msg::Cached { idx, hash } => {
+                self.run.hashes[idx] = Some(hash);
+                self.run.reused += 1;
+            }
+            Msg::Failed { idx, hash, reason } => self.run.failed.push((idx, hash, reason)),
+            Msg::Missing { idx, hash } => self.run.missing.push((idx, hash)),
+            Msg::Pixels { idx, hash, .. }
+                if self.fcache.contains(&hash) || self.pending.iter().any(|p| p.1 == hash) =>
+            {
+                // Same content as an image already embedded in this run.
+                self.run.hashes[idx] = Some(hash);
+                self.run.reused += 1;
+            }
+            Msg::Pixels { idx, hash, pixels } => {
+                self.pending.push((idx, hash, pixels));
+                if self.pending.len() >= self.batch {
+                    return self.flush();
+                }
+                return Ok(());
+            }
+        }
+        self.pb.inc(1);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ExtractError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let px: Vec<Vec<f32>> = self
+            .pending
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.2))
+            .collect();
+        let feats = {
+            let _cores = self.gate.network(self.net_threads);
+            embed_batch(self.backbone, &px)?
+        };
+        self.run.backbone_seconds += t.elapsed().as_secs_f64();
+        let mut entries = Vec::with_capacity(px.len());
+        for ((idx, hash, _), f) in self.pending.drain(..).zip(feats) {
+            self.run.hashes[idx] = Some(hash.clone());
+            entries.push((hash, f));
+        }
+        self.run.computed += entries.len();
+        self.fcache.append(entries)?;
+        self.pb.inc(px.len() as u64);
+        Ok(())
+    }
+}
+
+/// Decoder threads hash (and, where needed, decode) every item; the calling
+/// thread embeds and caches batch by batch.
+fn embed_all(
+    dataset: &Dataset,
+    backbone: &dyn Backbone,
+    fcache: &mut FeatureCache,
+    opts: &ExtractOptions,
+    scope: Scope,
+) -> Result<PipelineRun, ExtractError> {
     // Decoders consult this snapshot, so they never wait on the cache the
-    // calling thread appends to; duplicates within the run are caught below.
+    // calling thread appends to; duplicates within the run are caught later.
     let snapshot: HashSet<String> = fcache.hashes().cloned().collect();
     let n = dataset.items.len();
     let size = backbone.input_size();
-    let pb = bar(n as u64, "extract", opts.verbosity);
     let batch = opts.batch_size.max(1);
     let gate = CpuGate::new(CpuGate::machine_cores());
     // More decoders than cores would only wait for tokens (and keep their
     // allocator arenas' memory): at most one per core is started.
     let threads = opts.decode_threads.clamp(1, gate.cores());
-    let net_threads = network_threads(backbone);
-    let mut hashes: Vec<Option<String>> = vec![None; n];
-    let mut failed: Vec<(usize, String)> = Vec::new();
-    let (mut computed, mut reused, mut backbone_seconds) = (0usize, 0usize, 0f64);
+    let mut consumer = Consumer {
+        backbone,
+        fcache,
+        gate: &gate,
+        net_threads: network_threads(backbone),
+        batch,
+        pending: Vec::new(),
+        run: PipelineRun {
+            hashes: vec![None; n],
+            ..PipelineRun::default()
+        },
+        pb: bar(n as u64, "extract", opts.verbosity),
+    };
     let mut result: Result<(), ExtractError> = Ok(());
     let (job_tx, job_rx) = channel::bounded::<usize>(threads * 4);
     let (res_tx, res_rx) = channel::bounded::<Msg>(batch * 2);
@@ -251,24 +353,10 @@ pub fn extract(
             let (items, decode, gate) = (&dataset.items, &opts.decode, &gate);
             s.spawn(move || {
                 for idx in job_rx.iter() {
-                    let item = &items[idx];
                     // Held while this image is read and decoded, released
                     // before the (possibly blocking) send.
                     let token = gate.decoder();
-                    let msg = match read_and_hash(item, decode) {
-                        Err(e) => Msg::Failed {
-                            idx,
-                            reason: e.to_string(),
-                        },
-                        Ok((hash, _)) if snapshot.contains(&hash) => Msg::Cached { idx, hash },
-                        Ok((hash, bytes)) => match decode_item(item, &bytes, size, decode) {
-                            Ok(pixels) => Msg::Pixels { idx, hash, pixels },
-                            Err(e) => Msg::Failed {
-                                idx,
-                                reason: e.to_string(),
-                            },
-                        },
-                    };
+                    let msg = classify_item(idx, &items[idx], decode, size, snapshot, scope);
                     drop(token);
                     if res_tx.send(msg).is_err() {
                         break;
@@ -277,86 +365,21 @@ pub fn extract(
             });
         }
         drop((res_tx, job_rx));
-        let mut pending: Vec<(usize, String, Vec<f32>)> = Vec::new();
-        let mut flush = |pending: &mut Vec<(usize, String, Vec<f32>)>,
-                         fcache: &mut FeatureCache,
-                         hashes: &mut Vec<Option<String>>|
-         -> Result<(), ExtractError> {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let t = Instant::now();
-            let px: Vec<Vec<f32>> = pending
-                .iter_mut()
-                .map(|p| std::mem::take(&mut p.2))
-                .collect();
-            let feats = {
-                let _cores = gate.network(net_threads);
-                embed_batch(backbone, &px)?
-            };
-            backbone_seconds += t.elapsed().as_secs_f64();
-            let mut entries = Vec::with_capacity(px.len());
-            for ((idx, hash, _), f) in pending.drain(..).zip(feats) {
-                hashes[idx] = Some(hash.clone());
-                entries.push((hash, f));
-            }
-            computed += entries.len();
-            fcache.append(entries)?;
-            pb.inc(px.len() as u64);
-            Ok(())
-        };
         for msg in res_rx.iter() {
-            match msg {
-                Msg::Cached { idx, hash } => {
-                    hashes[idx] = Some(hash);
-                    reused += 1;
-                    pb.inc(1);
-                }
-                Msg::Failed { idx, reason } => {
-                    failed.push((idx, reason));
-                    pb.inc(1);
-                }
-                Msg::Pixels { idx, hash, .. }
-                    if fcache.contains(&hash) || pending.iter().any(|p| p.1 == hash) =>
-                {
-                    // Same content as an image already embedded in this run.
-                    hashes[idx] = Some(hash);
-                    reused += 1;
-                    pb.inc(1);
-                }
-                Msg::Pixels { idx, hash, pixels } => {
-                    pending.push((idx, hash, pixels));
-                    if pending.len() >= batch {
-                        if let Err(e) = flush(&mut pending, &mut fcache, &mut hashes) {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
+            if let Err(e) = consumer.take(msg) {
+                result = Err(e);
+                break;
             }
         }
         if result.is_ok() {
-            result = flush(&mut pending, &mut fcache, &mut hashes);
+            result = consumer.flush();
         }
         // Leaving the loop drops the receiver, which stops the decoders.
         drop(res_rx);
     });
     result?;
-    pb.finish_and_clear();
-    failed.sort();
-    let out_dir = dataset_features_dir(cache, dataset, backbone);
-    let outputs = write_splits(dataset, backbone, &fcache, &hashes, &out_dir)?;
-    Ok(ExtractReport {
-        computed,
-        reused,
-        failed: failed
-            .into_iter()
-            .map(|(i, r)| (dataset.items[i].key.clone(), r))
-            .collect(),
-        outputs,
-        elapsed: start.elapsed(),
-        backbone_seconds,
-    })
+    consumer.pb.finish_and_clear();
+    Ok(consumer.run)
 }
 
 /// Writes `<dir>/<split>.safetensors` for every split that has items.

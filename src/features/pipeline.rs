@@ -11,8 +11,9 @@ use crate::assets::weights::fetch_weights;
 use crate::config::{BackboneConfig, Config};
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::LiteVariant;
-use crate::features::extract::{extract, ExtractError, ExtractOptions, ExtractReport};
+use crate::features::extract::{extract_scoped, ExtractError, ExtractOptions, ExtractReport};
 use crate::features::registry::{lite_weights_path, load_backbone};
+use crate::features::shard::Scope;
 use crate::features::store::FeatureSet;
 use crate::features::variant::{apply_kind, concat};
 use crate::images::dataset::{Dataset, Split};
@@ -50,23 +51,26 @@ pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions 
     }
 }
 
-/// Extracts (or reuses) the features of one backbone of the config.
+/// Extracts (or reuses) the features of one backbone of the config, over
+/// every image, one shard of them, or none (a merge).
 pub fn extract_part(
     ds: &Dataset,
     part: &BackboneConfig,
     config: &Config,
     cache: &Cache,
     verbosity: Verbosity,
+    scope: Scope,
 ) -> Result<(Box<dyn Backbone>, ExtractReport)> {
     // Fail fast on a missing GPU, before fetching anything.
     let device = config.device.open()?;
     ensure_part_weights(part, cache, verbosity)?;
     let backbone = load_backbone(part, cache, &device)?;
-    let r = extract(
+    let r = extract_scoped(
         ds,
         backbone.as_ref(),
         cache,
         &extract_options(config, verbosity),
+        scope,
     )?;
     Ok((backbone, r))
 }
@@ -92,7 +96,7 @@ pub fn dataset_features(
     let mut per_split: Vec<Vec<FeatureSet>> = vec![Vec::new(); Split::ALL.len()];
     let mut failed = Vec::new();
     for part in &parts {
-        let (backbone, r) = extract_part(ds, part, config, cache, verbosity)?;
+        let (backbone, r) = extract_part(ds, part, config, cache, verbosity, Scope::All)?;
         failed.extend(r.failed);
         for (split, path, _) in &r.outputs {
             let set = FeatureSet::load(path).map_err(ExtractError::from)?;

@@ -24,5 +24,6 @@ mod report;
 mod roundtrip;
 mod score;
 mod selection;
+mod shard;
 mod study;
 mod train;
