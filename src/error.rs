@@ -43,6 +43,12 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Stdout(#[from] crate::output::StdoutError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricError),
+    #[error(transparent)]
+    Study(#[from] crate::study::StudyError),
 }
 
 impl Error {

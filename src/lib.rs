@@ -16,6 +16,7 @@ pub mod curves;
 pub mod device;
 pub mod ensemble;
 pub mod error;
+pub mod export;
 pub mod features;
 pub mod heads;
 pub mod images;
@@ -24,5 +25,6 @@ pub mod output;
 pub mod progress;
 pub mod report;
 pub mod scheduler;
+pub mod study;
 
 pub use error::{Error, Result};

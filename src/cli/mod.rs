@@ -1,11 +1,21 @@
 //! Command line, low-level layer: what the user typed, as clap parses it.
-//! [`Args::overrides`] turns the named shortcut flags into `section.key=value`
-//! overrides so every setting goes through the one config resolver.
+//! Each subcommand's flags are one `#[derive(Args)]` struct
+//! (`commands.rs`) handed to its command as they are; the shortcut flags
+//! become typed [`CliSettings`] ([`Args::cli_settings`]) that the config
+//! layer applies, so every setting goes through the one config resolver.
+
+mod commands;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use commands::{
+    ClassifyArgs, CompareArgs, CurvesArgs, ExtractArgs, RunArgs, ScoreArgs, StudyArgs, TrainArgs,
+    TrainShortcuts,
+};
+
+use crate::config::CliSettings;
 use crate::progress::Verbosity;
 
 #[derive(Debug, Parser)]
@@ -45,147 +55,32 @@ pub enum Command {
         #[command(subcommand)]
         what: FetchWhat,
     },
+    /// The whole job on one dataset: weights fetched if missing, features
+    /// extracted (cached), heads trained and saved, every approach compared
+    /// on test (table on stdout) and an HTML report written.
+    Run(RunArgs),
     /// Embed every image of the configured dataset once (cached per image).
-    Extract {
-        /// Shortcut for `--set extract.batch_size=N`.
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// Shortcut for `--set backbone.name=NAME`.
-        #[arg(long)]
-        backbone: Option<String>,
-        /// Embed only shard K of N (0-based: 0/4 .. 3/4), the images whose
-        /// content hash falls in it, into the shared cache; writes a
-        /// done-marker, no split files (see docs/scale.md).
-        #[arg(long, value_name = "K/N", conflicts_with = "merge")]
-        shard: Option<crate::features::shard::ShardSpec>,
-        /// Compute nothing: write the split files once every image is cached,
-        /// else fail naming the shards that lack images.
-        #[arg(long)]
-        merge: bool,
-    },
+    Extract(ExtractArgs),
     /// Print the ImageNet top-k classes of images (EfficientNet-Lite only).
-    Classify {
-        /// Image files.
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-        #[arg(long, default_value_t = 5)]
-        top: usize,
-    },
+    Classify(ClassifyArgs),
     /// Measure throughput and print figures.
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
     },
     /// Train the specialists and the multiclass head; save them as an ensemble.
-    Train {
-        /// Ensemble name (default: the dataset name); saved to `<out>/<name>/`.
-        #[arg(long)]
-        name: Option<String>,
-        /// Directory holding saved ensembles.
-        #[arg(long, default_value = "ensembles")]
-        out: PathBuf,
-        /// Shortcut for `--set train.lanes=N`.
-        #[arg(long)]
-        lanes: Option<usize>,
-        /// Shortcut for `--set train.fuse=N` (0: split jobs evenly over lanes).
-        #[arg(long)]
-        fuse: Option<usize>,
-        /// Shortcut for `--set train.holdout_classes=K`: leave K seeded classes
-        /// out of training; `compare` scores their test images as unknown.
-        #[arg(long, value_name = "K")]
-        holdout_classes: Option<usize>,
-    },
+    Train(TrainArgs),
     /// Per-class learning curves: retrain every head on nested, seeded
     /// subsets of each class's training images, score on test, and rank the
     /// classes by the F1 a doubling of their images is expected to add.
-    Curves {
-        /// Fractions of each class's training images (comma-separated, in (0, 1]).
-        #[arg(long, value_delimiter = ',', default_value = "0.1,0.25,0.5,1")]
-        fractions: Vec<f64>,
-        /// Seeded subsets per fraction (each nested in the next fraction's).
-        #[arg(long, default_value_t = 3)]
-        seeds: usize,
-        /// Write every number as JSON here.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Write a self-contained HTML report with the curves here.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-    },
+    Curves(CurvesArgs),
     /// Evaluate every approach of a saved ensemble side by side on one split.
-    Compare {
-        /// The saved ensemble, e.g. ensembles/emoji40.
-        #[arg(long)]
-        ensemble: PathBuf,
-        /// train, val or test.
-        #[arg(long, default_value = "test")]
-        split: String,
-        /// Write all results as JSON.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Write one CSV row per approach.
-        #[arg(long, value_name = "FILE")]
-        csv: Option<PathBuf>,
-        /// Write a self-contained HTML report with plots.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Paired bootstrap resamples.
-        #[arg(long, default_value_t = 2000)]
-        resamples: usize,
-        /// Seed of the bootstrap and calibration resampling (default: the
-        /// ensemble's seed). `--set seed=` would re-split the dataset and is refused.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Images of classes the ensemble never saw (a folder or list, as
-        /// `score` takes): adds the open-set figures ("none of these").
-        #[arg(long, value_name = "INPUT")]
-        unknown: Option<PathBuf>,
-        /// A second dataset config (e.g. configs/emoji40-style-shift.toml):
-        /// every approach on its test split beside the in-domain one.
-        #[arg(long, value_name = "CONFIG")]
-        against: Option<PathBuf>,
-    },
+    Compare(CompareArgs),
     /// Run a study: named arms (features x head x settings) on one dataset,
     /// one table with accuracy, macro-F1, NLL, ECE and training time per arm.
-    Study {
-        /// The study file, e.g. configs/classic-question.toml.
-        file: PathBuf,
-        /// Run only these arms (comma-separated names).
-        #[arg(long, value_delimiter = ',')]
-        arms: Vec<String>,
-        /// Also write the Markdown section here.
-        #[arg(long, value_name = "FILE")]
-        markdown: Option<PathBuf>,
-        /// Write every number as JSON here.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-    },
+    Study(StudyArgs),
     /// Score new images with a saved ensemble.
-    Score {
-        /// The saved ensemble, e.g. ensembles/emoji40.
-        #[arg(long)]
-        ensemble: PathBuf,
-        /// A folder of class folders (labelled), a flat folder of images, or a
-        /// list file with `path` or `path,label` lines.
-        input: PathBuf,
-        /// multiclass-raw, multiclass-temperature, specialists-calibrated
-        /// (default: the calibrated argmax), or specialists-<combiner>.
-        #[arg(long)]
-        approach: Option<String>,
-        /// Write the rows here instead of stdout.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// JSON Lines instead of CSV.
-        #[arg(long)]
-        jsonl: bool,
-        /// Classes listed per row.
-        #[arg(long, default_value_t = 5)]
-        top_k: usize,
-        /// Predict `unknown` when the approach's maximum probability is below
-        /// P (`compare` suggests P from the calibration split).
-        #[arg(long, value_name = "P")]
-        abstain: Option<f32>,
-    },
+    Score(ScoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,43 +155,28 @@ impl Args {
         args
     }
 
-    pub fn overrides(&self) -> Vec<String> {
-        let mut o = self.set.clone();
-        if let Some(d) = &self.device {
-            o.push(format!("device=\"{d}\""));
-        }
+    /// The typed shortcut flags of this command line (applied over the
+    /// file and every `--set` by [`crate::config::raw::RawConfig::apply_cli`]).
+    /// `run ROOT` names a folder or a known dataset; anything else is a
+    /// usage error.
+    pub fn cli_settings(&self) -> Result<CliSettings, crate::Error> {
+        let mut c = CliSettings {
+            device: self.device.clone(),
+            ..CliSettings::default()
+        };
         match &self.command {
-            Command::Extract {
-                batch_size,
-                backbone,
-                ..
-            } => {
-                if let Some(b) = batch_size {
-                    o.push(format!("extract.batch_size={b}"));
-                }
-                if let Some(b) = backbone {
-                    o.push(format!("backbone.name=\"{b}\""));
-                }
+            Command::Extract(e) => {
+                c.batch_size = e.batch_size;
+                c.backbone = e.backbone.clone();
             }
-            Command::Train {
-                lanes,
-                fuse,
-                holdout_classes,
-                ..
-            } => {
-                if let Some(l) = lanes {
-                    o.push(format!("train.lanes={l}"));
-                }
-                if let Some(k) = holdout_classes {
-                    o.push(format!("train.holdout_classes={k}"));
-                }
-                if let Some(f) = fuse {
-                    o.push(format!("train.fuse={f}"));
-                }
+            Command::Train(t) => t.shortcuts.apply(&mut c),
+            Command::Run(r) => {
+                r.shortcuts.apply(&mut c);
+                c.dataset = Some(r.dataset()?);
             }
             _ => {}
         }
-        o
+        Ok(c)
     }
 }
 

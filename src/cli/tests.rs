@@ -3,12 +3,13 @@
 
 use clap::Parser;
 
-use super::Args;
-use crate::config::Config;
+use super::{Args, Command};
+use crate::config::{CliSettings, Config, DatasetChoice, DatasetKind};
 
 fn resolved(argv: &[&str]) -> Config {
     let args = Args::try_parse_from(argv).expect("parse");
-    Config::load(None, &args.overrides()).expect("resolve")
+    let cli = args.cli_settings().expect("settings");
+    Config::load_cli(None, &args.set, &cli).expect("resolve")
 }
 
 #[test]
@@ -78,9 +79,17 @@ fn device_reaches_the_config_and_the_lanes() {
 #[test]
 fn shortcuts_of_one_command_do_not_leak_into_another() {
     let args = Args::try_parse_from(["ovr", "train", "--lanes", "3"]).expect("parse");
-    assert_eq!(args.overrides(), vec!["train.lanes=3".to_string()]);
+    let want = CliSettings {
+        lanes: Some(3),
+        ..CliSettings::default()
+    };
+    assert_eq!(args.cli_settings().unwrap(), want);
     let args = Args::try_parse_from(["ovr", "extract", "--batch-size", "3"]).expect("parse");
-    assert_eq!(args.overrides(), vec!["extract.batch_size=3".to_string()]);
+    let want = CliSettings {
+        batch_size: Some(3),
+        ..CliSettings::default()
+    };
+    assert_eq!(args.cli_settings().unwrap(), want);
 }
 
 #[test]
@@ -110,7 +119,7 @@ fn every_set_counts_wherever_it_stands() {
             "extract.decode_threads=1"
         ]
     );
-    let c = Config::load(None, &args.overrides()).unwrap();
+    let c = Config::load_cli(None, &args.set, &args.cli_settings().unwrap()).unwrap();
     assert_eq!(c.extract.decode_threads, 1);
     assert_eq!(c.extract.batch_size, 3);
     assert!(
@@ -123,4 +132,103 @@ fn every_set_counts_wherever_it_stands() {
         .map(Into::into)
         .collect();
     assert_eq!(super::set_occurrences(&raw), vec!["a=1"]);
+}
+
+#[test]
+fn holdout_classes_reaches_the_config_and_the_saved_toml() {
+    let d = resolved(&["ovr", "train"]);
+    assert_eq!(d.train.holdout_classes, 0, "default changed");
+    let c = resolved(&["ovr", "train", "--holdout-classes", "3"]);
+    assert_eq!(c.train.holdout_classes, 3);
+    let saved: toml::Table = c.source_toml.parse().unwrap();
+    assert_eq!(saved["train"]["holdout_classes"].as_integer(), Some(3));
+    // Checked by the one resolver: out of range names the field.
+    let args = Args::try_parse_from(["ovr", "train", "--lanes", "65"]).unwrap();
+    let err = Config::load_cli(None, &[], &args.cli_settings().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.lanes") && err.contains("1..=64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_root_sets_the_dataset_over_set_and_keeps_other_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pets");
+    std::fs::create_dir_all(&root).unwrap();
+    let root_s = root.to_str().unwrap();
+    let c = resolved(&[
+        "ovr",
+        "--set",
+        "dataset.root=\"/elsewhere\"",
+        "--set",
+        "seed=9",
+        "run",
+        root_s,
+        "--lanes",
+        "1",
+        "--fuse",
+        "4",
+    ]);
+    assert_eq!(
+        c.dataset.kind,
+        DatasetKind::ImageFolder { root: root.clone() }
+    );
+    assert_eq!(c.dataset.name, "pets");
+    assert_eq!((c.seed, c.train.lanes, c.train.fuse), (9, 1, 4));
+    // A known dataset name (no such folder here) clears a configured root.
+    let c = resolved(&[
+        "ovr",
+        "--set",
+        "dataset.root=\"/elsewhere\"",
+        "run",
+        "fashion-mnist",
+    ]);
+    assert_eq!(c.dataset.kind, DatasetKind::FashionMnist);
+    let args = Args::try_parse_from(["ovr", "run", "emoji40", "--report", "r.html"]).unwrap();
+    let Command::Run(r) = &args.command else {
+        panic!("not run")
+    };
+    assert_eq!(r.report, std::path::PathBuf::from("r.html"));
+    assert_eq!(
+        args.cli_settings().unwrap().dataset,
+        Some(DatasetChoice::Named("emoji40".into()))
+    );
+    let d = Args::try_parse_from(["ovr", "run", "emoji40"]).unwrap();
+    let Command::Run(r) = &d.command else {
+        panic!("not run")
+    };
+    assert_eq!(r.report, std::path::PathBuf::from("report.html"), "default");
+    let bad = Args::try_parse_from(["ovr", "run", "/no/such/dir/x"]).unwrap();
+    let err = bad.cli_settings().unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("emoji40, fashion-mnist"), "{err}");
+}
+
+#[test]
+fn compare_split_takes_only_the_split_table() {
+    let a = Args::try_parse_from(["ovr", "compare", "--ensemble", "e", "--split", "val"]).unwrap();
+    let Command::Compare(c) = &a.command else {
+        panic!("not compare")
+    };
+    assert_eq!(c.split, crate::images::dataset::Split::Val);
+    let err = Args::try_parse_from(["ovr", "compare", "--ensemble", "e", "--split", "dev"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("train") && err.contains("test"), "{err}");
+}
+
+#[test]
+fn device_applies_to_compare_and_study_settings_too() {
+    for argv in [
+        ["ovr", "--device", "cuda:2", "compare", "--ensemble", "e"].as_slice(),
+        ["ovr", "--device", "cuda:2", "study", "s.toml"].as_slice(),
+    ] {
+        let a = Args::try_parse_from(argv).unwrap();
+        let s = a.cli_settings().unwrap();
+        assert_eq!(s.device.as_deref(), Some("cuda:2"), "{argv:?}");
+        assert_eq!(s.lanes, None);
+    }
 }

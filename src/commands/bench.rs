@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::extract::ensure_weights;
 use crate::assets::cache::Cache;
 use crate::config::Config;
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::DepthwiseImpl;
+use crate::features::pipeline::ensure_weights;
 use crate::features::registry::load_lite;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -121,7 +121,7 @@ pub fn train(
     if lanes.contains(&0) {
         return Err(Error::Usage("lane counts must be at least 1".into()));
     }
-    let sets = super::extract::features_for(
+    let sets = crate::features::pipeline::features_for(
         config,
         cache,
         verbosity,

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use candle_core::{Tensor, D};
 
-use super::extract::ensure_weights;
 use crate::assets::cache::Cache;
 use crate::config::Config;
+use crate::features::pipeline::ensure_weights;
 use crate::features::registry::load_lite;
 use crate::images::decode::{prepare, read_image_file, DecodeOptions};
 use crate::progress::Verbosity;

@@ -4,23 +4,16 @@
 //! -> `report::curves` (ranked table on stdout, `--json`, `--report`).
 //! Nothing is saved but the files asked for.
 
-use std::path::Path;
-
-use super::extract::features_for;
-use crate::assets::cache::{write_atomic, Cache};
+use crate::assets::cache::Cache;
+use crate::cli::CurvesArgs;
 use crate::config::Config;
 use crate::curves::{learning_curves, CurveSpec, CurvesError};
+use crate::export::{self, Document, Format};
+use crate::features::pipeline::features_for;
 use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
 use crate::progress::{bar, Verbosity};
 use crate::{Error, Result};
-
-pub struct CurvesArgs<'a> {
-    pub fractions: &'a [f64],
-    pub seeds: usize,
-    pub json: Option<&'a Path>,
-    pub report: Option<&'a Path>,
-}
 
 pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, args: &CurvesArgs) -> Result<()> {
     let spec = CurveSpec::new(args.fractions.to_vec(), args.seeds).map_err(|e| match e {
@@ -78,14 +71,13 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, args: &CurvesAr
     let curves = learning_curves([&train, &val, &test], config, &spec, &stop, &mut on_run);
     pb.finish_and_clear();
     let curves = curves?;
-    if let Some(p) = args.json {
-        let json = serde_json::to_string_pretty(&curves)
-            .map_err(|e| Error::Usage(format!("cannot encode the curves as JSON: {e}")))?;
-        write_atomic(p, json.as_bytes())?;
+    let doc = Document::Curves(&curves);
+    if let Some(p) = &args.json {
+        export::to_file(p, Format::Json, doc)?;
     }
-    if let Some(p) = args.report {
-        write_atomic(p, crate::report::curves::render_html(&curves).as_bytes())?;
+    if let Some(p) = &args.report {
+        export::to_file(p, Format::Html, doc)?;
     }
-    crate::output::print(&crate::report::curves::text(&curves))?;
+    crate::output::print(&export::render(Format::Table, doc)?)?;
     Ok(())
 }

@@ -15,12 +15,6 @@ use crate::images::open_dataset;
 use crate::progress::Verbosity;
 use crate::Result;
 
-// The feature assembly lives in the library (`features::pipeline`); the
-// other commands reach it through here.
-pub use crate::features::pipeline::{
-    ensure_weights, extract_options, features_for, input_features,
-};
-
 /// `ovr extract`: every image (`Scope::All`), one shard (`--shard K/N`) or
 /// a merge of finished shards (`--merge`), for each configured backbone.
 pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, scope: Scope) -> Result<()> {

@@ -1,24 +1,59 @@
-//! Wiring only: resolves the config and cache, then hands each subcommand to
-//! the stage functions that do the work. `compare` and `score` start from the
-//! config saved with the ensemble instead of `--config`.
+//! Wiring only: resolves the config and cache, then hands each subcommand
+//! (its clap payload as parsed) to the stage functions that do the work.
+//! `compare` and `score` start from the config saved with the ensemble
+//! instead of `--config` (`ensemble::open`); `run` chains extract, train and
+//! compare.
 
 mod bench;
 mod bench_decode;
 mod classify;
 mod compare;
 mod curves;
-mod extract;
+pub(crate) mod extract;
 mod fetch;
 mod open_set;
+mod run;
 mod score;
 mod shift;
 mod study;
 mod train;
 
+use std::path::Path;
+
 use crate::assets::cache::Cache;
 use crate::cli::{Args, BenchWhat, Command};
-use crate::config::Config;
+use crate::config::{CliSettings, Config};
+use crate::progress::Verbosity;
 use crate::Result;
+
+/// The top-level flags every command starts from.
+pub(crate) struct Global<'a> {
+    /// `--config FILE`.
+    pub config: Option<&'a Path>,
+    /// Every `--set`, in command-line order.
+    pub set: &'a [String],
+    /// The typed shortcut flags.
+    pub cli: CliSettings,
+    /// `--cache-dir`.
+    pub cache_dir: Option<&'a Path>,
+    pub verbosity: Verbosity,
+}
+
+impl Global<'_> {
+    /// The resolved config and its cache.
+    pub fn setup(&self) -> Result<(Config, Cache)> {
+        let config = Config::load_cli(self.config, self.set, &self.cli)?;
+        let cache = self.cache(&config)?;
+        Ok((config, cache))
+    }
+
+    /// `--cache-dir`, else the config's `cache_dir`, else `$OVR_CACHE`.
+    pub fn cache(&self, config: &Config) -> Result<Cache> {
+        Ok(Cache::from_env(
+            self.cache_dir.or(config.cache_dir.as_deref()),
+        )?)
+    }
+}
 
 /// A flag set by the first Ctrl-C (long jobs finish the work in hand and
 /// stop, saying `what` happens); a second Ctrl-C exits at once.
@@ -37,126 +72,62 @@ pub(crate) fn stop_flag(what: &'static str) -> std::sync::Arc<std::sync::atomic:
 
 /// Runs one parsed command line.
 pub fn run(args: Args) -> Result<()> {
-    let verbosity = args.verbosity();
-    let overrides = args.overrides();
-    let cache_dir = args.cache_dir.as_deref();
-    let setup = || -> Result<(Config, Cache)> {
-        let config = Config::load(args.config.as_deref(), &overrides)?;
-        let cache = Cache::from_env(cache_dir.or(config.cache_dir.as_deref()))?;
-        Ok((config, cache))
+    let g = Global {
+        config: args.config.as_deref(),
+        set: &args.set,
+        cli: args.cli_settings()?,
+        cache_dir: args.cache_dir.as_deref(),
+        verbosity: args.verbosity(),
     };
+    let v = g.verbosity;
     match &args.command {
         Command::Fetch { what } => {
-            let (config, cache) = setup()?;
-            fetch::run(what, &config, &cache, verbosity)
+            let (config, cache) = g.setup()?;
+            fetch::run(what, &config, &cache, v)
         }
-        Command::Extract { shard, merge, .. } => {
-            let (config, cache) = setup()?;
-            let scope = match (shard, merge) {
-                (Some(s), _) => crate::features::shard::Scope::Shard(*s),
+        Command::Run(a) => run::run(a, &g),
+        Command::Extract(a) => {
+            let (config, cache) = g.setup()?;
+            let scope = match (a.shard, a.merge) {
+                (Some(s), _) => crate::features::shard::Scope::Shard(s),
                 (None, true) => crate::features::shard::Scope::Merge,
                 (None, false) => crate::features::shard::Scope::All,
             };
-            extract::run(&config, &cache, verbosity, scope)
+            extract::run(&config, &cache, v, scope)
         }
-        Command::Classify { images, top } => {
-            let (config, cache) = setup()?;
-            classify::run(images, *top, &config, &cache)
+        Command::Classify(a) => {
+            let (config, cache) = g.setup()?;
+            classify::run(&a.images, a.top, &config, &cache)
         }
-        Command::Bench { what } => {
-            let (config, cache) = setup()?;
-            match what {
-                BenchWhat::Extract {
-                    batch_sizes,
-                    images,
-                    depthwise,
-                } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
-                BenchWhat::Decode {
-                    dir,
-                    threads,
-                    repeat,
-                } => bench_decode::decode(&config, dir, *threads, *repeat),
-                BenchWhat::Train { lanes, fuse } => {
-                    bench::train(&config, &cache, verbosity, lanes, fuse)
-                }
-            }
+        Command::Bench { what } => bench(what, &g),
+        Command::Train(a) => {
+            let (config, cache) = g.setup()?;
+            train::run(&config, &cache, v, a.name.as_deref(), &a.out)
         }
-        Command::Train { name, out, .. } => {
-            let (config, cache) = setup()?;
-            train::run(&config, &cache, verbosity, name.as_deref(), out)
+        Command::Curves(a) => {
+            let (config, cache) = g.setup()?;
+            curves::run(&config, &cache, v, a)
         }
-        Command::Curves {
-            fractions,
-            seeds,
-            json,
-            report,
-        } => {
-            let (config, cache) = setup()?;
-            let a = curves::CurvesArgs {
-                fractions,
-                seeds: *seeds,
-                json: json.as_deref(),
-                report: report.as_deref(),
-            };
-            curves::run(&config, &cache, verbosity, &a)
-        }
-        Command::Compare {
-            ensemble,
-            split,
-            json,
-            csv,
-            report,
-            resamples,
-            seed,
-            unknown,
-            against,
-        } => {
-            let a = compare::CompareArgs {
-                ensemble,
-                split,
-                json: json.as_deref(),
-                csv: csv.as_deref(),
-                report: report.as_deref(),
-                resamples: *resamples,
-                seed: *seed,
-                unknown: unknown.as_deref(),
-                against: against.as_deref(),
-            };
-            compare::run(&a, &overrides, cache_dir, verbosity)
-        }
-        Command::Study {
-            file,
-            arms,
-            markdown,
-            json,
-        } => {
-            let a = study::StudyArgs {
-                file,
-                arms,
-                markdown: markdown.as_deref(),
-                json: json.as_deref(),
-            };
-            study::run(&a, &overrides, cache_dir, verbosity)
-        }
-        Command::Score {
-            ensemble,
-            input,
-            approach,
-            out,
-            jsonl,
-            top_k,
-            abstain,
-        } => {
-            let a = score::ScoreArgs {
-                ensemble,
-                input,
-                approach: approach.as_deref(),
-                out: out.as_deref(),
-                jsonl: *jsonl,
-                top_k: *top_k,
-                abstain: *abstain,
-            };
-            score::run(&a, &overrides, cache_dir, verbosity)
-        }
+        Command::Compare(a) => compare::run(a, &g),
+        Command::Study(a) => study::run(a, &g),
+        Command::Score(a) => score::run(a, &g),
+    }
+}
+
+/// `ovr bench ...` (its own flags, the run config's settings).
+fn bench(what: &BenchWhat, g: &Global) -> Result<()> {
+    let (config, cache) = g.setup()?;
+    match what {
+        BenchWhat::Extract {
+            batch_sizes,
+            images,
+            depthwise,
+        } => bench::extract(&config, &cache, batch_sizes, *images, depthwise),
+        BenchWhat::Decode {
+            dir,
+            threads,
+            repeat,
+        } => bench_decode::decode(&config, dir, *threads, *repeat),
+        BenchWhat::Train { lanes, fuse } => bench::train(&config, &cache, g.verbosity, lanes, fuse),
     }
 }

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use super::extract::features_for;
 use crate::assets::cache::Cache;
 use crate::config::Config;
 use crate::ensemble::Ensemble;
+use crate::features::pipeline::features_for;
 use crate::features::subset::split_by_classes;
 use crate::images::dataset::Split;
 use crate::metrics::compare::ApproachInput;

@@ -4,12 +4,13 @@
 
 use std::path::Path;
 
-use super::extract::features_for;
 use crate::assets::cache::Cache;
 use crate::config::train::HeadKind;
 use crate::config::Config;
 use crate::ensemble::build::train_ensemble;
 use crate::ensemble::{ensemble_dir, save, Manifest};
+use crate::features::pipeline::features_for;
+use crate::features::store::FeatureSet;
 use crate::features::subset::{holdout_classes, split_by_classes};
 use crate::heads::ClassWeighting;
 use crate::images::dataset::Split;
@@ -25,34 +26,7 @@ pub fn run(
 ) -> Result<()> {
     let name = name.unwrap_or(&config.dataset.name);
     let dir = ensemble_dir(out, name)?;
-    let sets = features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
-    let [train, val] = <[_; 2]>::try_from(sets)
-        .map_err(|_| Error::Usage("train and val features are required".into()))?;
-    let held = holdout_classes(&train.classes, config.train.holdout_classes, config.seed);
-    if train.classes.len() < held.len() + 2 {
-        return Err(Error::Usage(format!(
-            "train.holdout_classes = {} leaves fewer than 2 of the {} classes to train",
-            held.len(),
-            train.classes.len()
-        )));
-    }
-    let known: Vec<String> = train
-        .classes
-        .iter()
-        .filter(|c| !held.contains(c))
-        .cloned()
-        .collect();
-    let (train, val) = (
-        split_by_classes(&train, &known).0,
-        split_by_classes(&val, &known).0,
-    );
-    if !held.is_empty() && verbosity > Verbosity::Quiet {
-        eprintln!(
-            "holding out {} class(es) from training and calibration (unknown in compare): {}",
-            held.len(),
-            held.join(", ")
-        );
-    }
+    let (train, val, held) = known_sets(config, cache, verbosity)?;
     let stop = super::stop_flag("nothing will be saved");
     let t = &config.train;
     if verbosity > Verbosity::Quiet {
@@ -77,6 +51,65 @@ pub fn run(
     }
     save(&dir, &manifest, &o.weights)?;
     print!("{}", head_table(&manifest, &t.mlp.hidden));
+    warn_c_at_bound(&manifest, verbosity);
+    print_combiners(&manifest, verbosity);
+    let v = &manifest.validation;
+    println!();
+    println!(
+        "validation ({} images): specialists (calibrated argmax, {}; cross-validated when calibrated on val) {:.2}%, multiclass head {:.2}%",
+        v.images,
+        manifest.combiner.name(),
+        100.0 * v.specialists_accuracy,
+        100.0 * v.multiclass_accuracy
+    );
+    println!(
+        "trained in {:.2} s; saved {}",
+        manifest.train_seconds,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Train and val features of the classes trained on, and the seeded
+/// held-out classes (`train.holdout_classes`).
+fn known_sets(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<(FeatureSet, FeatureSet, Vec<String>)> {
+    let sets = features_for(config, cache, verbosity, &[Split::Train, Split::Val])?;
+    let [train, val] = <[_; 2]>::try_from(sets)
+        .map_err(|_| Error::Usage("train and val features are required".into()))?;
+    let held = holdout_classes(&train.classes, config.train.holdout_classes, config.seed);
+    if train.classes.len() < held.len() + 2 {
+        return Err(Error::Usage(format!(
+            "train.holdout_classes = {} leaves fewer than 2 of the {} classes to train",
+            held.len(),
+            train.classes.len()
+        )));
+    }
+    let known: Vec<String> = train
+        .classes
+        .iter()
+        .filter(|c| !held.contains(c))
+        .cloned()
+        .collect();
+    if !held.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "holding out {} class(es) from training and calibration (unknown in compare): {}",
+            held.len(),
+            held.join(", ")
+        );
+    }
+    Ok((
+        split_by_classes(&train, &known).0,
+        split_by_classes(&val, &known).0,
+        held,
+    ))
+}
+
+/// Warns about heads whose best C is still on an end of the extended grid.
+fn warn_c_at_bound(manifest: &Manifest, verbosity: Verbosity) {
     let at_bound: Vec<&str> = manifest
         .specialists
         .iter()
@@ -92,6 +125,10 @@ pub fn run(
             at_bound.join(", ")
         );
     }
+}
+
+/// The combiners' cross-validated NLL and the chosen penalties.
+fn print_combiners(manifest: &Manifest, verbosity: Verbosity) {
     let sel = &manifest.calibration.selection;
     println!();
     println!(
@@ -151,21 +188,6 @@ pub fn run(
             stuck.join(", ")
         );
     }
-    let v = &manifest.validation;
-    println!();
-    println!(
-        "validation ({} images): specialists (calibrated argmax, {}; cross-validated when calibrated on val) {:.2}%, multiclass head {:.2}%",
-        v.images,
-        manifest.combiner.name(),
-        100.0 * v.specialists_accuracy,
-        100.0 * v.multiclass_accuracy
-    );
-    println!(
-        "trained in {:.2} s; saved {}",
-        manifest.train_seconds,
-        dir.display()
-    );
-    Ok(())
 }
 
 /// The per-head table: chosen C and weighting, grid edge, fit, loss.

@@ -4,12 +4,12 @@
 //! changes the pixels is part of the feature cache key
 //! ([`crate::images::decode::DecodeOptions::cache_tag`]).
 
+use super::choice::{choice, choice_serde, Choice};
 use super::raw::RawExtract;
 use super::{invalid, positive, ConfigError};
 
 /// How an image is brought to the backbone's square input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResizeMode {
     /// Shorter side to the input size, then a centred square crop.
     CenterCrop,
@@ -17,19 +17,24 @@ pub enum ResizeMode {
     Squash,
 }
 
+impl Choice for ResizeMode {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("center-crop", ResizeMode::CenterCrop),
+        ("squash", ResizeMode::Squash),
+    ];
+    const UNKNOWN: &'static str = "unknown resize mode";
+}
+choice_serde!(ResizeMode);
+
 impl ResizeMode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ResizeMode::CenterCrop => "center-crop",
-            ResizeMode::Squash => "squash",
-        }
+        self.name()
     }
 }
 
 /// The convolution filter of the resize (antialiased when downscaling: the
 /// kernel is widened by the scale factor, as Pillow does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResizeFilter {
     /// Catmull-Rom cubic (a = -0.5, Pillow's bicubic): timm's choice for
     /// these weights, sharper than an antialiased triangle when shrinking
@@ -42,12 +47,18 @@ pub enum ResizeFilter {
     Bilinear,
 }
 
+impl Choice for ResizeFilter {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("bicubic", ResizeFilter::Bicubic),
+        ("bilinear", ResizeFilter::Bilinear),
+    ];
+    const UNKNOWN: &'static str = "unknown resize filter";
+}
+choice_serde!(ResizeFilter);
+
 impl ResizeFilter {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ResizeFilter::Bicubic => "bicubic",
-            ResizeFilter::Bilinear => "bilinear",
-        }
+        self.name()
     }
 }
 
@@ -75,30 +86,18 @@ pub struct ExtractConfig {
 
 /// Checks `[extract]` and fills in defaults (`cuda`: the run is on a GPU).
 pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractConfig, ConfigError> {
-    let resize = match e.resize.as_deref().unwrap_or("center-crop") {
-        "center-crop" => ResizeMode::CenterCrop,
-        "squash" => ResizeMode::Squash,
-        other => {
-            return Err(invalid(
-                "extract.resize",
-                other,
-                "unknown resize mode",
-                "center-crop, squash",
-            ))
-        }
-    };
-    let filter = match e.filter.as_deref().unwrap_or("bilinear") {
-        "bicubic" => ResizeFilter::Bicubic,
-        "bilinear" => ResizeFilter::Bilinear,
-        other => {
-            return Err(invalid(
-                "extract.filter",
-                other,
-                "unknown resize filter",
-                "bicubic, bilinear",
-            ))
-        }
-    };
+    let resize = choice(
+        "extract.resize",
+        e.resize.as_deref(),
+        ResizeMode::CenterCrop,
+        None,
+    )?;
+    let filter = choice(
+        "extract.filter",
+        e.filter.as_deref(),
+        ResizeFilter::Bilinear,
+        None,
+    )?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

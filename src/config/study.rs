@@ -18,7 +18,7 @@
 
 use serde::Deserialize;
 
-use super::{apply_override, invalid, Config, ConfigError};
+use super::{apply_override, invalid, set_path, table_text, CliSettings, Config, ConfigError};
 use crate::heads::finetune::FinetuneSpec;
 
 /// What an arm trains and which of its outputs is scored.
@@ -112,6 +112,17 @@ pub struct Study {
 
 /// Parses a study file (`origin` names it in errors) with `--set` overrides.
 pub fn parse_study(text: &str, origin: &str, overrides: &[String]) -> Result<Study, ConfigError> {
+    parse_study_cli(text, origin, overrides, &CliSettings::default())
+}
+
+/// [`parse_study`], then the command line's shortcut flags (`--device`) for
+/// the base and every arm, as `ovr train` would apply them.
+pub fn parse_study_cli(
+    text: &str,
+    origin: &str,
+    overrides: &[String],
+    cli: &CliSettings,
+) -> Result<Study, ConfigError> {
     let parse = |message: String| ConfigError::Parse {
         origin: origin.to_string(),
         message,
@@ -133,8 +144,7 @@ pub fn parse_study(text: &str, origin: &str, overrides: &[String]) -> Result<Stu
     for o in overrides {
         apply_override(&mut table, o)?;
     }
-    let base_text = toml::to_string(&table).unwrap_or_default();
-    let base = Config::from_toml_str(&base_text, origin, &[])?;
+    let base = Config::from_toml_cli(&table_text(&table, origin)?, origin, &[], cli)?;
     if raw.arms.is_empty() {
         return Err(ConfigError::Missing {
             field: "study.arms".into(),
@@ -143,77 +153,16 @@ pub fn parse_study(text: &str, origin: &str, overrides: &[String]) -> Result<Stu
     }
     let mut arms: Vec<Arm> = Vec::new();
     for (i, a) in raw.arms.into_iter().enumerate() {
-        let field = |f: &str| format!("study.arms[{i}].{f}");
-        if a.name.is_empty() || arms.iter().any(|b| b.name == a.name) {
+        let arm = resolve_arm(i, a, &table, origin, cli)?;
+        if arm.name.is_empty() || arms.iter().any(|b| b.name == arm.name) {
             return Err(invalid(
-                &field("name"),
-                &a.name,
+                &format!("study.arms[{i}].name"),
+                &arm.name,
                 "arm names must be non-empty and unique",
                 "a short unique name per arm",
             ));
         }
-        let head = ArmHead::parse(&a.head)
-            .ok_or_else(|| invalid(&field("head"), &a.head, "unknown head", ARM_HEADS))?;
-        let mut t = table.clone();
-        let mut set = |key: &str, v: toml::Value| {
-            let (section, name) = key.split_once('.').unwrap_or(("", key));
-            let s = t
-                .entry(section.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(s) = s.as_table_mut() {
-                s.insert(name.to_string(), v);
-            }
-        };
-        if let Some(b) = a.backbone {
-            set("backbone.name", b);
-        }
-        if let Some(f) = a.features {
-            set("backbone.features", toml::Value::String(f));
-        }
-        let s = |v: &str| toml::Value::String(v.into());
-        match head {
-            ArmHead::MulticlassLinear => set("train.multiclass_head", s("linear")),
-            ArmHead::MulticlassMlp => set("train.multiclass_head", s("mlp")),
-            ArmHead::SpecialistsLinear => set("train.specialist_head", s("linear")),
-            ArmHead::SpecialistsMlp => set("train.specialist_head", s("mlp")),
-            ArmHead::Finetune => {}
-        }
-        for o in &a.set {
-            apply_override(&mut t, o)?;
-        }
-        let arm_origin = format!("{origin}, arm `{}`", a.name);
-        let config =
-            Config::from_toml_str(&toml::to_string(&t).unwrap_or_default(), &arm_origin, &[])?;
-        let finetune = match (head, a.finetune) {
-            (ArmHead::Finetune, f) => {
-                let f = f.unwrap_or_default();
-                f.validate().map_err(|e| {
-                    invalid(
-                        &field("finetune"),
-                        format!("{f:?}"),
-                        &e.to_string(),
-                        "see FinetuneSpec",
-                    )
-                })?;
-                Some(f)
-            }
-            (_, Some(_)) => {
-                return Err(invalid(
-                    &field("finetune"),
-                    "(table)",
-                    "only arms with head = \"finetune\" take fine-tune settings",
-                    "remove it or set head = \"finetune\"",
-                ))
-            }
-            (_, None) => None,
-        };
-        arms.push(Arm {
-            title: a.title.unwrap_or_else(|| a.name.clone()),
-            name: a.name,
-            head,
-            config,
-            finetune,
-        });
+        arms.push(arm);
     }
     let reference = match &raw.reference {
         None => 0,
@@ -238,6 +187,81 @@ pub fn parse_study(text: &str, origin: &str, overrides: &[String]) -> Result<Stu
         reference,
         resamples,
         base,
+    })
+}
+
+/// The file's sections with arm `a`'s fields and `set` list applied, through
+/// the same override logic as `--set`, then resolved like `ovr train`.
+fn resolve_arm(
+    i: usize,
+    a: RawArm,
+    table: &toml::Table,
+    origin: &str,
+    cli: &CliSettings,
+) -> Result<Arm, ConfigError> {
+    let field = |f: &str| format!("study.arms[{i}].{f}");
+    let head = ArmHead::parse(&a.head)
+        .ok_or_else(|| invalid(&field("head"), &a.head, "unknown head", ARM_HEADS))?;
+    let mut t = table.clone();
+    let mut fields: Vec<(&'static str, toml::Value)> = Vec::new();
+    if let Some(b) = a.backbone {
+        fields.push(("backbone.name", b));
+    }
+    if let Some(f) = a.features {
+        fields.push(("backbone.features", toml::Value::String(f)));
+    }
+    let kind = |k: &'static str, v: &str| (k, toml::Value::String(v.into()));
+    match head {
+        ArmHead::MulticlassLinear => fields.push(kind("train.multiclass_head", "linear")),
+        ArmHead::MulticlassMlp => fields.push(kind("train.multiclass_head", "mlp")),
+        ArmHead::SpecialistsLinear => fields.push(kind("train.specialist_head", "linear")),
+        ArmHead::SpecialistsMlp => fields.push(kind("train.specialist_head", "mlp")),
+        ArmHead::Finetune => {}
+    }
+    for (key, value) in fields {
+        set_path(&mut t, key, value).ok_or_else(|| {
+            invalid(
+                &field("name"),
+                &a.name,
+                &format!("`{key}` is not a table field"),
+                key,
+            )
+        })?;
+    }
+    for o in &a.set {
+        apply_override(&mut t, o)?;
+    }
+    let arm_origin = format!("{origin}, arm `{}`", a.name);
+    let config = Config::from_toml_cli(&table_text(&t, &arm_origin)?, &arm_origin, &[], cli)?;
+    let finetune = match (head, a.finetune) {
+        (ArmHead::Finetune, f) => {
+            let f = f.unwrap_or_default();
+            f.validate().map_err(|e| {
+                invalid(
+                    &field("finetune"),
+                    format!("{f:?}"),
+                    &e.to_string(),
+                    "see FinetuneSpec",
+                )
+            })?;
+            Some(f)
+        }
+        (_, Some(_)) => {
+            return Err(invalid(
+                &field("finetune"),
+                "(table)",
+                "only arms with head = \"finetune\" take fine-tune settings",
+                "remove it or set head = \"finetune\"",
+            ))
+        }
+        (_, None) => None,
+    };
+    Ok(Arm {
+        title: a.title.unwrap_or_else(|| a.name.clone()),
+        name: a.name,
+        head,
+        config,
+        finetune,
     })
 }
 

@@ -221,3 +221,26 @@ fn extract_preprocessing_fields_resolve_and_bad_values_name_the_field() {
         .to_string();
     assert!(err.contains("exif_orientation"), "{err}");
 }
+
+#[test]
+fn run_emoji40_resolves_to_what_configs_emoji40_sets() {
+    // `ovr run emoji40` (defaults + the named dataset) is the README's
+    // step-by-step job with `--config configs/emoji40.toml`.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/emoji40.toml");
+    let from_file = Config::load(Some(&file), &[]).unwrap();
+    let cli = CliSettings {
+        dataset: Some(DatasetChoice::Named("emoji40".into())),
+        ..CliSettings::default()
+    };
+    let from_run = Config::load_cli(None, &[], &cli).unwrap();
+    let json = |c: &Config| serde_json::to_string(c).unwrap();
+    assert_eq!(json(&from_run), json(&from_file));
+    // A non-default flag does change it.
+    let cli = CliSettings {
+        lanes: Some(1),
+        ..cli
+    };
+    let other = Config::load_cli(None, &[], &cli).unwrap();
+    assert_ne!(json(&other), json(&from_file));
+    assert_eq!(other.train.lanes, 1);
+}

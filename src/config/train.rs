@@ -3,11 +3,12 @@
 //! criterion, optimizer limits and warm starts, scheduler lanes and fusion,
 //! the joint calibration's settings and the combiner.
 
+use super::choice::{choice, choice_serde, Choice};
 use super::raw::{RawMlp, RawTrain};
 use super::{invalid, positive, ConfigError};
 use crate::calibration::{Combiner, JointParams};
 use crate::device::DeviceSpec;
-use crate::heads::{ClassWeighting, MlpSpec};
+use crate::heads::{ClassWeighting, FitOptions, MlpSpec};
 
 /// The rows calibrators are fitted on (always disjoint from training).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,8 +37,7 @@ fn calibration_split(v: Option<toml::Value>) -> Result<CalibrationSplit, ConfigE
 }
 
 /// What a head is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadKind {
     /// Logistic regression (L2 chosen per head from the C grid).
     Linear,
@@ -47,13 +47,39 @@ pub enum HeadKind {
 
 /// The class weighting of the specialists: fixed, or chosen per head on
 /// validation among both (`auto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightChoice {
     Auto,
     Balanced,
     None,
 }
+
+impl Choice for HeadKind {
+    const TABLE: &'static [(&'static str, Self)] =
+        &[("linear", HeadKind::Linear), ("mlp", HeadKind::Mlp)];
+    const UNKNOWN: &'static str = "unknown head kind";
+}
+choice_serde!(HeadKind);
+
+impl Choice for WeightChoice {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("auto", WeightChoice::Auto),
+        ("balanced", WeightChoice::Balanced),
+        ("none", WeightChoice::None),
+    ];
+    const UNKNOWN: &'static str = "unknown weighting";
+}
+choice_serde!(WeightChoice);
+
+impl Choice for Selection {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("calibrated-nll", Selection::CalibratedNll),
+        ("nll", Selection::Nll),
+        ("weighted-nll", Selection::WeightedNll),
+    ];
+    const UNKNOWN: &'static str = "unknown selection criterion";
+}
+choice_serde!(Selection);
 
 impl WeightChoice {
     /// The weightings trained for every specialist.
@@ -67,8 +93,7 @@ impl WeightChoice {
 }
 
 /// How a specialist's (weighting, C) is chosen on the validation split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selection {
     /// Unweighted log-loss after a Platt fit of the head's validation
     /// scores: invariant to the head's scale and offset.
@@ -128,11 +153,7 @@ pub struct TrainConfig {
 }
 
 fn head_kind(field: &str, v: Option<&str>) -> Result<HeadKind, ConfigError> {
-    match v.unwrap_or("linear") {
-        "linear" => Ok(HeadKind::Linear),
-        "mlp" => Ok(HeadKind::Mlp),
-        other => Err(invalid(field, other, "unknown head kind", "linear, mlp")),
-    }
+    choice(field, v, HeadKind::Linear, None)
 }
 
 fn resolve_mlp(m: Option<RawMlp>) -> Result<MlpSpec, ConfigError> {
@@ -208,14 +229,6 @@ fn grid(field: &str, v: Option<Vec<f64>>) -> Result<Vec<f64>, ConfigError> {
     Ok(g)
 }
 
-fn weighting(field: &str, v: Option<&str>, default: &str) -> Result<ClassWeighting, ConfigError> {
-    match v.unwrap_or(default) {
-        "balanced" => Ok(ClassWeighting::Balanced),
-        "none" => Ok(ClassWeighting::None),
-        other => Err(invalid(field, other, "unknown weighting", "none, balanced")),
-    }
-}
-
 fn combiner(v: Option<&str>) -> Result<Option<Combiner>, ConfigError> {
     match v.unwrap_or("auto") {
         "auto" | "calibrated-argmax" => Ok(None),
@@ -274,95 +287,101 @@ fn joint(t: &RawTrain) -> Result<JointParams, ConfigError> {
     })
 }
 
-pub fn resolve_train(t: Option<RawTrain>) -> Result<TrainConfig, ConfigError> {
-    let t = t.unwrap_or_default();
-    let class_weight = match t.class_weight.as_deref().unwrap_or("auto") {
-        "auto" => WeightChoice::Auto,
-        "balanced" => WeightChoice::Balanced,
-        "none" => WeightChoice::None,
-        other => {
-            return Err(invalid(
-                "train.class_weight",
-                other,
-                "unknown weighting",
-                "auto (chosen per specialist on val), balanced, none",
-            ))
-        }
+/// The L-BFGS limits, defaulted and checked by the heads stage's own
+/// [`FitOptions`] (one rule for `tol`: finite and >= 0).
+fn fit_limits(t: &RawTrain) -> Result<(usize, f64), ConfigError> {
+    let d = FitOptions::default();
+    let max_iter = positive("train.max_iter", t.max_iter, d.max_iter, 1_000_000)?;
+    let fit = FitOptions {
+        max_iter,
+        tol: t.tol.unwrap_or(d.tol),
+        ..d
     };
-    let selection = match t.selection.as_deref().unwrap_or("nll") {
-        "calibrated-nll" => Selection::CalibratedNll,
-        "nll" => Selection::Nll,
-        "weighted-nll" => Selection::WeightedNll,
-        other => {
-            return Err(invalid(
-                "train.selection",
-                other,
-                "unknown selection criterion",
-                "calibrated-nll, nll, weighted-nll",
-            ))
-        }
-    };
-    if let Some(m) = &t.calibration {
-        return Err(invalid(
+    fit.validate()
+        .map_err(|e| invalid("train.tol", fit.tol, &e.to_string(), "a finite number >= 0"))?;
+    Ok((fit.max_iter, fit.tol))
+}
+
+/// An integer in `0..=max` (`default` when unset).
+fn count(
+    field: &str,
+    v: Option<i64>,
+    default: usize,
+    max: i64,
+    allowed: &str,
+) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if (0..=max).contains(&v) => Ok(v as usize),
+        Some(v) => Err(invalid(field, v, "out of range", allowed)),
+    }
+}
+
+/// The retired `train.calibration` field, named with what replaced it.
+fn refuse_calibration(t: &RawTrain) -> Result<(), ConfigError> {
+    match &t.calibration {
+        None => Ok(()),
+        Some(m) => Err(invalid(
             "train.calibration",
             m,
             "replaced: every per-specialist and joint calibrator is now fitted",
             "remove it and choose with train.combiner (auto, dirichlet, vector-scaling, \
              platt-temperature, platt, isotonic, softmax-logits)",
-        ));
+        )),
     }
-    let tol = t.tol.unwrap_or(1e-6);
-    if !(tol.is_finite() && tol > 0.0 && tol < 1.0) {
-        return Err(invalid(
-            "train.tol",
-            tol,
-            "out of range",
-            "a number in (0, 1)",
-        ));
-    }
+}
+
+/// Checks `[train]` (the lanes run on `device`, the config's top-level one).
+pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainConfig, ConfigError> {
+    let t = t.unwrap_or_default();
+    refuse_calibration(&t)?;
+    let class_weight = choice(
+        "train.class_weight",
+        t.class_weight.as_deref(),
+        WeightChoice::Auto,
+        Some("(auto: chosen per specialist on val)"),
+    )?;
+    let selection = choice(
+        "train.selection",
+        t.selection.as_deref(),
+        Selection::Nll,
+        None,
+    )?;
+    let (max_iter, tol) = fit_limits(&t)?;
     let fuse = match t.fuse {
         None | Some(0) => 0,
         Some(v) => positive("train.fuse", Some(v), 0, 100_000)?,
     };
-    let grid_extension = match t.grid_extension {
-        None => 3,
-        Some(v) if (0..=12).contains(&v) => v as usize,
-        Some(v) => {
-            return Err(invalid(
-                "train.grid_extension",
-                v,
-                "out of range",
-                "an integer in 0..=12 (factor-of-10 steps beyond each grid end)",
-            ))
-        }
-    };
-    let holdout_classes = match t.holdout_classes {
-        None => 0,
-        Some(v) if (0..=10_000).contains(&v) => v as usize,
-        Some(v) => {
-            return Err(invalid(
-                "train.holdout_classes",
-                v,
-                "out of range",
-                "an integer >= 0 that leaves at least 2 classes to train",
-            ))
-        }
-    };
+    let grid_extension = count(
+        "train.grid_extension",
+        t.grid_extension,
+        3,
+        12,
+        "an integer in 0..=12 (factor-of-10 steps beyond each grid end)",
+    )?;
+    let holdout_classes = count(
+        "train.holdout_classes",
+        t.holdout_classes,
+        0,
+        10_000,
+        "an integer >= 0 that leaves at least 2 classes to train",
+    )?;
     Ok(TrainConfig {
-        device: DeviceSpec::Cpu,
+        device,
         c_grid: grid("train.c_grid", t.c_grid.clone())?,
         multiclass_c_grid: grid("train.multiclass_c_grid", t.multiclass_c_grid.clone())?,
         class_weight,
-        multiclass_class_weight: weighting(
+        multiclass_class_weight: choice(
             "train.multiclass_class_weight",
             t.multiclass_class_weight.as_deref(),
-            "none",
+            ClassWeighting::None,
+            None,
         )?,
         selection,
         grid_extension,
         holdout_classes,
         warm_start: t.warm_start.unwrap_or(true),
-        max_iter: positive("train.max_iter", t.max_iter, 500, 1_000_000)?,
+        max_iter,
         tol,
         lanes: positive("train.lanes", t.lanes, 2, 64)?,
         fuse,

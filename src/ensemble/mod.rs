@@ -9,6 +9,7 @@ pub mod build;
 mod io;
 pub mod knownness;
 pub mod manifest;
+pub mod open;
 pub mod plan;
 pub mod predict;
 pub mod select;

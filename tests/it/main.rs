@@ -22,6 +22,7 @@ mod pretrained;
 mod processes;
 mod report;
 mod roundtrip;
+mod run;
 mod score;
 mod selection;
 mod shard;
