@@ -9,7 +9,7 @@ use crate::assets::cache::{write_atomic, Cache};
 use crate::config::Config;
 use crate::ensemble::{load, Ensemble};
 use crate::images::dataset::Split;
-use crate::metrics::compare::{compare, CompareContext, Comparison, TimelineBar};
+use crate::metrics::compare::{compare, CompareContext, Comparison};
 use crate::progress::Verbosity;
 use crate::report::text::{p_value, signed};
 use crate::{Error, Result};
@@ -125,17 +125,7 @@ pub fn run(
         backbone: e.manifest.backbone.clone(),
         split: args.split.to_string(),
         classes: e.manifest.classes.clone(),
-        timeline: e
-            .manifest
-            .timeline
-            .iter()
-            .map(|t| TimelineBar {
-                job: t.job.clone(),
-                lane: t.lane,
-                start_s: t.start_s,
-                end_s: t.end_s,
-            })
-            .collect(),
+        timeline: e.manifest.timeline.clone(),
         resamples: args.resamples,
         seed,
     };
@@ -145,8 +135,7 @@ pub fn run(
         &approaches,
         &out.specialist_logits,
         &out.specialist_probs,
-    )
-    .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
+    )?;
     if let Some(other) = args.against {
         c.shift = Some(super::shift::report(
             &e,
@@ -182,7 +171,10 @@ pub fn run(
     }
     print!("{}", table(&c));
     if let Some(p) = args.json {
-        let text = serde_json::to_string_pretty(&c).map_err(|e| Error::Usage(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&c).map_err(|source| Error::Json {
+            what: "the comparison",
+            source,
+        })?;
         write_atomic(p, text.as_bytes())?;
     }
     if let Some(p) = args.csv {

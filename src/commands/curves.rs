@@ -79,8 +79,10 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, args: &CurvesAr
     pb.finish_and_clear();
     let curves = curves?;
     if let Some(p) = args.json {
-        let json = serde_json::to_string_pretty(&curves)
-            .map_err(|e| Error::Usage(format!("cannot encode the curves as JSON: {e}")))?;
+        let json = serde_json::to_string_pretty(&curves).map_err(|source| Error::Json {
+            what: "the curves",
+            source,
+        })?;
         write_atomic(p, json.as_bytes())?;
     }
     if let Some(p) = args.report {

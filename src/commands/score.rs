@@ -169,8 +169,7 @@ pub fn run(
                 .flat_map(|&i| pred.probs[i * k..(i + 1) * k].to_vec())
                 .collect();
             let preds: Vec<u32> = known.iter().map(|&i| pred.preds[i]).collect();
-            let m = summarize(&labels, &probs, &preds, k)
-                .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
+            let m = summarize(&labels, &probs, &preds, k)?;
             say(format!(
                 "{} labelled images: accuracy {:.2}%, top-5 {:.2}%, macro-F1 {:.4}, NLL {:.4}, Brier {:.4}, ECE {:.2}%",
                 labels.len(),

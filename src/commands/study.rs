@@ -113,7 +113,10 @@ pub fn run(
         write_atomic(p, md.as_bytes())?;
     }
     if let Some(p) = args.json {
-        let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
+        let json = serde_json::to_string_pretty(&outcome).map_err(|source| Error::Json {
+            what: "the study outcome",
+            source,
+        })?;
         write_atomic(p, json.as_bytes())?;
     }
     Ok(())
@@ -158,8 +161,7 @@ fn score(study: &Study, runs: &[ArmRun], args: &StudyArgs) -> Result<StudyOutcom
         let vs_reference = if std::ptr::eq(r, reference) {
             None
         } else {
-            let bad =
-                |e: crate::metrics::MetricError| Error::Usage(format!("arm `{}`: {e}", arm.name));
+            let bad = Error::Metric;
             let correct =
                 |p: &[u32]| -> Vec<bool> { p.iter().zip(&r.labels).map(|(a, y)| a == y).collect() };
             let m = mcnemar_exact(&correct(&r.preds), &correct(&reference.preds)).map_err(bad)?;
@@ -273,7 +275,11 @@ fn ensemble_arm(
         }
     };
     let [train, val, test] = &*sets;
-    let tkey = serde_json::to_string(cfg).unwrap_or_default();
+    // The training memo's key: a failure must not make every arm share one key.
+    let tkey = serde_json::to_string(cfg).map_err(|source| Error::Json {
+        what: "the arm's config (the training memo key)",
+        source,
+    })?;
     let (ens, secs, shared_with) = match tmemo.get(&tkey) {
         Some((e, s, first)) => (Arc::clone(e), *s, Some(first.clone())),
         None => {
@@ -285,7 +291,7 @@ fn ensemble_arm(
                 Arc::clone(stop),
                 verbosity,
             )?;
-            let manifest = Manifest::from_training(&format!("study-{}", arm.name), cfg, train, &o);
+            let manifest = Manifest::from_training(&format!("study-{}", arm.name), cfg, train, &o)?;
             let e = Arc::new(Ensemble {
                 dir: PathBuf::from(format!("(study arm {})", arm.name)),
                 manifest,
@@ -330,10 +336,10 @@ fn ensemble_arm(
 }
 
 fn tensor(set: &FeatureSet) -> Result<Tensor> {
-    Tensor::from_slice(&set.features, (set.len(), set.dim), &Device::Cpu).map_err(|e| {
-        Error::Train(TrainError::Head {
+    Tensor::from_slice(&set.features, (set.len(), set.dim), &Device::Cpu).map_err(|source| {
+        Error::Train(TrainError::Candle {
             head: "fine-tuned top".into(),
-            message: e.to_string(),
+            source,
         })
     })
 }
@@ -404,10 +410,10 @@ fn finetune_arm(
         },
     )?;
     let secs = t0.elapsed().as_secs_f64();
-    let cal_err = |e: crate::calibration::CalibrationError| {
-        Error::Train(TrainError::Head {
+    let cal_err = |source| {
+        Error::Train(TrainError::Calibration {
             head: "temperature of the fine-tuned head".into(),
-            message: e.to_string(),
+            source,
         })
     };
     let t = Temperature::fit(&finetune_logits(&fit, &x_va)?, &val.labels, val.len(), k)
