@@ -160,7 +160,7 @@ pub enum Command {
         /// list file with `path` or `path,label` lines.
         input: PathBuf,
         /// multiclass-raw, multiclass-temperature, specialists-calibrated
-        /// (default: the calibrated argmax), or specialists-<combiner>.
+        /// (default: the calibrated argmax), or `specialists-<combiner>`.
         #[arg(long)]
         approach: Option<String>,
         /// Write the rows here instead of stdout.

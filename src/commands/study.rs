@@ -339,7 +339,7 @@ fn tensor(set: &FeatureSet) -> Result<Tensor> {
     Tensor::from_slice(&set.features, (set.len(), set.dim), &Device::Cpu).map_err(|source| {
         Error::Train(TrainError::Candle {
             head: "fine-tuned top".into(),
-            source,
+            source: Box::new(source),
         })
     })
 }

@@ -322,8 +322,8 @@ fn train_grid(
         .map(|s| subset::class_orders(&train.labels, k, subset::subset_seed(config.seed, s)))
         .collect();
     for (fi, &f) in spec.fractions.iter().enumerate() {
-        for s in 0..ns {
-            let rows = subset::subset_rows(&orders[s], f, min);
+        for (s, order) in orders.iter().enumerate() {
+            let rows = subset::subset_rows(order, f, min);
             let n = rows.len();
             let (idx, reused) = match memo.get(&rows) {
                 Some(&i) => (i, true),

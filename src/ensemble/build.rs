@@ -1,5 +1,5 @@
 //! Ensemble stage: from cached features to a calibrated ensemble, as a
-//! pipeline: hold out the calibration rows ([`super::split`]) ->
+//! pipeline: hold out the calibration rows (`split.rs`) ->
 //! standardize (train statistics) -> train every head over its grid
 //! through the scheduler, extending grids where the best C sits on an end
 //! ([`super::rounds`], jobs from [`super::plan`]) -> choose each head's
@@ -67,8 +67,9 @@ pub fn train_ensemble(
     let held = HeldOut::new(train, cfg, seed);
     let (train, cal) = held.sets(train, val)?;
     let (k, d) = (train.classes.len(), train.dim);
-    let std = Standardizer::fit(&train.features, train.len(), d);
-    let (x_tr, x_va) = (std.apply(&train.features), std.apply(&val.features));
+    let std = Standardizer::try_fit(&train.features, train.len(), d).map_err(standardize)?;
+    let x_tr = std.try_apply(&train.features).map_err(standardize)?;
+    let x_va = std.try_apply(&val.features).map_err(standardize)?;
     let v = Val {
         x: &x_va,
         n: val.len(),
@@ -136,7 +137,10 @@ pub fn calibrate(
     seed: u64,
 ) -> Result<CalibrationRecord, TrainError> {
     let (nc, d, k) = (cal.len(), cal.dim, w.specialists.len());
-    let x = w.standardizer.apply(&cal.features);
+    let x = w
+        .standardizer
+        .try_apply(&cal.features)
+        .map_err(standardize)?;
     let z = specialist_logits(w, &x, nc, d).map_err(logits_failed("the specialists"))?;
     let failed = |head: &str| {
         let head = head.to_string();
@@ -161,10 +165,17 @@ pub fn calibrate(
     })
 }
 
+fn standardize(source: crate::heads::HeadError) -> TrainError {
+    TrainError::Logits {
+        head: "the standardizer".to_string(),
+        source: Box::new(source),
+    }
+}
+
 fn logits_failed(head: &'static str) -> impl Fn(crate::heads::HeadError) -> TrainError {
     move |source| TrainError::Logits {
         head: head.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

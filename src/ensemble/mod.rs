@@ -50,7 +50,7 @@ pub enum EnsembleError {
     Head {
         path: PathBuf,
         #[source]
-        source: crate::heads::HeadError,
+        source: Box<crate::heads::HeadError>,
     },
     #[error("cannot write the {what} as JSON")]
     Serialize {

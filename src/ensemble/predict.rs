@@ -148,11 +148,15 @@ impl Ensemble {
                 features.len()
             )));
         }
-        let x = self.weights.standardizer.apply(features);
         let head = |source| EnsembleError::Head {
             path: self.dir.clone(),
-            source,
+            source: Box::new(source),
         };
+        let x = self
+            .weights
+            .standardizer
+            .try_apply(features)
+            .map_err(head)?;
         let spec = specialist_logits(&self.weights, &x, n, d).map_err(head)?;
         let multi = self.weights.multiclass.logits(&x, n, d).map_err(head)?;
         let platt = &self.manifest.calibration.specialists.platt;

@@ -81,7 +81,8 @@ impl Rounds<'_> {
             timeline.extend(timeline_entries(&jobs, &outcomes, offset));
             let round = plan::decode(&jobs, outcomes, k).ok_or(TrainError::Interrupted)??;
             // Only this round's candidates are new; earlier losses stand.
-            let new = select::losses(&round, v, cfg).map_err(TrainError::Selection)?;
+            let new =
+                select::losses(&round, v, cfg).map_err(|e| TrainError::Selection(Box::new(e)))?;
             tried.extend(round);
             loss.extend(new);
             let best = select::best(&tried, &loss, k + 1);

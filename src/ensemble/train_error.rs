@@ -16,14 +16,14 @@ pub enum TrainError {
     #[error("train and {split} features disagree: {detail}")]
     Mismatch { split: String, detail: String },
     #[error(transparent)]
-    Job(#[from] FailedJob),
+    Job(Box<FailedJob>),
     #[error("scoring the candidates on validation")]
-    Selection(#[source] HeadError),
-    #[error("{head}: computing its logits")]
+    Selection(#[source] Box<HeadError>),
+    #[error("{head} cannot be applied to these rows")]
     Logits {
         head: String,
         #[source]
-        source: HeadError,
+        source: Box<HeadError>,
     },
     #[error("{head}: calibration failed")]
     Calibration {
@@ -35,7 +35,7 @@ pub enum TrainError {
     Candle {
         head: String,
         #[source]
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
     #[error("training was interrupted before all heads finished")]
     Interrupted,
@@ -43,6 +43,12 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error("cannot set up a training lane")]
     Lane(#[from] LaneError),
+}
+
+impl From<FailedJob> for TrainError {
+    fn from(e: FailedJob) -> TrainError {
+        TrainError::Job(Box::new(e))
+    }
 }
 
 impl TrainError {

@@ -42,7 +42,7 @@ pub enum LaneError {
         what: &'static str,
         device: String,
         #[source]
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -83,7 +83,7 @@ impl Lane {
                 lane: id,
                 what,
                 device: format!("{device:?}"),
-                source,
+                source: Box::new(source),
             })
         };
         Ok(Lane {

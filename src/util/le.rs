@@ -9,7 +9,7 @@ pub fn f32_to_le(v: &[f32]) -> Vec<u8> {
 /// Little-endian bytes back to values; `None` when the length is not a
 /// multiple of 4.
 pub fn f32_from_le(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(
