@@ -50,6 +50,17 @@ fn ordinals(count: usize) -> String {
     }
 }
 
+impl DeviceError {
+    /// A usage problem (exit code 2): a device spelled wrong, or CUDA asked
+    /// of a build without it.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            DeviceError::Unknown { .. } | DeviceError::CudaNotBuilt { .. }
+        )
+    }
+}
+
 impl DeviceSpec {
     /// Parses `cpu`, `cuda` (ordinal 0) or `cuda:N` (case and surrounding
     /// blanks ignored). Parsing succeeds in every build; whether CUDA can be
@@ -179,5 +190,4 @@ impl FromStr for DeviceSpec {
 }
 
 #[cfg(test)]
-#[path = "device_tests.rs"]
 mod tests;

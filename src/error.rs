@@ -24,6 +24,18 @@ pub enum Error {
     #[error(transparent)]
     Head(#[from] crate::heads::HeadError),
     #[error(transparent)]
+    Metric(#[from] crate::metrics::MetricError),
+    #[error(transparent)]
+    Calibration(#[from] crate::calibration::CalibrationError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("cannot write {what} as JSON")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
     Ensemble(#[from] crate::ensemble::EnsembleError),
     #[error(transparent)]
     Train(#[from] crate::ensemble::build::TrainError),
@@ -45,8 +57,6 @@ pub enum Error {
     Stdout(#[from] crate::output::StdoutError),
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
-    #[error("metrics: {0}")]
-    Metrics(#[from] crate::metrics::MetricError),
     #[error(transparent)]
     Study(#[from] crate::study::StudyError),
 }
@@ -62,8 +72,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
-            Error::Device(crate::device::DeviceError::Unknown { .. })
-            | Error::Device(crate::device::DeviceError::CudaNotBuilt { .. }) => 2,
+            Error::Device(e) if e.is_usage() => 2,
+            Error::Train(e) if e.is_usage() => 2,
             _ => 1,
         }
     }

@@ -5,7 +5,9 @@
 //! -> `features` (frozen backbones, cached embeddings) -> heads -> calibration
 //! -> ensemble -> metrics/report. `config` resolves TOML + CLI overrides into
 //! checked types; `cli` and `commands` only wire stages together.
-//! `curves` reruns the heads stage on nested subsets of train (learning curves).
+//! `curves` reruns the heads stage on nested subsets of train (learning curves);
+//! `scheduler` runs head-training jobs on lanes (CPU threads or CUDA streams);
+//! `util` holds the few helpers several stages share (hex, f32 codec, names).
 
 pub mod assets;
 pub mod calibration;
@@ -26,5 +28,6 @@ pub mod progress;
 pub mod report;
 pub mod scheduler;
 pub mod study;
+pub mod util;
 
 pub use error::{Error, Result};

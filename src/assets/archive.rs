@@ -14,7 +14,8 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::cache::{build_dir_atomic, ensure_parent, io_err, write_atomic_with, AssetError};
+use super::atomic_dir::build_dir_atomic;
+use super::cache::{ensure_parent, io_err, write_atomic_with, AssetError};
 
 /// Validates an archive entry name and returns it normalised (`/`-separated,
 /// no empty or `.` components; may be empty for a root entry such as `./`).

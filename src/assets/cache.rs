@@ -10,8 +10,8 @@
 //! - `features/`  cached embeddings
 //!
 //! Nothing is ever half-written: files go through [`write_atomic`] and
-//! directories through [`build_dir_atomic`] / [`replace_dir_atomic`] (fsynced
-//! temp sibling + `rename`, see `atomic_dir.rs`).
+//! directories through [`super::atomic_dir::build_dir_atomic`] /
+//! [`super::atomic_dir::replace_dir_atomic`] (fsynced temp sibling + `rename`).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+
+use crate::util::hex::hex;
 
 /// Errors of the assets stage (fetching, verifying, unpacking, caching).
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +75,7 @@ pub enum AssetError {
     #[error("cannot read archive {archive}: {detail}")]
     BadArchive { archive: PathBuf, detail: String },
 
-    /// [`build_dir_atomic`] refuses to replace an existing directory.
+    /// [`super::atomic_dir::build_dir_atomic`] refuses to replace an existing directory.
     #[error("destination {path} already exists (delete it to rebuild)")]
     DestinationExists { path: PathBuf },
 
@@ -166,16 +168,6 @@ pub fn sha256_file(path: &Path) -> Result<String, AssetError> {
 /// Lowercase hex SHA-256 of a byte slice.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    s
 }
 
 /// A path next to `target` (same directory, so `rename` is atomic) that no
@@ -280,11 +272,10 @@ pub(crate) fn sync_parent(path: &Path) {
     }
 }
 
-pub use super::atomic_dir::{build_dir_atomic, replace_dir_atomic};
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assets::atomic_dir::build_dir_atomic;
 
     #[test]
     fn sha256_known_vectors() {

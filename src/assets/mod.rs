@@ -7,5 +7,6 @@ pub mod cache;
 pub mod clients;
 pub mod pickle_vm;
 pub mod pins;
+pub mod torch_format;
 pub mod torch_legacy;
 pub mod weights;

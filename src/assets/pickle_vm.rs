@@ -22,6 +22,6 @@ mod vm;
 pub use values::{Dict, Global, StorageRef, TensorRef, Unpickled, Value};
 pub use vm::unpickle;
 
-use super::torch_legacy::TorchLegacyError;
+use super::torch_format::TorchLegacyError;
 
 type Result<T> = std::result::Result<T, TorchLegacyError>;

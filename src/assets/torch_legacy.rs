@@ -11,10 +11,11 @@
 //! that order, `<u64 LE numel><numel * element_size raw LE bytes>`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use super::pickle_vm::{unpickle, TensorRef, Value};
+pub use super::torch_format::{TorchDType, TorchLegacyError};
 
 /// `0x1950a86a20f9469cfc6c` as the little-endian bytes of pickle's `LONG1`.
 const MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -22,121 +23,7 @@ const PROTOCOL_VERSION: i64 = 1001;
 /// Total gathered bytes may exceed the input (shared storages) by at most this factor.
 const TOTAL_OUTPUT_FACTOR: usize = 8;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TorchLegacyError {
-    #[error("I/O error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    InFile {
-        path: PathBuf,
-        #[source]
-        source: Box<TorchLegacyError>,
-    },
-    #[error("zip-format torch.save file (PK header), not the legacy format")]
-    ZipFormat,
-    #[error("not a legacy torch.save file: first pickle is not the magic 0x1950a86a20f9469cfc6c")]
-    BadMagic,
-    #[error("unsupported legacy protocol version {found} (expected 1001)")]
-    BadProtocolVersion { found: String },
-    #[error("bad sys_info header: {reason}")]
-    BadSysInfo { reason: String },
-    #[error("truncated input: {what} at byte offset {offset}")]
-    Truncated { what: &'static str, offset: usize },
-    #[error("unsupported pickle opcode 0x{opcode:02x} at byte offset {offset}")]
-    UnknownOpcode { opcode: u8, offset: usize },
-    #[error("forbidden global `{global}` (only torch storage/tensor rebuilds and OrderedDict)")]
-    ForbiddenGlobal { global: String },
-    #[error("malformed pickle at byte offset {offset}: {reason}")]
-    Malformed { offset: usize, reason: String },
-    #[error("bad storage persistent id at byte offset {offset}: {reason}")]
-    BadPersistentId { offset: usize, reason: String },
-    #[error("not a state dict: {reason}")]
-    NotAStateDict { reason: String },
-    #[error("bad storage key list: {reason}")]
-    BadStorageKeys { reason: String },
-    #[error(
-        "storage `{key}`: record header says {header} elements, the pickle declared {expected}"
-    )]
-    StorageSizeMismatch {
-        key: String,
-        header: u64,
-        expected: u64,
-    },
-    #[error("tensor `{name}`: view (offset {offset}, size {size:?}, stride {stride:?}) is outside its storage of {storage_numel} elements")]
-    ViewOutOfBounds {
-        name: String,
-        offset: u64,
-        size: Vec<u64>,
-        stride: Vec<u64>,
-        storage_numel: u64,
-    },
-    #[error("tensor `{name}` needs {bytes} bytes, over the limit of {limit} derived from the input size")]
-    OutputTooLarge {
-        name: String,
-        bytes: u64,
-        limit: usize,
-    },
-    #[error("{len} unexpected trailing bytes at byte offset {offset}")]
-    TrailingBytes { offset: usize, len: usize },
-    #[error("tensor `{name}`: {reason}")]
-    BadRawTensor { name: String, reason: String },
-    #[error("writing safetensors {path}: {source}")]
-    Safetensors {
-        path: PathBuf,
-        source: safetensors::SafeTensorError,
-    },
-}
-
 type Result<T> = std::result::Result<T, TorchLegacyError>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TorchDType {
-    F32,
-    F64,
-    F16,
-    BF16,
-    I64,
-    I32,
-    I16,
-    I8,
-    U8,
-    Bool,
-}
-
-impl TorchDType {
-    /// `FloatStorage` -> `F32`, ...; `None` for anything not on the allow-list.
-    pub fn from_storage_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "FloatStorage" => Self::F32,
-            "DoubleStorage" => Self::F64,
-            "HalfStorage" => Self::F16,
-            "BFloat16Storage" => Self::BF16,
-            "LongStorage" => Self::I64,
-            "IntStorage" => Self::I32,
-            "ShortStorage" => Self::I16,
-            "CharStorage" => Self::I8,
-            "ByteStorage" => Self::U8,
-            "BoolStorage" => Self::Bool,
-            _ => return None,
-        })
-    }
-
-    pub fn element_size(self) -> usize {
-        match self {
-            Self::F64 | Self::I64 => 8,
-            Self::F32 | Self::I32 => 4,
-            Self::F16 | Self::BF16 | Self::I16 => 2,
-            Self::I8 | Self::U8 | Self::Bool => 1,
-        }
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, Self::F32 | Self::F64 | Self::F16 | Self::BF16)
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct RawTensor {
@@ -155,10 +42,7 @@ impl RawTensor {
     pub fn to_f32_vec(&self) -> Option<Vec<f32>> {
         let d = &self.data;
         Some(match self.dtype {
-            TorchDType::F32 => d
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            TorchDType::F32 => crate::util::le::f32_from_le(d)?,
             TorchDType::F64 => d
                 .chunks_exact(8)
                 .map(|c| {
@@ -199,36 +83,8 @@ fn f16_to_f32(h: u16) -> f32 {
 
 /// Parses a legacy `torch.save` state dict; tensors come back in state-dict order.
 pub fn read_legacy_state_dict(bytes: &[u8]) -> Result<Vec<(String, RawTensor)>> {
-    if bytes.starts_with(b"PK\x03\x04") {
-        return Err(TorchLegacyError::ZipFormat);
-    }
-    let magic = unpickle(bytes, 0).map_err(|_| TorchLegacyError::BadMagic)?;
-    if !matches!(&magic.value, Value::BigInt(b) if **b == MAGIC_LE) {
-        return Err(TorchLegacyError::BadMagic);
-    }
-    let version = unpickle(bytes, magic.end)?;
-    if !matches!(version.value, Value::Int(PROTOCOL_VERSION)) {
-        return Err(TorchLegacyError::BadProtocolVersion {
-            found: match version.value {
-                Value::Int(i) => i.to_string(),
-                ref v => v.kind().to_string(),
-            },
-        });
-    }
-    let sys_info = unpickle(bytes, version.end)?;
-    let bad_sys = |reason: &str| TorchLegacyError::BadSysInfo {
-        reason: reason.to_string(),
-    };
-    let info = sys_info
-        .dict(&sys_info.value)
-        .ok_or_else(|| bad_sys("not a dict"))?;
-    match info.get_str("little_endian") {
-        Some(Value::Bool(true)) => {}
-        Some(Value::Bool(false)) => return Err(bad_sys("big-endian files are not supported")),
-        _ => return Err(bad_sys("missing little_endian flag")),
-    }
-
-    let main = unpickle(bytes, sys_info.end)?;
+    let start = read_preamble(bytes)?;
+    let main = unpickle(bytes, start)?;
     let not_sd = |reason: String| TorchLegacyError::NotAStateDict { reason };
     let dict = main
         .dict(&main.value)
@@ -262,8 +118,81 @@ pub fn read_legacy_state_dict(bytes: &[u8]) -> Result<Vec<(String, RawTensor)>> 
             declared.len()
         )));
     }
+    let ranges = storage_ranges(bytes, list, keys.end, &declared)?;
+    let mut budget = bytes.len().saturating_mul(TOTAL_OUTPUT_FACTOR);
+    let mut out = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let (start, len) = *ranges
+            .get(&*t.storage.key)
+            .ok_or_else(|| bad_keys(format!("storage `{}` not listed", t.storage.key)))?;
+        let e = t.storage.dtype.element_size();
+        let (start, len) = match t.storage.view {
+            None => (start, len),
+            // Checked in the VM: off + n <= root numel, so these fit the root range.
+            Some((off, n)) => (start + off as usize * e, n as usize * e),
+        };
+        let storage = bytes
+            .get(start..start + len)
+            .ok_or_else(|| bad_keys(format!("storage `{}` range", t.storage.key)))?;
+        let data = gather(&name, &t, storage, bytes.len(), &mut budget)?;
+        let shape = t.size.iter().map(|&s| s as usize).collect(); // bounded by gather
+        out.push((
+            name,
+            RawTensor {
+                dtype: t.storage.dtype,
+                shape,
+                data,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Checks the three pickles before the state dict (magic, protocol version,
+/// little-endian `sys_info`); the offset where the state dict starts.
+fn read_preamble(bytes: &[u8]) -> Result<usize> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Err(TorchLegacyError::ZipFormat);
+    }
+    let magic = unpickle(bytes, 0).map_err(|_| TorchLegacyError::BadMagic)?;
+    if !matches!(&magic.value, Value::BigInt(b) if **b == MAGIC_LE) {
+        return Err(TorchLegacyError::BadMagic);
+    }
+    let version = unpickle(bytes, magic.end)?;
+    if !matches!(version.value, Value::Int(PROTOCOL_VERSION)) {
+        return Err(TorchLegacyError::BadProtocolVersion {
+            found: match version.value {
+                Value::Int(i) => i.to_string(),
+                ref v => v.kind().to_string(),
+            },
+        });
+    }
+    let sys_info = unpickle(bytes, version.end)?;
+    let bad_sys = |reason: &str| TorchLegacyError::BadSysInfo {
+        reason: reason.to_string(),
+    };
+    let info = sys_info
+        .dict(&sys_info.value)
+        .ok_or_else(|| bad_sys("not a dict"))?;
+    match info.get_str("little_endian") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => return Err(bad_sys("big-endian files are not supported")),
+        _ => return Err(bad_sys("missing little_endian flag")),
+    }
+
+    Ok(sys_info.end)
+}
+
+/// Where each listed storage's data lie in `bytes` (records start at `pos`:
+/// `<u64 LE numel><data>` per key, in list order, up to the end of the file).
+fn storage_ranges<'k>(
+    bytes: &[u8],
+    list: &'k [Value],
+    mut pos: usize,
+    declared: &HashMap<&str, (TorchDType, u64)>,
+) -> Result<HashMap<&'k str, (usize, usize)>> {
+    let bad_keys = |reason: String| TorchLegacyError::BadStorageKeys { reason };
     let mut ranges: HashMap<&str, (usize, usize)> = HashMap::with_capacity(list.len());
-    let mut pos = keys.end;
     for key in list {
         let Value::Str(key) = key else {
             return Err(bad_keys(format!("{} key", key.kind())));
@@ -298,7 +227,6 @@ pub fn read_legacy_state_dict(bytes: &[u8]) -> Result<Vec<(String, RawTensor)>> 
                 what: "storage data",
                 offset: pos,
             })?;
-        // `&**key` borrows from `keys`, which lives until the end of this function.
         ranges.insert(&**key, (pos, len));
         pos += len;
     }
@@ -309,33 +237,7 @@ pub fn read_legacy_state_dict(bytes: &[u8]) -> Result<Vec<(String, RawTensor)>> 
         });
     }
 
-    let mut budget = bytes.len().saturating_mul(TOTAL_OUTPUT_FACTOR);
-    let mut out = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let (start, len) = *ranges
-            .get(&*t.storage.key)
-            .ok_or_else(|| bad_keys(format!("storage `{}` not listed", t.storage.key)))?;
-        let e = t.storage.dtype.element_size();
-        let (start, len) = match t.storage.view {
-            None => (start, len),
-            // Checked in the VM: off + n <= root numel, so these fit the root range.
-            Some((off, n)) => (start + off as usize * e, n as usize * e),
-        };
-        let storage = bytes
-            .get(start..start + len)
-            .ok_or_else(|| bad_keys(format!("storage `{}` range", t.storage.key)))?;
-        let data = gather(&name, &t, storage, bytes.len(), &mut budget)?;
-        let shape = t.size.iter().map(|&s| s as usize).collect(); // bounded by gather
-        out.push((
-            name,
-            RawTensor {
-                dtype: t.storage.dtype,
-                shape,
-                data,
-            },
-        ));
-    }
-    Ok(out)
+    Ok(ranges)
 }
 
 /// Copies the strided view `t` out of `storage` (the bytes of its storage) into row-major order.

@@ -74,7 +74,7 @@ impl Combiner {
     }
 }
 
-/// Row-major [n, k] logits -> calibrators[k](logit_k), normalised by the
+/// Row-major `[n, k]` logits -> `calibrators[k](logit_k)`, normalised by the
 /// row's sum (scikit-learn's one-vs-rest `predict_proba`; a row whose p_k are
 /// all 0 becomes uniform 1/K; a NaN propagates to the whole row).
 ///
@@ -153,7 +153,7 @@ pub fn softmax_rows(logits: &[f32], n: usize, k: usize) -> Vec<f32> {
     out
 }
 
-/// Checks a row-major [n, k] matrix before [`combine`] and friends: k >= 1,
+/// Checks a row-major `[n, k]` matrix before [`normalized_calibrated`] and friends: k >= 1,
 /// `len == n·k`, every value finite. The error names `what` and the index.
 pub fn check_rows(
     what: &'static str,

@@ -111,25 +111,62 @@ fn objective(s: &[f64], y: &[bool], w: &[f64], t: &Targets, a: f64, b: f64) -> f
         .sum()
 }
 
+/// The weighted mean and standard deviation the scores are standardized
+/// by. All scores equal: (that score, 1), so u = 0 exactly, the α direction
+/// carries no gradient and a = 0 (a rounded mean would leave u ≈ 1e-16 and
+/// let α run away).
+fn score_scale(d: &BinaryData, w_total: f64) -> (f64, f64) {
+    if d.s.iter().all(|&s| s == d.s[0]) {
+        return (d.s[0], 1.0);
+    }
+    let m = d.s.iter().zip(&d.w).map(|(s, w)| s * w).sum::<f64>() / w_total;
+    let var: f64 =
+        d.s.iter()
+            .zip(&d.w)
+            .map(|(s, w)| w * (s - m) * (s - m))
+            .sum();
+    let sd = (var / w_total).sqrt();
+    (m, if sd > 0.0 && sd.is_finite() { sd } else { 1.0 })
+}
+
+/// The Newton step (dα, dβ) at `(alpha, beta)` on the standardized scores
+/// `u` and its Newton decrement (≈ 2·(f - f*) near the optimum).
+fn newton_step(
+    u: &[f64],
+    d: &BinaryData,
+    t: &Targets,
+    (alpha, beta): (f64, f64),
+    ridge: f64,
+) -> Result<(f64, f64, f64), CalibrationError> {
+    // Gradient and Hessian in (α, β); dz/dα = u, dz/dβ = 1, dloss/dz = t - p.
+    let (mut g1, mut g2, mut h11, mut h12, mut h22) = (0.0, 0.0, ridge, 0.0, ridge);
+    for ((&ui, &yi), &wi) in u.iter().zip(&d.y).zip(&d.w) {
+        let p = sigmoid_neg(alpha * ui + beta);
+        let q = sigmoid_neg(-(alpha * ui + beta));
+        let r = wi * (t.of(yi) - p);
+        g1 += r * ui;
+        g2 += r;
+        let h = wi * p * q;
+        h11 += h * ui * ui;
+        h12 += h * ui;
+        h22 += h;
+    }
+    let det = h11 * h22 - h12 * h12;
+    if !(det > 0.0 && det.is_finite()) {
+        return Err(no_convergence(format!(
+            "singular Hessian (det {det:e}) at a = {alpha}, b = {beta}"
+        )));
+    }
+    let da = -(h22 * g1 - h12 * g2) / det;
+    let db = -(h11 * g2 - h12 * g1) / det;
+    Ok((da, db, -(g1 * da + g2 * db)))
+}
+
 fn fit_data(d: &BinaryData) -> Result<Platt, CalibrationError> {
     let t = Targets::new(d);
     let w_total = d.w_pos + d.w_neg;
     // Standardize: u = (s - m) / sd; fit (α, β) on u; a = α/sd, b = β - α·m/sd.
-    // All scores equal: u = 0 exactly, so the α direction carries no gradient
-    // and a = 0 (a rounded mean would leave u ≈ 1e-16 and let α run away).
-    let constant = d.s.iter().all(|&s| s == d.s[0]);
-    let (m, sd) = if constant {
-        (d.s[0], 1.0)
-    } else {
-        let m = d.s.iter().zip(&d.w).map(|(s, w)| s * w).sum::<f64>() / w_total;
-        let var: f64 =
-            d.s.iter()
-                .zip(&d.w)
-                .map(|(s, w)| w * (s - m) * (s - m))
-                .sum();
-        let sd = (var / w_total).sqrt();
-        (m, if sd > 0.0 && sd.is_finite() { sd } else { 1.0 })
-    };
+    let (m, sd) = score_scale(d, w_total);
     let u: Vec<f64> = d.s.iter().map(|s| (s - m) / sd).collect();
     let f = |a: f64, b: f64| objective(&u, &d.y, &d.w, &t, a, b);
 
@@ -138,29 +175,7 @@ fn fit_data(d: &BinaryData) -> Result<Platt, CalibrationError> {
     let ridge = RIDGE * w_total.max(1.0);
     let mut converged = false;
     for _ in 0..MAX_ITER {
-        // Gradient and Hessian in (α, β); dz/dα = u, dz/dβ = 1, dloss/dz = t - p.
-        let (mut g1, mut g2, mut h11, mut h12, mut h22) = (0.0, 0.0, ridge, 0.0, ridge);
-        for ((&ui, &yi), &wi) in u.iter().zip(&d.y).zip(&d.w) {
-            let p = sigmoid_neg(alpha * ui + beta);
-            let q = sigmoid_neg(-(alpha * ui + beta));
-            let r = wi * (t.of(yi) - p);
-            g1 += r * ui;
-            g2 += r;
-            let h = wi * p * q;
-            h11 += h * ui * ui;
-            h12 += h * ui;
-            h22 += h;
-        }
-        let det = h11 * h22 - h12 * h12;
-        if !(det > 0.0 && det.is_finite()) {
-            return Err(no_convergence(format!(
-                "singular Hessian (det {det:e}) at a = {alpha}, b = {beta}"
-            )));
-        }
-        let da = -(h22 * g1 - h12 * g2) / det;
-        let db = -(h11 * g2 - h12 * g1) / det;
-        // Newton decrement: ≈ 2·(f - f*) near the optimum.
-        let decrement = -(g1 * da + g2 * db);
+        let (da, db, decrement) = newton_step(&u, d, &t, (alpha, beta), ridge)?;
         let scale = 1.0 + fval.abs();
         if decrement <= 1e-24 * scale {
             // Already at the optimum to rounding: take the full step and stop.

@@ -21,7 +21,7 @@
 //! The objective is smooth and convex; it is minimized in f64 by the heads'
 //! L-BFGS (one column), started from the identity map. λ is chosen by the
 //! caller (cross-validation inside the calibration split, see
-//! [`super::joint`]); [`ScoreMap::fit_path`] fits a decreasing λ path with
+//! [`super::joint`]); `ScoreMap::fit_path` fits a decreasing λ path with
 //! warm starts. The independent reference is dirichletcal 0.5.3
 //! (`FullDirichletCalibrator(reg_norm=True, ref_row=False)`) and a scipy fit
 //! of the same objective (`tests/reference/make_joint_calibration_fixtures.py`).

@@ -78,7 +78,7 @@ pub fn extract(
     println!();
     println!("| depthwise | batch | images | seconds | images/s | device memory in use (MiB) |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let err = |e: candle_core::Error| Error::Usage(format!("bench input: {e}"));
+    let err = Error::Candle;
     for (name, imp) in &impls {
         net.set_depthwise(*imp)?;
         for &bs in batch_sizes {
@@ -166,7 +166,7 @@ pub fn train(
                     .sum()
             };
             let fits: usize = o.timeline.iter().map(|e| e.heads).sum();
-            let (spec, multi) = test_accuracy(&o, &cfg, te);
+            let (spec, multi) = test_accuracy(&o, &cfg, te)?;
             println!(
                 "| {l} | {f} | {fits} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}% | {:.2}% | {:.2}% | {:.2}% |",
                 o.heads_seconds,
@@ -190,12 +190,12 @@ fn test_accuracy(
     o: &crate::ensemble::build::TrainOutcome,
     cfg: &crate::config::train::TrainConfig,
     te: &crate::features::store::FeatureSet,
-) -> (f64, f64) {
+) -> Result<(f64, f64), crate::heads::HeadError> {
     let (n, d, k) = (te.len(), te.dim, te.classes.len());
     let x = o.weights.standardizer.apply(&te.features);
     let mut z = vec![0f32; n * k];
     for (c, h) in o.weights.specialists.iter().enumerate() {
-        for (i, v) in h.logits(&x, n, d).into_iter().enumerate() {
+        for (i, v) in h.logits(&x, n, d)?.into_iter().enumerate() {
             z[i * k + c] = v;
         }
     }
@@ -204,7 +204,7 @@ fn test_accuracy(
     let m: Vec<f64> = o
         .weights
         .multiclass
-        .logits(&x, n, d)
+        .logits(&x, n, d)?
         .iter()
         .map(|&v| f64::from(v))
         .collect();
@@ -215,5 +215,5 @@ fn test_accuracy(
             .count() as f64
             / n.max(1) as f64
     };
-    (acc(&p), acc(&m))
+    Ok((acc(&p), acc(&m)))
 }

@@ -11,7 +11,7 @@ use crate::ensemble::Ensemble;
 use crate::export::{self, Document, Format};
 use crate::features::pipeline::features_for;
 use crate::features::store::FeatureSet;
-use crate::metrics::compare::{compare, CompareContext, Comparison, TimelineBar};
+use crate::metrics::compare::{compare, CompareContext, Comparison};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -73,17 +73,7 @@ fn comparison(
         backbone: e.manifest.backbone.clone(),
         split: args.split.as_str().to_string(),
         classes: e.manifest.classes.clone(),
-        timeline: e
-            .manifest
-            .timeline
-            .iter()
-            .map(|t| TimelineBar {
-                job: t.job.clone(),
-                lane: t.lane,
-                start_s: t.start_s,
-                end_s: t.end_s,
-            })
-            .collect(),
+        timeline: e.manifest.timeline.clone(),
         resamples: args.resamples,
         seed,
     };

@@ -87,7 +87,7 @@ pub fn report(
             }
         })
         .collect();
-    let metric = |m: crate::metrics::MetricError| Error::Usage(format!("open-set metrics: {m}"));
+    let metric = Error::Metric;
     let results = inputs
         .iter()
         .map(open_set)

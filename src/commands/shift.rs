@@ -58,8 +58,7 @@ pub fn report(
         k,
         resamples,
         seed,
-    )
-    .map_err(|m| Error::Usage(format!("shift metrics: {m}")))?;
+    )?;
     let style = other
         .dataset
         .style

@@ -44,7 +44,7 @@ pub fn run(
         );
     }
     let o = train_ensemble(&train, &val, t, config.seed, stop.clone(), verbosity)?;
-    let mut manifest = Manifest::from_training(name, config, &train, &o);
+    let mut manifest = Manifest::from_training(name, config, &train, &o)?;
     manifest.holdout_classes = held;
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(crate::ensemble::build::TrainError::Interrupted.into());

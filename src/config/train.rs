@@ -36,14 +36,7 @@ fn calibration_split(v: Option<toml::Value>) -> Result<CalibrationSplit, ConfigE
     }
 }
 
-/// What a head is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadKind {
-    /// Logistic regression (L2 chosen per head from the C grid).
-    Linear,
-    /// An MLP with `train.mlp.hidden` layers, early-stopped on validation.
-    Mlp,
-}
+pub use crate::heads::HeadKind;
 
 /// The class weighting of the specialists: fixed, or chosen per head on
 /// validation among both (`auto`).

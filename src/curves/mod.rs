@@ -56,11 +56,19 @@ pub enum CurvesError {
         #[source]
         source: TrainError,
     },
-    #[error("scoring the test split ({percent}%, curve seed {seed}): {message}")]
+    #[error("scoring the test split ({percent}%, curve seed {seed})")]
     Score {
         percent: f64,
         seed: usize,
-        message: String,
+        #[source]
+        source: crate::ensemble::EnsembleError,
+    },
+    #[error("test metrics ({percent}%, curve seed {seed})")]
+    Metric {
+        percent: f64,
+        seed: usize,
+        #[source]
+        source: crate::metrics::MetricError,
     },
 }
 
@@ -206,20 +214,25 @@ fn score(
         source,
     })?;
     let seconds = o.train_seconds;
-    let manifest = Manifest::from_training("curves", config, train, &o);
+    let score = |source| CurvesError::Score {
+        percent,
+        seed,
+        source,
+    };
+    let manifest = Manifest::from_training("curves", config, train, &o).map_err(score)?;
     let ens = Ensemble {
         dir: PathBuf::from("(learning curve run)"),
         manifest,
         weights: o.weights,
     };
-    let bad = |message: String| CurvesError::Score {
+    let metric = |source| CurvesError::Metric {
         percent,
         seed,
-        message,
+        source,
     };
     let out = ens
         .head_outputs(&test.features, test.len())
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(score)?;
     let k = test.classes.len();
     let mut s = Scored {
         f1: Vec::new(),
@@ -230,15 +243,26 @@ fn score(
     };
     for a in APPROACHES {
         let input = ens.approach(&out, a);
-        let pc = crate::metrics::per_class(&test.labels, &input.preds, k)
-            .map_err(|e| bad(e.to_string()))?;
-        let acc =
-            crate::metrics::accuracy(&test.labels, &input.preds).map_err(|e| bad(e.to_string()))?;
+        let pc = crate::metrics::per_class(&test.labels, &input.preds, k).map_err(metric)?;
+        let acc = crate::metrics::accuracy(&test.labels, &input.preds).map_err(metric)?;
         s.macro_f1.push(pc.f1.iter().sum::<f64>() / k.max(1) as f64);
         s.accuracy.push(acc);
         s.f1.push(pc.f1);
     }
     Ok(s)
+}
+
+/// Every (fraction, seed) cell's scores: `cell[f][s]` indexes `scored`
+/// (cells with the same rows share one training).
+struct Grid {
+    scored: Vec<Scored>,
+    cell: Vec<Vec<usize>>,
+}
+
+impl Grid {
+    fn at(&self, fi: usize, s: usize) -> &Scored {
+        &self.scored[self.cell[fi][s]]
+    }
 }
 
 /// Trains on every (fraction, seed) subset and summarizes. `on_run` is told
@@ -252,32 +276,67 @@ pub fn learning_curves(
 ) -> Result<Curves, CurvesError> {
     let [train, val, test] = sets;
     let t0 = std::time::Instant::now();
+    let (grid, runs) = train_grid(sets, config, spec, stop, on_run)?;
+    let nf = spec.fractions.len();
+    let mut classes = class_curves(&grid, train, test, spec, min_per_class(config));
+    for (r, c) in ranked(&classes).into_iter().enumerate() {
+        classes[c].rank = r + 1;
+    }
+    Ok(Curves {
+        dataset: train.dataset.clone(),
+        backbone: train.backbone.clone(),
+        seed: config.seed,
+        fractions: spec.fractions.clone(),
+        seeds: spec.seeds,
+        fit_points: FIT_POINTS.min(nf),
+        approaches: APPROACHES.iter().map(|a| a.name().to_string()).collect(),
+        train_images: train.len(),
+        val_images: val.len(),
+        test_images: test.len(),
+        trainings: grid.scored.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+        runs,
+        overall: overall_curves(&grid, nf, spec.seeds),
+        classes,
+    })
+}
+
+/// Trains (once per distinct subset) and scores every (fraction, seed) cell.
+fn train_grid(
+    [train, val, test]: [&FeatureSet; 3],
+    config: &Config,
+    spec: &CurveSpec,
+    stop: &Arc<AtomicBool>,
+    on_run: &mut dyn FnMut(&RunRecord),
+) -> Result<(Grid, Vec<RunRecord>), CurvesError> {
     let k = train.classes.len();
     let min = min_per_class(config);
     let (nf, ns) = (spec.fractions.len(), spec.seeds);
     let mut memo: HashMap<Vec<usize>, usize> = HashMap::new();
-    let mut scored: Vec<Scored> = Vec::new();
-    // grid[f][s] = index into `scored`
-    let mut grid = vec![vec![0usize; ns]; nf];
+    let mut grid = Grid {
+        scored: Vec::new(),
+        cell: vec![vec![0usize; ns]; nf],
+    };
     let mut runs = Vec::with_capacity(nf * ns);
     let orders: Vec<Vec<Vec<usize>>> = (0..ns)
         .map(|s| subset::class_orders(&train.labels, k, subset::subset_seed(config.seed, s)))
         .collect();
     for (fi, &f) in spec.fractions.iter().enumerate() {
-        for s in 0..ns {
-            let rows = subset::subset_rows(&orders[s], f, min);
+        for (s, order) in orders.iter().enumerate() {
+            let rows = subset::subset_rows(order, f, min);
             let n = rows.len();
             let (idx, reused) = match memo.get(&rows) {
                 Some(&i) => (i, true),
                 None => {
                     let sub = subset::select(train, &rows);
-                    scored.push(score(config, &sub, val, test, (f, s), stop)?);
-                    memo.insert(rows, scored.len() - 1);
-                    (scored.len() - 1, false)
+                    grid.scored
+                        .push(score(config, &sub, val, test, (f, s), stop)?);
+                    memo.insert(rows, grid.scored.len() - 1);
+                    (grid.scored.len() - 1, false)
                 }
             };
-            grid[fi][s] = idx;
-            let sc = &scored[idx];
+            grid.cell[fi][s] = idx;
+            let sc = &grid.scored[idx];
             let r = RunRecord {
                 fraction: f,
                 seed: s,
@@ -295,25 +354,53 @@ pub fn learning_curves(
             runs.push(r);
         }
     }
-    let at = |fi: usize, s: usize| &scored[grid[fi][s]];
-    let overall = APPROACHES
+    Ok((grid, runs))
+}
+
+/// Accuracy and macro-F1 of every approach per fraction, over the seeds.
+fn overall_curves(grid: &Grid, nf: usize, ns: usize) -> Vec<OverallCurve> {
+    APPROACHES
         .iter()
         .enumerate()
         .map(|(ai, a)| OverallCurve {
             approach: a.name().to_string(),
             accuracy: (0..nf)
-                .map(|fi| Stat::of(&(0..ns).map(|s| at(fi, s).accuracy[ai]).collect::<Vec<_>>()))
+                .map(|fi| {
+                    Stat::of(
+                        &(0..ns)
+                            .map(|s| grid.at(fi, s).accuracy[ai])
+                            .collect::<Vec<_>>(),
+                    )
+                })
                 .collect(),
             macro_f1: (0..nf)
-                .map(|fi| Stat::of(&(0..ns).map(|s| at(fi, s).macro_f1[ai]).collect::<Vec<_>>()))
+                .map(|fi| {
+                    Stat::of(
+                        &(0..ns)
+                            .map(|s| grid.at(fi, s).macro_f1[ai])
+                            .collect::<Vec<_>>(),
+                    )
+                })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+/// Each class's test F1 per fraction and approach, and its fitted slope
+/// (ranks still 0).
+fn class_curves(
+    grid: &Grid,
+    train: &FeatureSet,
+    test: &FeatureSet,
+    spec: &CurveSpec,
+    min: usize,
+) -> Vec<ClassCurve> {
+    let (k, nf, ns) = (train.classes.len(), spec.fractions.len(), spec.seeds);
     let mut n_train = vec![0usize; k];
     train.labels.iter().for_each(|&y| n_train[y as usize] += 1);
     let mut n_test = vec![0usize; k];
     test.labels.iter().for_each(|&y| n_test[y as usize] += 1);
-    let mut classes: Vec<ClassCurve> = (0..k)
+    (0..k)
         .map(|c| {
             let images: Vec<usize> = spec
                 .fractions
@@ -324,7 +411,7 @@ pub fn learning_curves(
             let mut slope = BTreeMap::new();
             for (ai, a) in APPROACHES.iter().enumerate() {
                 let f1: Vec<Vec<f64>> = (0..nf)
-                    .map(|fi| (0..ns).map(|s| at(fi, s).f1[ai][c]).collect())
+                    .map(|fi| (0..ns).map(|s| grid.at(fi, s).f1[ai][c]).collect())
                     .collect();
                 let fitted = fit::slope(&spec.fractions, &images, n_train[c], &f1, FIT_POINTS);
                 slope.insert(a.name().to_string(), fitted);
@@ -349,27 +436,7 @@ pub fn learning_curves(
                 rank: 0,
             }
         })
-        .collect();
-    for (r, c) in ranked(&classes).into_iter().enumerate() {
-        classes[c].rank = r + 1;
-    }
-    Ok(Curves {
-        dataset: train.dataset.clone(),
-        backbone: train.backbone.clone(),
-        seed: config.seed,
-        fractions: spec.fractions.clone(),
-        seeds: ns,
-        fit_points: FIT_POINTS.min(nf),
-        approaches: APPROACHES.iter().map(|a| a.name().to_string()).collect(),
-        train_images: train.len(),
-        val_images: val.len(),
-        test_images: test.len(),
-        trainings: scored.len(),
-        seconds: t0.elapsed().as_secs_f64(),
-        runs,
-        overall,
-        classes,
-    })
+        .collect()
 }
 
 /// The mean over the approaches of a class's gain per doubling (classes

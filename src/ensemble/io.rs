@@ -4,22 +4,27 @@
 //! one only once the new one is complete.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{Ensemble, EnsembleError, HeadParams, HeadRecord, Manifest, Weights};
-use crate::assets::cache::{replace_dir_atomic, AssetError};
+use crate::assets::atomic_dir::replace_dir_atomic;
+use crate::assets::cache::AssetError;
 use crate::config::train::HeadKind;
 use crate::heads::{LinearFit, MlpFit, MlpLayer, Standardizer};
+use crate::util::le::{f32_from_le, f32_to_le};
 
 const MANIFEST: &str = "manifest.json";
 const HEADS: &str = "heads.safetensors";
 
-fn write_err(path: &Path, message: impl ToString) -> EnsembleError {
+fn write_err(
+    path: &Path,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> EnsembleError {
     EnsembleError::Write {
         path: path.to_path_buf(),
-        message: message.to_string(),
+        source: source.into(),
     }
 }
 
@@ -28,10 +33,6 @@ fn malformed(path: &Path, message: impl ToString) -> EnsembleError {
         path: path.to_path_buf(),
         message: message.to_string(),
     }
-}
-
-fn bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// A named f32 tensor: name, shape, values.
@@ -145,7 +146,7 @@ fn write_into(tmp: &Path, manifest: &Manifest, data: &[Named]) -> Result<(), Sav
     std::fs::write(tmp.join(MANIFEST), json).map_err(|e| write_err(tmp, e))?;
     let raw: Vec<(&str, &[usize], Vec<u8>)> = data
         .iter()
-        .map(|(n, s, v)| (n.as_str(), s.as_slice(), bytes(v)))
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), f32_to_le(v)))
         .collect();
     let mut views = Vec::with_capacity(raw.len());
     for (n, shape, b) in &raw {
@@ -161,137 +162,32 @@ fn write_into(tmp: &Path, manifest: &Manifest, data: &[Named]) -> Result<(), Sav
 
 /// Reads an ensemble written by [`save`].
 pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
-    let io = |path: PathBuf| move |source| EnsembleError::Io { path, source };
     let mpath = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&mpath).map_err(io(mpath.clone()))?;
-    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| malformed(&mpath, e))?;
-    if manifest.format != super::manifest::FORMAT {
-        return Err(malformed(
-            &mpath,
-            format!(
-                "format {} (this ovr reads {})",
-                manifest.format,
-                super::manifest::FORMAT
-            ),
-        ));
-    }
+    let manifest = read_manifest(&mpath)?;
     let hpath = dir.join(HEADS);
-    let raw = std::fs::read(&hpath).map_err(io(hpath.clone()))?;
+    let raw = std::fs::read(&hpath).map_err(|source| EnsembleError::Io {
+        path: hpath.clone(),
+        source,
+    })?;
     let st = SafeTensors::deserialize(&raw).map_err(|e| malformed(&hpath, e))?;
     let (k, d) = (manifest.classes.len(), manifest.feature_dim);
-    let get =
-        |name: &str, shape: Option<&[usize]>| -> Result<(Vec<f32>, Vec<usize>), EnsembleError> {
-            let t = st.tensor(name).map_err(|e| malformed(&hpath, e))?;
-            if t.dtype() != Dtype::F32 || shape.is_some_and(|s| t.shape() != s) {
-                return Err(malformed(
-                    &hpath,
-                    format!(
-                        "`{name}` is {:?} {:?}, expected F32 {shape:?}",
-                        t.dtype(),
-                        t.shape()
-                    ),
-                ));
-            }
-            let v = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            Ok((v, t.shape().to_vec()))
-        };
-    // An MLP's layers must chain from D features to `last` outputs, so that
-    // applying a loaded ensemble can never meet a shape it cannot handle.
-    let layers = |prefix: &str, rec: &HeadRecord, last: usize| -> Result<MlpFit, EnsembleError> {
-        let mut out = Vec::new();
-        while st
-            .tensor(&format!("{prefix}.layers.{}.weight", out.len()))
-            .is_ok()
-        {
-            let i = out.len();
-            let (w, shape) = get(&format!("{prefix}.layers.{i}.weight"), None)?;
-            let [inputs, outputs] = shape[..] else {
-                return Err(malformed(
-                    &hpath,
-                    format!("`{prefix}.layers.{i}.weight` must be 2-d"),
-                ));
-            };
-            let (b, _) = get(&format!("{prefix}.layers.{i}.bias"), Some(&[outputs]))?;
-            out.push(MlpLayer {
-                w,
-                b,
-                inputs,
-                outputs,
-            });
-        }
-        if out.is_empty() {
-            return Err(malformed(&hpath, format!("no `{prefix}.layers.*` tensors")));
-        }
-        let widths: Vec<usize> = std::iter::once(out[0].inputs)
-            .chain(out.iter().map(|l| l.outputs))
-            .collect();
-        let chained = out.windows(2).all(|p| p[0].outputs == p[1].inputs);
-        if out[0].inputs != d || !chained || widths.last() != Some(&last) {
-            return Err(malformed(
-                &hpath,
-                format!("`{prefix}` layers have widths {widths:?}; expected {d} inputs, chained layers and {last} outputs"),
-            ));
-        }
-        Ok(MlpFit {
-            layers: out,
-            epochs: rec.iterations,
-            best_epoch: rec.best_epoch.unwrap_or(0),
-            val_loss: rec.val_loss,
-            converged: rec.converged,
-        })
-    };
-    let linear = |w: Vec<f32>, b: Vec<f32>, rec: &HeadRecord| {
-        HeadParams::Linear(LinearFit {
-            w,
-            b,
-            iterations: rec.iterations,
-            converged: rec.converged,
-            objective: rec.objective.unwrap_or(f64::NAN),
-        })
-    };
     if manifest.specialists.len() != k || manifest.calibration.specialists.k() != k {
         return Err(malformed(
             &mpath,
             format!("{k} classes but {} specialists", manifest.specialists.len()),
         ));
     }
-    let specialists = if manifest
-        .specialists
-        .iter()
-        .all(|r| r.kind == HeadKind::Linear)
-    {
-        let (w, _) = get("specialists.weight", Some(&[k, d]))?;
-        let (b, _) = get("specialists.bias", Some(&[k]))?;
-        manifest
-            .specialists
-            .iter()
-            .enumerate()
-            .map(|(c, rec)| linear(w[c * d..(c + 1) * d].to_vec(), vec![b[c]], rec))
-            .collect()
-    } else {
-        (0..k)
-            .map(|c| {
-                layers(&format!("specialists.{c}"), &manifest.specialists[c], 1)
-                    .map(HeadParams::Mlp)
-            })
-            .collect::<Result<Vec<_>, _>>()?
+    let heads = Heads {
+        st,
+        path: &hpath,
+        d,
     };
-    let multiclass = match manifest.multiclass.kind {
-        HeadKind::Linear => {
-            let (w, _) = get("multiclass.weight", Some(&[d, k]))?;
-            let (b, _) = get("multiclass.bias", Some(&[k]))?;
-            linear(w, b, &manifest.multiclass)
-        }
-        HeadKind::Mlp => HeadParams::Mlp(layers("multiclass", &manifest.multiclass, k)?),
-    };
+    let specialists = heads.specialists(&manifest.specialists)?;
+    let multiclass = heads.multiclass(&manifest.multiclass, k)?;
     let weights = Weights {
         standardizer: Standardizer {
-            mean: get("standardizer.mean", Some(&[d]))?.0,
-            std: get("standardizer.std", Some(&[d]))?.0,
+            mean: heads.get("standardizer.mean", Some(&[d]))?.0,
+            std: heads.get("standardizer.std", Some(&[d]))?.0,
         },
         specialists,
         multiclass,
@@ -301,4 +197,153 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
         manifest,
         weights,
     })
+}
+
+/// `manifest.json`, of the format this `ovr` reads.
+fn read_manifest(mpath: &Path) -> Result<Manifest, EnsembleError> {
+    let text = std::fs::read_to_string(mpath).map_err(|source| EnsembleError::Io {
+        path: mpath.to_path_buf(),
+        source,
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| malformed(mpath, e))?;
+    if manifest.format != super::manifest::FORMAT {
+        return Err(malformed(
+            mpath,
+            format!(
+                "format {} (this ovr reads {})",
+                manifest.format,
+                super::manifest::FORMAT
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// `heads.safetensors` of an ensemble over `d` features, read tensor by tensor.
+struct Heads<'a> {
+    st: SafeTensors<'a>,
+    path: &'a Path,
+    d: usize,
+}
+
+fn linear(w: Vec<f32>, b: Vec<f32>, rec: &HeadRecord) -> HeadParams {
+    HeadParams::Linear(LinearFit {
+        w,
+        b,
+        iterations: rec.iterations,
+        converged: rec.converged,
+        objective: rec.objective.unwrap_or(f64::NAN),
+    })
+}
+
+impl Heads<'_> {
+    /// An f32 tensor's values and shape, checked against `shape` if given.
+    fn get(
+        &self,
+        name: &str,
+        shape: Option<&[usize]>,
+    ) -> Result<(Vec<f32>, Vec<usize>), EnsembleError> {
+        let t = self.st.tensor(name).map_err(|e| malformed(self.path, e))?;
+        if t.dtype() != Dtype::F32 || shape.is_some_and(|s| t.shape() != s) {
+            return Err(malformed(
+                self.path,
+                format!(
+                    "`{name}` is {:?} {:?}, expected F32 {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
+        }
+        let v = f32_from_le(t.data())
+            .ok_or_else(|| malformed(self.path, format!("`{name}` is not whole f32 values")))?;
+        Ok((v, t.shape().to_vec()))
+    }
+
+    /// The specialists: one `[k, d]` matrix when all are linear, else one
+    /// MLP per class.
+    fn specialists(&self, recs: &[HeadRecord]) -> Result<Vec<HeadParams>, EnsembleError> {
+        let (k, d) = (recs.len(), self.d);
+        if recs.iter().all(|r| r.kind == HeadKind::Linear) {
+            let (w, _) = self.get("specialists.weight", Some(&[k, d]))?;
+            let (b, _) = self.get("specialists.bias", Some(&[k]))?;
+            return Ok(recs
+                .iter()
+                .enumerate()
+                .map(|(c, rec)| linear(w[c * d..(c + 1) * d].to_vec(), vec![b[c]], rec))
+                .collect());
+        }
+        recs.iter()
+            .enumerate()
+            .map(|(c, rec)| {
+                Ok(HeadParams::Mlp(self.layers(
+                    &format!("specialists.{c}"),
+                    rec,
+                    1,
+                )?))
+            })
+            .collect()
+    }
+
+    fn multiclass(&self, rec: &HeadRecord, k: usize) -> Result<HeadParams, EnsembleError> {
+        Ok(match rec.kind {
+            HeadKind::Linear => {
+                let (w, _) = self.get("multiclass.weight", Some(&[self.d, k]))?;
+                let (b, _) = self.get("multiclass.bias", Some(&[k]))?;
+                linear(w, b, rec)
+            }
+            HeadKind::Mlp => HeadParams::Mlp(self.layers("multiclass", rec, k)?),
+        })
+    }
+
+    /// An MLP's layers, which must chain from D features to `last` outputs,
+    /// so that applying a loaded ensemble can never meet a shape it cannot
+    /// handle.
+    fn layers(&self, prefix: &str, rec: &HeadRecord, last: usize) -> Result<MlpFit, EnsembleError> {
+        let mut out = Vec::new();
+        while self
+            .st
+            .tensor(&format!("{prefix}.layers.{}.weight", out.len()))
+            .is_ok()
+        {
+            let i = out.len();
+            let (w, shape) = self.get(&format!("{prefix}.layers.{i}.weight"), None)?;
+            let [inputs, outputs] = shape[..] else {
+                let msg = format!("`{prefix}.layers.{i}.weight` must be 2-d");
+                return Err(malformed(self.path, msg));
+            };
+            let (b, _) = self.get(&format!("{prefix}.layers.{i}.bias"), Some(&[outputs]))?;
+            out.push(MlpLayer {
+                w,
+                b,
+                inputs,
+                outputs,
+            });
+        }
+        if out.is_empty() {
+            return Err(malformed(
+                self.path,
+                format!("no `{prefix}.layers.*` tensors"),
+            ));
+        }
+        let widths: Vec<usize> = std::iter::once(out[0].inputs)
+            .chain(out.iter().map(|l| l.outputs))
+            .collect();
+        let chained = out.windows(2).all(|p| p[0].outputs == p[1].inputs);
+        if out[0].inputs != self.d || !chained || widths.last() != Some(&last) {
+            return Err(malformed(
+                self.path,
+                format!(
+                    "`{prefix}` layers have widths {widths:?}; expected {} inputs, chained layers and {last} outputs",
+                    self.d
+                ),
+            ));
+        }
+        Ok(MlpFit {
+            layers: out,
+            epochs: rec.iterations,
+            best_epoch: rec.best_epoch.unwrap_or(0),
+            val_loss: rec.val_loss,
+            converged: rec.converged,
+        })
+    }
 }

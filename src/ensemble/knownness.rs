@@ -11,8 +11,8 @@
 //! * the multiclass head: also the energy score, logsumexp of its logits
 //!   (Liu et al. 2020).
 
+use super::predict::ApproachInput;
 use super::predict::HeadOutputs;
-use crate::metrics::compare::ApproachInput;
 
 /// One known-ness score of every row.
 #[derive(Debug, Clone)]

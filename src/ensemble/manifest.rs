@@ -145,48 +145,6 @@ pub fn head_seed(seed: u64, head_id: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl Manifest {
-    /// The manifest of an ensemble trained by [`super::build::train_ensemble`]
-    /// on `train` under `config`.
-    pub fn from_training(
-        name: &str,
-        config: &crate::config::Config,
-        train: &crate::features::store::FeatureSet,
-        o: &super::build::TrainOutcome,
-    ) -> Manifest {
-        let t = &config.train;
-        Manifest {
-            format: FORMAT,
-            name: name.to_string(),
-            crate_version: env!("CARGO_PKG_VERSION").to_string(),
-            created_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            dataset: train.dataset.clone(),
-            backbone: train.backbone.clone(),
-            weights_sha256: train.weights_sha256.clone(),
-            feature_dim: train.dim,
-            classes: train.classes.clone(),
-            seed: config.seed,
-            train_images: train.len(),
-            config: serde_json::to_value(config).unwrap_or_default(),
-            config_toml: config.source_toml.clone(),
-            specialists: o.specialists.clone(),
-            multiclass: o.multiclass.clone(),
-            mlp: (t.specialist_head == HeadKind::Mlp || t.multiclass_head == HeadKind::Mlp)
-                .then(|| t.mlp.clone()),
-            calibration: o.calibration.clone(),
-            combiner: t.combiner.unwrap_or(o.calibration.selection.chosen),
-            validation: o.validation.clone(),
-            holdout_classes: Vec::new(),
-            lanes: t.lanes,
-            timeline: o.timeline.clone(),
-            train_seconds: o.train_seconds,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

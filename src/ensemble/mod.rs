@@ -12,14 +12,18 @@ pub mod manifest;
 pub mod open;
 pub mod plan;
 pub mod predict;
+pub mod rounds;
 pub mod select;
+mod split;
+mod train_error;
 
 use std::path::{Path, PathBuf};
 
 pub use io::{load, save};
 pub use manifest::{HeadRecord, Manifest, TimelineEntry};
 
-use crate::heads::{linear_logits, mlp_logits, LinearFit, MlpFit, Standardizer};
+pub use crate::heads::HeadParams;
+use crate::heads::Standardizer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnsembleError {
@@ -31,44 +35,34 @@ pub enum EnsembleError {
     },
     #[error("ensemble {path} is malformed: {message}")]
     Malformed { path: PathBuf, message: String },
-    #[error("cannot write ensemble {path}: {message}")]
-    Write { path: PathBuf, message: String },
+    #[error("cannot write ensemble {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("ensemble {path} was trained on {expected} features, not {found}")]
     Incompatible {
         path: PathBuf,
         expected: String,
         found: String,
     },
+    #[error("ensemble {path}: a head cannot score these rows")]
+    Head {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::heads::HeadError>,
+    },
+    #[error("cannot write the {what} as JSON")]
+    Serialize {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "ensemble name `{name}` must be letters, digits, '-', '_' or '.' (and not start with '.')"
     )]
     BadName { name: String },
-}
-
-/// The parameters of one head.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HeadParams {
-    /// `w` is `[D]` for a specialist, row-major `[D, K]` for the multiclass head.
-    Linear(LinearFit),
-    Mlp(MlpFit),
-}
-
-impl HeadParams {
-    /// Logits for standardized rows `[n, d]`: `[n]` or `[n, K]`.
-    pub fn logits(&self, x: &[f32], n: usize, d: usize) -> Vec<f32> {
-        match self {
-            HeadParams::Linear(f) => linear_logits(x, n, d, f),
-            HeadParams::Mlp(f) => mlp_logits(x, n, d, f),
-        }
-    }
-
-    /// Number of outputs (1 for a specialist, K for the multiclass head).
-    pub fn outputs(&self) -> usize {
-        match self {
-            HeadParams::Linear(f) => f.b.len(),
-            HeadParams::Mlp(f) => f.layers.last().map(|l| l.outputs).unwrap_or(0),
-        }
-    }
 }
 
 /// Weights of a trained ensemble (the manifest carries the rest).
@@ -119,12 +113,7 @@ fn short(h: &str) -> &str {
 
 /// Checks an ensemble name (it becomes a directory name).
 pub fn check_name(name: &str) -> Result<(), EnsembleError> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
+    if crate::util::name::is_safe_name(name) {
         Ok(())
     } else {
         Err(EnsembleError::BadName {

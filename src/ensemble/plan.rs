@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::manifest::head_seed;
 use crate::config::train::{HeadKind, TrainConfig, WeightChoice};
-use crate::heads::ClassWeighting;
-use crate::scheduler::{fuse_columns, BinaryColumn, Fit, Job, JobOutcome};
+use crate::heads::{ClassWeighting, HeadParams};
+use crate::scheduler::{fuse_columns, BinaryColumn, Job, JobError, JobOutcome};
 
 /// What one returned fit is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +30,7 @@ pub struct Slot {
 #[derive(Debug, Clone)]
 pub struct Tried {
     pub slot: Slot,
-    pub fit: Fit,
+    pub fit: HeadParams,
     /// Seconds of the job that trained it (shared by its fused heads).
     pub seconds: f64,
 }
@@ -181,20 +181,34 @@ pub fn extension_jobs(cfg: &TrainConfig, k: usize, ext: &[Extension]) -> Vec<Job
     jobs
 }
 
+/// A job that failed, named by its description.
+#[derive(Debug, thiserror::Error)]
+#[error("head `{job}` failed")]
+pub struct FailedJob {
+    pub job: String,
+    #[source]
+    pub source: JobError,
+}
+
 /// Decodes outcomes (in job order) into candidates; `None` when a job did
-/// not run (interrupted). A failed job is `Err((job description, message))`.
+/// not run (interrupted).
 pub fn decode(
     jobs: &[Job],
     outcomes: Vec<Option<JobOutcome>>,
     k: usize,
-) -> Option<Result<Vec<Tried>, (String, String)>> {
+) -> Option<Result<Vec<Tried>, FailedJob>> {
     let mut out = Vec::new();
     for (job, o) in jobs.iter().zip(outcomes) {
         let o = o?;
         let secs = (o.end - o.start).as_secs_f64();
         let fits = match o.result {
             Ok(f) => f,
-            Err(m) => return Some(Err((job.describe(), m))),
+            Err(source) => {
+                return Some(Err(FailedJob {
+                    job: job.describe(),
+                    source,
+                }))
+            }
         };
         out.extend(
             slots(job, k)

@@ -5,7 +5,21 @@
 
 use super::{Ensemble, EnsembleError, Weights};
 use crate::calibration::{argmax_rows, softmax_rows, Combiner, JointCalibration};
-use crate::metrics::compare::ApproachInput;
+use crate::heads::HeadError;
+
+/// Predictions of one approach on a split's rows (what the metrics stage
+/// scores; `metrics::compare` re-exports it).
+#[derive(Debug, Clone)]
+pub struct ApproachInput {
+    /// Stable id, e.g. `specialists-calibrated`.
+    pub name: String,
+    /// One line for people.
+    pub description: String,
+    /// Row-major `[N, K]` probabilities (rows sum to 1).
+    pub probs: Vec<f32>,
+    /// `[N]` predicted class ids.
+    pub preds: Vec<u32>,
+}
 
 /// The ways an ensemble can classify. `SpecialistsCalibrated` is the
 /// calibrated argmax: the specialists through the ensemble's chosen
@@ -19,7 +33,7 @@ pub enum Approach {
 }
 
 impl Approach {
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Approach::MulticlassRaw => "multiclass-raw",
             Approach::MulticlassTemperature => "multiclass-temperature",
@@ -79,15 +93,20 @@ pub struct HeadOutputs {
 /// `[n, k]` specialist logits of standardized rows `[n, d]`: the one path
 /// shared by training (calibration, validation) and prediction, so a loaded
 /// ensemble reproduces the training-time outputs bit for bit.
-pub fn specialist_logits(w: &Weights, x: &[f32], n: usize, d: usize) -> Vec<f32> {
+pub fn specialist_logits(
+    w: &Weights,
+    x: &[f32],
+    n: usize,
+    d: usize,
+) -> Result<Vec<f32>, HeadError> {
     let k = w.specialists.len();
     let mut z = vec![0f32; n * k];
     for (c, p) in w.specialists.iter().enumerate() {
-        for (i, v) in p.logits(x, n, d).into_iter().enumerate() {
+        for (i, v) in p.logits(x, n, d)?.into_iter().enumerate() {
             z[i * k + c] = v;
         }
     }
-    z
+    Ok(z)
 }
 
 /// Probabilities of the specialists through combiner `c` (reported in f32)
@@ -129,9 +148,17 @@ impl Ensemble {
                 features.len()
             )));
         }
-        let x = self.weights.standardizer.apply(features);
-        let spec = specialist_logits(&self.weights, &x, n, d);
-        let multi = self.weights.multiclass.logits(&x, n, d);
+        let head = |source| EnsembleError::Head {
+            path: self.dir.clone(),
+            source: Box::new(source),
+        };
+        let x = self
+            .weights
+            .standardizer
+            .try_apply(features)
+            .map_err(head)?;
+        let spec = specialist_logits(&self.weights, &x, n, d).map_err(head)?;
+        let multi = self.weights.multiclass.logits(&x, n, d).map_err(head)?;
         let platt = &self.manifest.calibration.specialists.platt;
         let probs = spec
             .chunks(k)

@@ -17,13 +17,15 @@
 
 use candle_core::{Device, Tensor};
 
-use super::manifest::{EdgeSide, GridEdge, GridPoint};
+use super::manifest::{head_seed, EdgeSide, GridEdge, GridPoint, HeadRecord};
 use super::plan::{Extension, Tried};
+use super::Weights;
 use crate::calibration::Platt;
 use crate::config::train::{HeadKind, Selection, TrainConfig};
 use crate::heads::objective::{binary_weights, logistic_loss};
-use crate::heads::{try_softmax_val_loss, ClassWeighting, LinearFit};
-use crate::scheduler::Fit;
+use crate::heads::{
+    try_softmax_val_loss, ClassWeighting, HeadError, HeadParams, LinearFit, Standardizer,
+};
 
 /// Validation rows (standardized) and labels.
 pub struct Val<'a> {
@@ -109,19 +111,16 @@ fn binary_loss(rule: Selection, z: &[f64], pos: &[bool], weighting: ClassWeighti
 }
 
 /// The validation loss of every candidate, in order.
-pub fn losses(tried: &[Tried], v: &Val, cfg: &TrainConfig) -> Result<Vec<f64>, String> {
+pub fn losses(tried: &[Tried], v: &Val, cfg: &TrainConfig) -> Result<Vec<f64>, HeadError> {
     let mut out = vec![f64::INFINITY; tried.len()];
     let linear_spec: Vec<usize> = (0..tried.len())
-        .filter(|&i| tried[i].slot.head < v.k && matches!(tried[i].fit, Fit::Linear(_)))
+        .filter(|&i| tried[i].slot.head < v.k && tried[i].fit.linear().is_some())
         .collect();
     let fits: Vec<&LinearFit> = linear_spec
         .iter()
-        .filter_map(|&i| match &tried[i].fit {
-            Fit::Linear(f) => Some(f),
-            Fit::Mlp(_) => None,
-        })
+        .filter_map(|&i| tried[i].fit.linear())
         .collect();
-    let z = binary_logits(v, &fits).map_err(|e| format!("validation logits: {e}"))?;
+    let z = binary_logits(v, &fits).map_err(HeadError::candle("validation logits"))?;
     for (&i, zi) in linear_spec.iter().zip(&z) {
         let head = tried[i].slot.head as u32;
         let pos: Vec<bool> = v.labels.iter().map(|&y| y == head).collect();
@@ -129,12 +128,11 @@ pub fn losses(tried: &[Tried], v: &Val, cfg: &TrainConfig) -> Result<Vec<f64>, S
     }
     for (i, t) in tried.iter().enumerate() {
         match &t.fit {
-            Fit::Mlp(m) => out[i] = m.val_loss,
-            Fit::Linear(f) if t.slot.head == v.k => {
-                out[i] = try_softmax_val_loss(v.x, v.n, v.d, v.k, v.labels, f, t.slot.weighting)
-                    .map_err(|e| format!("multiclass validation loss: {e}"))?;
+            HeadParams::Mlp(m) => out[i] = m.val_loss,
+            HeadParams::Linear(f) if t.slot.head == v.k => {
+                out[i] = try_softmax_val_loss(v.x, v.n, v.d, v.k, v.labels, f, t.slot.weighting)?;
             }
-            Fit::Linear(_) => {}
+            HeadParams::Linear(_) => {}
         }
     }
     Ok(out)
@@ -207,7 +205,7 @@ pub fn extensions(
     let mut out = Vec::new();
     for &i in best.iter().flatten() {
         let t = &tried[i];
-        let (Some(c), Fit::Linear(f)) = (t.slot.c, &t.fit) else {
+        let (Some(c), HeadParams::Linear(f)) = (t.slot.c, &t.fit) else {
             continue;
         };
         let kind = if t.slot.head == k {
@@ -268,5 +266,63 @@ pub fn grid_edge(tried: &[Tried], chosen: &Tried, cfg: &TrainConfig, k: usize) -
         side: side_now,
         extensions: below + above,
         at_bound: side.is_some(),
+    })
+}
+
+/// Every head's chosen candidate: the manifest records and the weights.
+pub struct Chosen {
+    pub specialists: Vec<HeadRecord>,
+    pub multiclass: HeadRecord,
+    pub weights: Weights,
+}
+
+/// Every head's best candidate among `tried` (`None` when some head has
+/// none: its jobs did not run). `classes` names the specialists.
+pub fn choose(
+    tried: &[Tried],
+    loss: &[f64],
+    classes: &[String],
+    standardizer: &Standardizer,
+    cfg: &TrainConfig,
+    seed: u64,
+) -> Option<Chosen> {
+    let k = classes.len();
+    let best = best(tried, loss, k + 1);
+    let record = |name: &str, head: usize| -> Option<(HeadRecord, HeadParams)> {
+        let i = best[head]?;
+        let t = &tried[i];
+        let r = HeadRecord {
+            name: name.to_string(),
+            kind: t.fit.kind(),
+            c: t.slot.c,
+            weighting: t.slot.weighting,
+            val_loss: loss[i],
+            val_loss_grid: grid_points(tried, loss, head),
+            grid_edge: grid_edge(tried, t, cfg, k),
+            iterations: t.fit.iterations(),
+            converged: t.fit.converged(),
+            objective: t.fit.objective(),
+            best_epoch: t.fit.best_epoch(),
+            seed: head_seed(seed, head as u64),
+            seconds: t.seconds,
+        };
+        Some((r, t.fit.clone()))
+    };
+    let (specialists, params): (Vec<HeadRecord>, Vec<HeadParams>) = classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| record(name, c))
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let (multiclass, multiclass_params) = record("multiclass", k)?;
+    Some(Chosen {
+        specialists,
+        multiclass,
+        weights: Weights {
+            standardizer: standardizer.clone(),
+            specialists: params,
+            multiclass: multiclass_params,
+        },
     })
 }

@@ -42,6 +42,7 @@ pub mod finetune;
 pub mod lbfgs;
 pub mod mlp;
 pub mod objective;
+pub mod params;
 pub mod softmax;
 pub mod standardize;
 
@@ -58,6 +59,7 @@ pub use objective::{
     binary_objective, binary_val_loss, linear_logits, softmax_objective, softmax_val_loss,
     try_binary_val_loss, try_linear_logits, try_softmax_val_loss,
 };
+pub use params::{HeadKind, HeadParams};
 pub use softmax::{fit_softmax, fit_softmax_from};
 pub use standardize::Standardizer;
 

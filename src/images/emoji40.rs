@@ -13,14 +13,15 @@
 //! is built in a temp dir and renamed into place; an existing tree built with
 //! the same settings is reused, one with other settings is an error (delete it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::assets::archive::{safe_relative_name, visit_tgz};
-use crate::assets::cache::{build_dir_atomic, write_atomic, AssetError, Cache};
+use crate::assets::atomic_dir::build_dir_atomic;
+use crate::assets::cache::{write_atomic, AssetError, Cache};
 use crate::assets::clients::fetch_pinned;
 use crate::assets::pins::{EMOJI_DATASOURCE, EMOJI_GOOGLE, EMOJI_TWITTER};
 
@@ -380,30 +381,7 @@ pub fn build_emoji40_from(
     let sizes: Vec<usize> = classes.iter().map(|c| c.emojis.len()).collect();
     let splits = assign_splits(&names, &sizes, opts)?;
 
-    let mut emojis = Vec::new();
-    let mut manifest_classes = Vec::new();
-    for (class, class_splits) in classes.iter().zip(&splits) {
-        let mut per_split = [0usize; 3];
-        for (e, &split) in class.emojis.iter().zip(class_splits) {
-            let hex = e.unified.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-            check_file_field("unified", &e.unified, hex)?;
-            check_file_field("image", &e.image, e.image.ends_with(".png"))?;
-            per_split[split as usize] += 1;
-            emojis.push(ManifestEmoji {
-                unified: e.unified.clone(),
-                name: e.name.clone(),
-                class: class.name.clone(),
-                split,
-                images: Vec::new(),
-            });
-        }
-        manifest_classes.push(ManifestClass {
-            name: class.name.clone(),
-            subcategory: class.subcategory.clone(),
-            emojis: class.emojis.len(),
-            emojis_per_split: per_split,
-        });
-    }
+    let (emojis, manifest_classes) = manifest_entries(&classes, &splits)?;
     let image_of: Vec<&str> = classes
         .iter()
         .flat_map(|c| c.emojis.iter().map(|e| e.image.as_str()))
@@ -426,49 +404,7 @@ pub fn build_emoji40_from(
             }
         }
         for (style, tarball) in STYLES.iter().zip(&tarballs) {
-            // tarball member -> indices of the emojis using that image
-            let mut wanted: HashMap<String, Vec<usize>> = HashMap::new();
-            for (i, image) in image_of.iter().enumerate() {
-                let member = format!("package/img/{style}/{IMAGE_SIZE}/{image}");
-                wanted.entry(member).or_default().push(i);
-            }
-            let mut found = HashSet::new();
-            visit_tgz(
-                tarball,
-                |name| wanted.contains_key(name),
-                |name, bytes| {
-                    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-                        return Err(AssetError::BadArchive {
-                            archive: tarball.to_path_buf(),
-                            detail: format!("entry `{name}` is not a PNG"),
-                        });
-                    }
-                    for &i in wanted.get(name).into_iter().flatten() {
-                        let e = &mut manifest.emojis[i];
-                        let rel =
-                            format!("{}/{}/{}-{style}.png", e.split.as_str(), e.class, e.unified);
-                        // Inside the temp tree: a plain write (no per-file fsync).
-                        let out = tmp.join(&rel);
-                        fs::write(&out, &bytes).map_err(|source| AssetError::Io {
-                            path: out.clone(),
-                            source,
-                        })?;
-                        if !e.images.contains(&rel) {
-                            e.images.push(rel);
-                            manifest.images_per_split[e.split as usize] += 1;
-                        }
-                    }
-                    found.insert(name.to_string());
-                    Ok(())
-                },
-            )?;
-            let mut missing: Vec<String> = wanted
-                .keys()
-                .filter(|m| !found.contains(*m))
-                .map(|m| format!("{style}/{}", m.rsplit('/').next().unwrap_or(m)))
-                .collect();
-            missing.sort();
-            manifest.missing_images.extend(missing);
+            unpack_style(tmp, style, tarball, &image_of, &mut manifest)?;
         }
         let json = serde_json::to_vec_pretty(&manifest).map_err(|source| Emoji40Error::Json {
             path: tmp.join(MANIFEST),
@@ -488,7 +424,9 @@ pub fn build_emoji40_from(
 }
 
 mod styles;
+mod unpack;
 pub use styles::{groups, keep_style};
+use unpack::{manifest_entries, unpack_style};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 
 use crate::assets::archive::extract_deb;
-use crate::assets::cache::{build_dir_atomic, AssetError, Cache};
+use crate::assets::atomic_dir::build_dir_atomic;
+use crate::assets::cache::{AssetError, Cache};
 use crate::assets::clients::fetch_pinned;
 use crate::assets::pins::FASHION_MNIST_DEB;
 

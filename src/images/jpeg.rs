@@ -16,8 +16,8 @@
 use image::RgbImage;
 use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
 
-use super::decode::{DecodeError, DecodeOptions, Decoded};
 use super::orient::{self, Orientation};
+use super::raster::{DecodeError, DecodeOptions, Decoded};
 
 /// How much larger than the input side the decoded image must stay.
 pub const SAFETY_FACTOR: usize = 2;
@@ -106,7 +106,7 @@ pub fn decode_jpeg(
         Orientation::NoTransforms
     };
     let rgb = match info.pixel_format {
-        PixelFormat::L8 => super::decode::gray_to_rgb(&px, sw, sh)?,
+        PixelFormat::L8 => super::raster::gray_to_rgb(&px, sw, sh)?,
         _ => RgbImage::from_raw(sw as u32, sh as u32, px).ok_or(DecodeError::BadRaw {
             width: sw,
             height: sh,

@@ -11,6 +11,7 @@ pub mod idx;
 pub mod inputs;
 pub mod jpeg;
 pub mod orient;
+pub mod raster;
 pub mod resize;
 
 use crate::assets::cache::Cache;

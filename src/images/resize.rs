@@ -10,8 +10,8 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
-use super::decode::DecodeError;
 use super::orient::{source, Orientation};
+use super::raster::DecodeError;
 use crate::config::{ResizeFilter, ResizeMode};
 
 thread_local! {
@@ -52,9 +52,13 @@ pub fn resize_square(
     if (w, h) == (size, size) {
         return Ok(img.as_raw().clone());
     }
-    let resize_err = |e: String| DecodeError::Resize(format!("{w}x{h} -> {size}x{size}: {e}"));
+    let resize_err = |e: Box<dyn std::error::Error + Send + Sync>| DecodeError::Resize {
+        from: format!("{w}x{h}"),
+        to: format!("{size}x{size}"),
+        source: e,
+    };
     let src = ImageRef::new(w as u32, h as u32, img.as_raw(), PixelType::U8x3)
-        .map_err(|e| resize_err(e.to_string()))?;
+        .map_err(|e| resize_err(Box::new(e)))?;
     let mut dst = Image::new(size as u32, size as u32, PixelType::U8x3);
     let (l, t, cw, ch) = crop_box(w, h, mode);
     let options = ResizeOptions::new()
@@ -62,7 +66,7 @@ pub fn resize_square(
         .crop(l, t, cw, ch);
     RESIZER
         .with(|r| r.borrow_mut().resize(&src, &mut dst, &options))
-        .map_err(|e| resize_err(e.to_string()))?;
+        .map_err(|e| resize_err(Box::new(e)))?;
     Ok(dst.into_vec())
 }
 

@@ -7,7 +7,7 @@
 //! * Average precision = Σ_t (R_t − R_{t−1}) · P_t over the distinct score
 //!   thresholds t in decreasing order (a tie group enters at once), R_0 = 0:
 //!   the step-wise (not interpolated) `average_precision_score`.
-//! * Brier = mean (p − 1[positive])² (`brier_score_loss` for binary targets).
+//! * Brier = mean (p − `1[positive]`)² (`brier_score_loss` for binary targets).
 //!
 //! Ranking uses the scores (logits or probabilities: any monotone map gives
 //! the same AUROC / AP, unless it creates ties, e.g. a saturated f32 sigmoid);

@@ -12,18 +12,7 @@ use super::{
     PerClass, Summary, ECE_BINS,
 };
 
-/// Predictions of one approach on the split's rows.
-#[derive(Debug, Clone)]
-pub struct ApproachInput {
-    /// Stable id, e.g. `specialists-calibrated`.
-    pub name: String,
-    /// One line for people.
-    pub description: String,
-    /// Row-major `[N, K]` probabilities (rows sum to 1).
-    pub probs: Vec<f32>,
-    /// `[N]` predicted class ids.
-    pub preds: Vec<u32>,
-}
+pub use crate::ensemble::predict::ApproachInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApproachResult {
@@ -52,14 +41,8 @@ pub struct PairResult {
     pub verdict: String,
 }
 
-/// A scheduler job, for the report's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TimelineBar {
-    pub job: String,
-    pub lane: usize,
-    pub start_s: f64,
-    pub end_s: f64,
-}
+/// A scheduler job as the ensemble's manifest records it (the report's timeline).
+pub use crate::ensemble::manifest::TimelineEntry;
 
 /// Everything `compare` knows about one ensemble on one split.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,7 +58,7 @@ pub struct Comparison {
     /// probability against "is class k" (None where the split lacks positives or negatives).
     pub specialists: Vec<BinaryScores>,
     pub pairs: Vec<PairResult>,
-    pub timeline: Vec<TimelineBar>,
+    pub timeline: Vec<TimelineEntry>,
     /// Known vs unknown images, when the comparison has unknown ones.
     pub open_set: Option<super::open_set::OpenSetReport>,
     /// The same approaches on a second dataset (`compare --against`).
@@ -92,7 +75,7 @@ pub struct CompareContext {
     pub backbone: String,
     pub split: String,
     pub classes: Vec<String>,
-    pub timeline: Vec<TimelineBar>,
+    pub timeline: Vec<TimelineEntry>,
     pub resamples: usize,
     pub seed: u64,
 }

@@ -25,6 +25,7 @@
 //! differs from scikit-learn's and why.
 
 pub mod binary;
+pub mod binomial;
 pub mod calibration_uncertainty;
 pub mod classification;
 pub mod compare;

@@ -99,7 +99,7 @@ pub(crate) fn calibration_unchecked(
         ece += m / n * gap;
         mce = mce.max(gap);
         let (accuracy_low, accuracy_high) =
-            super::reliability_extra::clopper_pearson(correct[b] as u64, count[b] as u64);
+            super::binomial::clopper_pearson(correct[b] as u64, count[b] as u64);
         table.push(ReliabilityBin {
             accuracy_low,
             accuracy_high,

@@ -15,11 +15,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::compare::ApproachInput;
 use super::significance::interval;
 use super::{
     calibration_error, summarize, Calibration, Interval, MetricError, Result, Summary, ECE_BINS,
 };
+use crate::ensemble::predict::ApproachInput;
 
 /// One approach in domain and under shift.
 #[derive(Debug, Clone, PartialEq, Serialize)]

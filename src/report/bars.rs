@@ -5,7 +5,7 @@
 
 use super::text::{fixed, signed, text_width, ticks, truncate, Esc, N, PALETTE};
 use super::{approach, class_name, missing_note, KEY_APPROACH, KEY_BASELINE};
-use crate::metrics::compare::{Comparison, TimelineBar};
+use crate::metrics::compare::{ApproachResult, Comparison, TimelineEntry};
 
 const POSITIVE: &str = "#2f6db5";
 const NEGATIVE: &str = "#e0702b";
@@ -45,6 +45,23 @@ pub fn f1_diff_section(o: &mut String, c: &Comparison) {
         })
         .collect();
 
+    diff_svg(o, c, (a, b), &rows, &labels);
+    o.push_str(
+        "<p class=\"note\">Classes sorted from the largest gain of the specialists to the largest \
+         loss. A class with no row in the split has F1 0 for both.</p>\n</section>\n",
+    );
+}
+
+/// The F1-difference plot: legend and ticks at the top, one bar per class
+/// (`rows`: (class, difference), sorted; `labels` in that order).
+fn diff_svg(
+    o: &mut String,
+    c: &Comparison,
+    (a, b): (&ApproachResult, &ApproachResult),
+    rows: &[(usize, f64)],
+    labels: &[String],
+) {
+    let k = rows.len();
     let (font, rh) = (10.0, if k > 30 { 14.0 } else { 16.0 });
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
     let lw = text_width(longest, font) + 12.0;
@@ -100,7 +117,59 @@ pub fn f1_diff_section(o: &mut String, c: &Comparison) {
             signed(t, dec)
         );
     }
-    for (row, (&(i, d), label)) in rows.iter().zip(&labels).enumerate() {
+    let axis = DiffAxis {
+        lw,
+        rh,
+        font,
+        top,
+        zero,
+        scale,
+    };
+    diff_rows(o, c, (a, b), rows, labels, &axis);
+    w!(
+        o,
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">F1 difference (percentage points)</text>\n</svg>\n",
+        N(zero),
+        N(top - 4.0),
+        N(zero),
+        N(top + rh * k as f64),
+        N((x0 + x1) / 2.0),
+        N(height - 6.0)
+    );
+}
+
+/// Where the F1-difference bars go: label width, row height, font, top, the
+/// x of a zero difference and pixels per unit of difference.
+#[derive(Clone, Copy)]
+struct DiffAxis {
+    lw: f64,
+    rh: f64,
+    font: f64,
+    top: f64,
+    zero: f64,
+    scale: f64,
+}
+
+/// One labelled bar per class, with the difference printed at its end.
+fn diff_rows(
+    o: &mut String,
+    c: &Comparison,
+    (a, b): (&ApproachResult, &ApproachResult),
+    rows: &[(usize, f64)],
+    labels: &[String],
+    g: &DiffAxis,
+) {
+    let support = |i: usize| a.per_class.support.get(i).copied().unwrap_or(0);
+    let DiffAxis {
+        lw,
+        rh,
+        font,
+        top,
+        zero,
+        scale,
+    } = *g;
+    for (row, (&(i, d), label)) in rows.iter().zip(labels).enumerate() {
         let yy = top + row as f64 * rh;
         let end = zero + d * scale;
         let (bx, bw) = (end.min(zero), (end - zero).abs());
@@ -138,21 +207,6 @@ pub fn f1_diff_section(o: &mut String, c: &Comparison) {
             signed(d * 100.0, 1)
         );
     }
-    w!(
-        o,
-        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n\
-         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">F1 difference (percentage points)</text>\n</svg>\n",
-        N(zero),
-        N(top - 4.0),
-        N(zero),
-        N(top + rh * k as f64),
-        N((x0 + x1) / 2.0),
-        N(height - 6.0)
-    );
-    o.push_str(
-        "<p class=\"note\">Classes sorted from the largest gain of the specialists to the largest \
-         loss. A class with no row in the split has F1 0 for both.</p>\n</section>\n",
-    );
 }
 
 /// `<section id="timeline">`: the training jobs on the scheduler's lanes.
@@ -189,7 +243,7 @@ pub fn timeline_section(o: &mut String, c: &Comparison) {
     o.push_str(". Hover a bar for its job.</p>\n</section>\n");
 }
 
-fn dur(b: &TimelineBar) -> f64 {
+fn dur(b: &TimelineEntry) -> f64 {
     let d = b.end_s - b.start_s;
     if d.is_finite() {
         d.max(0.0)
@@ -199,7 +253,7 @@ fn dur(b: &TimelineBar) -> f64 {
 }
 
 /// (earliest start or 0, latest end), finite values only.
-fn span(bars: &[TimelineBar]) -> (f64, f64) {
+fn span(bars: &[TimelineEntry]) -> (f64, f64) {
     let lo = bars
         .iter()
         .map(|b| b.start_s)
@@ -214,7 +268,7 @@ fn span(bars: &[TimelineBar]) -> (f64, f64) {
 }
 
 /// One bar per job as `<svg class="plot" data-plot="timeline">`.
-pub fn timeline_svg(o: &mut String, bars: &[TimelineBar]) {
+pub fn timeline_svg(o: &mut String, bars: &[TimelineEntry]) {
     let mut lanes: Vec<usize> = bars.iter().map(|b| b.lane).collect();
     lanes.sort_unstable();
     lanes.dedup();

@@ -68,54 +68,15 @@ pub fn svg(o: &mut String, c: &Comparison, name: &str, m: &[Vec<usize>]) {
         Esc(name),
         Esc(name)
     );
-    for (t, row) in m.iter().enumerate() {
-        let support: usize = row.iter().sum();
-        let true_name = class_name(c, t);
-        let yy = top + t as f64 * cell;
-        if support == 0 {
-            w!(
-                o,
-                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#e6e8eb\"><title>true {}: no rows \
-                 in this split</title></rect>\n",
-                N(left),
-                N(yy),
-                N(side),
-                N(cell),
-                Esc(&true_name)
-            );
-            continue;
-        }
-        for (p, &count) in row.iter().enumerate() {
-            let share = count as f64 / support as f64;
-            let xx = left + p as f64 * cell;
-            w!(
-                o,
-                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"#ffffff\" \
-                 stroke-width=\"0.5\"><title>true {} → predicted {}: {} of {} rows ({} %)</title></rect>\n",
-                N(xx),
-                N(yy),
-                N(cell),
-                N(cell),
-                blues(share),
-                Esc(&true_name),
-                Esc(&class_name(c, p)),
-                count,
-                support,
-                fixed(share * 100.0, 1)
-            );
-            if cell >= 24.0 && count > 0 {
-                w!(
-                    o,
-                    "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" fill=\"{}\" \
-                     pointer-events=\"none\">{}</text>\n",
-                    N(xx + cell / 2.0),
-                    N(yy + cell / 2.0 + 3.5),
-                    if share > 0.55 { "#ffffff" } else { "#1d2329" },
-                    count
-                );
-            }
-        }
-    }
+    let g = Geom {
+        left,
+        top,
+        cell,
+        side,
+        font,
+        height,
+    };
+    cells(o, c, m, &g);
     // Diagonal outline and frame.
     w!(
         o,
@@ -125,8 +86,79 @@ pub fn svg(o: &mut String, c: &Comparison, name: &str, m: &[Vec<usize>]) {
         N(side),
         N(side)
     );
+    axis_labels(o, c, m, &labels, &g);
+    legend(o, width - LEGEND_W - 4.0);
+    o.push_str("</svg>\n");
+}
+
+/// Where the heatmap sits: its top-left corner, cell size, side, label
+/// font size and the picture's height.
+struct Geom {
+    left: f64,
+    top: f64,
+    cell: f64,
+    side: f64,
+    font: f64,
+    height: f64,
+}
+
+/// One cell per (true, predicted) pair, shaded by the row share (a grey
+/// row where the split has no rows of that class).
+fn cells(o: &mut String, c: &Comparison, m: &[Vec<usize>], g: &Geom) {
+    for (t, row) in m.iter().enumerate() {
+        let support: usize = row.iter().sum();
+        let true_name = class_name(c, t);
+        let yy = g.top + t as f64 * g.cell;
+        if support == 0 {
+            w!(
+                o,
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#e6e8eb\"><title>true {}: no rows \
+                 in this split</title></rect>\n",
+                N(g.left),
+                N(yy),
+                N(g.side),
+                N(g.cell),
+                Esc(&true_name)
+            );
+            continue;
+        }
+        for (p, &count) in row.iter().enumerate() {
+            let share = count as f64 / support as f64;
+            let xx = g.left + p as f64 * g.cell;
+            w!(
+                o,
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"#ffffff\" \
+                 stroke-width=\"0.5\"><title>true {} → predicted {}: {} of {} rows ({} %)</title></rect>\n",
+                N(xx),
+                N(yy),
+                N(g.cell),
+                N(g.cell),
+                blues(share),
+                Esc(&true_name),
+                Esc(&class_name(c, p)),
+                count,
+                support,
+                fixed(share * 100.0, 1)
+            );
+            if g.cell >= 24.0 && count > 0 {
+                w!(
+                    o,
+                    "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" fill=\"{}\" \
+                     pointer-events=\"none\">{}</text>\n",
+                    N(xx + g.cell / 2.0),
+                    N(yy + g.cell / 2.0 + 3.5),
+                    if share > 0.55 { "#ffffff" } else { "#1d2329" },
+                    count
+                );
+            }
+        }
+    }
+}
+
+/// Class names: rows on the left, columns below, and the axis titles.
+fn axis_labels(o: &mut String, c: &Comparison, m: &[Vec<usize>], labels: &[String], g: &Geom) {
     // Axis labels: rows on the left, columns below, rotated to read upwards.
-    w!(o, "<g font-size=\"{}\">\n", N(font));
+    w!(o, "<g font-size=\"{}\">\n", N(g.font));
     for (i, label) in labels.iter().enumerate() {
         let full = class_name(c, i);
         let empty = m.get(i).is_some_and(|r| r.iter().sum::<usize>() == 0);
@@ -135,19 +167,19 @@ pub fn svg(o: &mut String, c: &Comparison, name: &str, m: &[Vec<usize>]) {
         } else {
             ""
         };
-        let mid = i as f64 * cell + cell / 2.0;
+        let mid = i as f64 * g.cell + g.cell / 2.0;
         w!(
             o,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\"{style}><title>{}</title>{}</text>\
              <text x=\"{}\" y=\"{}\" text-anchor=\"end\" transform=\"rotate(-90 {} {})\"><title>{}</title>{}</text>\n",
-            N(left - 4.0),
-            N(top + mid + font * 0.35),
+            N(g.left - 4.0),
+            N(g.top + mid + g.font * 0.35),
             Esc(&full),
             Esc(label),
-            N(left + mid + font * 0.35),
-            N(top + side + 4.0),
-            N(left + mid + font * 0.35),
-            N(top + side + 4.0),
+            N(g.left + mid + g.font * 0.35),
+            N(g.top + g.side + 4.0),
+            N(g.left + mid + g.font * 0.35),
+            N(g.top + g.side + 4.0),
             Esc(&full),
             Esc(label)
         );
@@ -157,13 +189,11 @@ pub fn svg(o: &mut String, c: &Comparison, name: &str, m: &[Vec<usize>]) {
         o,
         "<text x=\"10\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 10 {})\">true class</text>\n\
          <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">predicted class</text>\n",
-        N(top + side / 2.0),
-        N(top + side / 2.0),
-        N(left + side / 2.0),
-        N(height - 8.0)
+        N(g.top + g.side / 2.0),
+        N(g.top + g.side / 2.0),
+        N(g.left + g.side / 2.0),
+        N(g.height - 8.0)
     );
-    legend(o, width - LEGEND_W - 4.0);
-    o.push_str("</svg>\n");
 }
 
 /// Width of the colour legend drawn at the top right.

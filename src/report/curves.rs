@@ -237,6 +237,42 @@ fn legend(o: &mut String, c: &Curves) {
     o.push_str("Points: mean over seeds; bars: min–max. x axis: fraction of each class's training images (log scale).</p>\n");
 }
 
+/// Every class in rank order: its sizes, and each approach's F1 at the
+/// largest fraction and gain per doubling.
+fn ranking_table(o: &mut String, c: &Curves, order: &[usize]) {
+    w!(o, "<p class=\"note\">{}.</p>\n<table>\n<tr><th>rank</th><th class=\"l\">class</th><th>train images</th><th>test images</th>", Esc(&explain(c)));
+    let top = percent_label(c.fractions.last().copied().unwrap_or(1.0));
+    for a in &c.approaches {
+        w!(
+            o,
+            "<th>{} F1 at {}</th><th>gain per doubling</th>",
+            Esc(a),
+            Esc(&top)
+        );
+    }
+    o.push_str("</tr>\n");
+    for &i in order {
+        let k = &c.classes[i];
+        w!(
+            o,
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
+            k.rank,
+            Esc(&k.name),
+            k.train_images,
+            k.test_images
+        );
+        for a in &c.approaches {
+            w!(
+                o,
+                "<td>{}</td><td>{}</td>",
+                Esc(&last_f1(k, a)),
+                Esc(&gain(k, a))
+            );
+        }
+        o.push_str("</tr>\n");
+    }
+}
+
 /// The whole HTML page.
 pub fn render_html(c: &Curves) -> String {
     let mut o = String::with_capacity(32 * 1024);
@@ -309,37 +345,7 @@ pub fn render_html(c: &Curves) -> String {
         );
     }
     o.push_str("</div>\n</section>\n<section id=\"ranking\">\n<h2>Every class, ranked</h2>\n");
-    w!(&mut o, "<p class=\"note\">{}.</p>\n<table>\n<tr><th>rank</th><th class=\"l\">class</th><th>train images</th><th>test images</th>", Esc(&explain(c)));
-    let top = percent_label(c.fractions.last().copied().unwrap_or(1.0));
-    for a in &c.approaches {
-        w!(
-            &mut o,
-            "<th>{} F1 at {}</th><th>gain per doubling</th>",
-            Esc(a),
-            Esc(&top)
-        );
-    }
-    o.push_str("</tr>\n");
-    for &i in &order {
-        let k = &c.classes[i];
-        w!(
-            &mut o,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
-            k.rank,
-            Esc(&k.name),
-            k.train_images,
-            k.test_images
-        );
-        for a in &c.approaches {
-            w!(
-                &mut o,
-                "<td>{}</td><td>{}</td>",
-                Esc(&last_f1(k, a)),
-                Esc(&gain(k, a))
-            );
-        }
-        o.push_str("</tr>\n");
-    }
+    ranking_table(&mut o, c, &order);
     w!(
         &mut o,
         "</table>\n</section>\n<footer>Written by <code>ovr curves</code>: {} trainings in {:.1} s. Self-contained: no scripts, no external resources.</footer>\n</main>\n</body>\n</html>\n",

@@ -44,13 +44,14 @@ pub mod text;
 #[cfg(test)]
 mod tests;
 
+use crate::ensemble::predict::Approach;
 use crate::metrics::compare::{ApproachResult, Comparison};
 use text::Esc;
 
 /// The approach the report is about: calibrated one-vs-rest specialists.
-pub const KEY_APPROACH: &str = "specialists-calibrated";
+pub const KEY_APPROACH: &str = Approach::SpecialistsCalibrated.name();
 /// The baseline it is compared with first: the temperature-scaled multiclass head.
-pub const KEY_BASELINE: &str = "multiclass-temperature";
+pub const KEY_BASELINE: &str = Approach::MulticlassTemperature.name();
 
 /// Section ids, in page order.
 pub const SECTION_IDS: [&str; 10] = [

@@ -17,8 +17,8 @@ const COLORS: [&str; 4] = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b"];
 
 /// The scores plotted: (approach, score).
 const KEY: [(&str, &str); 4] = [
-    ("specialists-calibrated", "max-probability"),
-    ("multiclass-temperature", "max-probability"),
+    (super::KEY_APPROACH, "max-probability"),
+    (super::KEY_BASELINE, "max-probability"),
     ("specialists", "max-sigmoid"),
     ("multiclass", "energy"),
 ];

@@ -87,6 +87,15 @@ pub fn svg(o: &mut String, name: &str, cal: &Calibration) {
         Esc(name),
         fixed(cal.ece, 2)
     );
+    grid(o);
+    bars(o, cal);
+    legend(o);
+    histogram(o, cal);
+    o.push_str("</svg>\n");
+}
+
+/// The plot's frame, grid lines and tick labels on both axes.
+fn grid(o: &mut String) {
     // Frame, grid and y ticks.
     w!(
         o,
@@ -120,6 +129,11 @@ pub fn svg(o: &mut String, name: &str, cal: &Calibration) {
             fixed(v, 1)
         );
     }
+}
+
+/// Each bin's accuracy bar with the gap to its mean confidence shaded, and
+/// the exact (Clopper–Pearson) 95 % interval of its accuracy.
+fn bars(o: &mut String, cal: &Calibration) {
     // Bars (accuracy) and gap shading to the mean confidence.
     for b in &cal.bins {
         let (x0, x1) = (x(b.lower) + 0.75, x(b.upper) - 0.75);
@@ -168,6 +182,10 @@ pub fn svg(o: &mut String, name: &str, cal: &Calibration) {
             N(TOP + PH / 2.0)
         );
     }
+}
+
+/// The diagonal, the legend and the axis titles.
+fn legend(o: &mut String) {
     // Diagonal, legend, axis titles.
     w!(
         o,
@@ -210,8 +228,6 @@ pub fn svg(o: &mut String, name: &str, cal: &Calibration) {
         N(LEFT + PW / 2.0),
         N(H - 6.0)
     );
-    histogram(o, cal);
-    o.push_str("</svg>\n");
 }
 
 /// Row counts per bin under the diagram, with the count printed on each bar.

@@ -6,7 +6,7 @@
 
 use super::text::escape;
 use super::*;
-use crate::metrics::compare::{compare, ApproachInput, CompareContext, TimelineBar};
+use crate::metrics::compare::{compare, ApproachInput, CompareContext, TimelineEntry};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -37,7 +37,7 @@ fn argmax(row: &[f32]) -> u32 {
 }
 
 /// K = 6, N = 120; class 5 ("empty") never occurs as a label.
-pub(crate) fn synthetic(timeline: Vec<TimelineBar>) -> Comparison {
+pub(crate) fn synthetic(timeline: Vec<TimelineEntry>) -> Comparison {
     let (k, n) = (6usize, 120usize);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32 - 1)).collect();
@@ -89,12 +89,13 @@ pub(crate) fn synthetic(timeline: Vec<TimelineBar>) -> Comparison {
     compare(ctx, &labels, &approaches, &scores, &probs).expect("synthetic comparison")
 }
 
-fn timeline() -> Vec<TimelineBar> {
-    let bar = |job: &str, lane, start_s, end_s| TimelineBar {
+fn timeline() -> Vec<TimelineEntry> {
+    let bar = |job: &str, lane, start_s, end_s| TimelineEntry {
         job: job.into(),
         lane,
         start_s,
         end_s,
+        heads: 1,
     };
     vec![
         bar("multiclass grid", 0, 0.0, 2.5),
@@ -313,11 +314,12 @@ fn degenerate_input_leaves_notes_not_broken_plots() {
 
 #[test]
 fn zero_length_and_odd_timelines_stay_finite() {
-    let bar = |lane, start_s, end_s| TimelineBar {
+    let bar = |lane, start_s, end_s| TimelineEntry {
         job: "j".into(),
         lane,
         start_s,
         end_s,
+        heads: 1,
     };
     for t in [
         vec![bar(0, 0.0, 0.0), bar(3, 0.0, 0.0)],

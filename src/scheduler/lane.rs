@@ -11,10 +11,10 @@
 use candle_core::{Device, Tensor};
 
 use super::BinaryColumn;
-use super::{Fit, Job, Runner};
+use super::{Job, JobError, Runner};
 use crate::heads::{
     fit_binary_from, fit_mlp_binary, fit_mlp_softmax, fit_softmax_from, BinaryJob, ClassWeighting,
-    FitOptions, HeadError, LinearFit,
+    FitOptions, HeadError, HeadParams, LinearFit,
 };
 
 /// Row-major `[n, d]` rows and their labels.
@@ -23,6 +23,27 @@ pub struct Rows<'a> {
     pub n: usize,
     pub d: usize,
     pub labels: &'a [u32],
+}
+
+/// Why a lane could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    #[error("lane {lane}: {what} rows hold {values} values, expected {n} x {d}")]
+    Shape {
+        lane: usize,
+        what: &'static str,
+        values: usize,
+        n: usize,
+        d: usize,
+    },
+    #[error("lane {lane}: uploading the {what} rows to {device}")]
+    Upload {
+        lane: usize,
+        what: &'static str,
+        device: String,
+        #[source]
+        source: Box<candle_core::Error>,
+    },
 }
 
 /// One execution context with its copy of the features.
@@ -35,25 +56,35 @@ pub struct Lane {
 
 impl Lane {
     /// A CPU lane over standardized training and validation rows.
-    pub fn cpu(id: usize, train: &Rows, val: &Rows) -> Result<Lane, String> {
+    pub fn cpu(id: usize, train: &Rows, val: &Rows) -> Result<Lane, LaneError> {
         Lane::on_device(id, &Device::Cpu, train, val)
     }
 
     /// A lane whose copies of the training and validation matrices are
     /// uploaded to `device` (for CUDA, one device per lane made with its own
     /// stream, see `crate::device::DeviceSpec::open_stream`).
-    pub fn on_device(id: usize, device: &Device, train: &Rows, val: &Rows) -> Result<Lane, String> {
-        let t = |r: &Rows, what: &str| {
+    pub fn on_device(
+        id: usize,
+        device: &Device,
+        train: &Rows,
+        val: &Rows,
+    ) -> Result<Lane, LaneError> {
+        let t = |r: &Rows, what: &'static str| {
             if r.x.len() != r.n * r.d {
-                return Err(format!(
-                    "lane {id}: {what} rows hold {} values, expected {} x {}",
-                    r.x.len(),
-                    r.n,
-                    r.d
-                ));
+                return Err(LaneError::Shape {
+                    lane: id,
+                    what,
+                    values: r.x.len(),
+                    n: r.n,
+                    d: r.d,
+                });
             }
-            Tensor::from_slice(r.x, (r.n, r.d), device)
-                .map_err(|e| format!("lane {id}: uploading the {what} rows to {device:?}: {e}"))
+            Tensor::from_slice(r.x, (r.n, r.d), device).map_err(|source| LaneError::Upload {
+                lane: id,
+                what,
+                device: format!("{device:?}"),
+                source: Box::new(source),
+            })
         };
         Ok(Lane {
             id,
@@ -142,9 +173,9 @@ impl Runner for Lane {
         labels: &[u32],
         k: usize,
         opts: &FitOptions,
-    ) -> Result<Vec<Fit>, String> {
+    ) -> Result<Vec<HeadParams>, JobError> {
         let (x, xv, yv) = (&self.x, &self.x_val, self.labels_val.as_slice());
-        let linear = |v: Vec<LinearFit>| v.into_iter().map(Fit::Linear).collect();
+        let linear = |v: Vec<LinearFit>| v.into_iter().map(HeadParams::Linear).collect();
         let r = match job {
             Job::BinaryPath { columns, warm } => {
                 binary_path(x, labels, columns, *warm, opts).map(linear)
@@ -163,14 +194,14 @@ impl Runner for Lane {
                 seed,
                 weighting,
             } => fit_mlp_binary(x, labels, xv, yv, *class, *weighting, spec, *seed)
-                .map(|f| vec![Fit::Mlp(f)]),
+                .map(|f| vec![HeadParams::Mlp(f)]),
             Job::MlpSoftmax {
                 spec,
                 seed,
                 weighting,
             } => fit_mlp_softmax(x, labels, xv, yv, k, *weighting, spec, *seed)
-                .map(|f| vec![Fit::Mlp(f)]),
+                .map(|f| vec![HeadParams::Mlp(f)]),
         };
-        r.map_err(|e| e.to_string())
+        Ok(r?)
     }
 }

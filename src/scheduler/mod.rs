@@ -3,7 +3,8 @@
 //! Training jobs (groups of fused binary specialists, multiclass grid points)
 //! go through one crossbeam queue to **lanes**. A lane is one execution
 //! context: on the CPU a worker thread (candle's matmuls inside use the
-//! shared rayon pool), with `--features cuda` one CUDA stream. Each lane owns its copy of the
+//! shared rayon pool), with `--features cuda` one CUDA stream of its own
+//! (`crate::device::DeviceSpec::open_lanes`). Each lane owns its copy of the
 //! standardized training matrix on its device. A panic inside a job becomes
 //! an error for that job's heads, not a crash of the run; a stop flag
 //! (Ctrl-C) makes lanes finish the job in hand and take no more; progress
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel;
 
-use crate::heads::{ClassWeighting, FitOptions, LinearFit, MlpFit, MlpSpec};
+use crate::heads::{ClassWeighting, FitOptions, HeadError, HeadParams, LinearFit, MlpSpec};
 pub use lane::Lane;
 
 /// One one-vs-rest head followed along a path of C values.
@@ -64,11 +65,13 @@ pub enum Job {
     },
 }
 
-/// A trained head as a job returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fit {
-    Linear(LinearFit),
-    Mlp(MlpFit),
+/// Why a job failed: its heads' error, or a panic inside the lane.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error("panicked: {message}")]
+    Panicked { message: String },
 }
 
 impl Job {
@@ -105,7 +108,7 @@ impl Job {
 }
 
 /// What happened to one job.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct JobOutcome {
     pub job_index: usize,
     pub lane: usize,
@@ -113,7 +116,7 @@ pub struct JobOutcome {
     pub start: Duration,
     pub end: Duration,
     /// One fit per head of the job, or why the job failed.
-    pub result: Result<Vec<Fit>, String>,
+    pub result: Result<Vec<HeadParams>, JobError>,
 }
 
 /// A progress event, sent to the one renderer.
@@ -148,7 +151,7 @@ pub fn fuse_columns(columns: Vec<BinaryColumn>, fuse: usize, warm: bool) -> Vec<
         .collect()
 }
 
-/// Something that can run a job: a [`Lane`] (CPU today, a CUDA stream later).
+/// Something that can run a job: a [`Lane`] (a CPU worker or a CUDA stream).
 pub trait Runner: Sync {
     fn run(
         &self,
@@ -156,7 +159,7 @@ pub trait Runner: Sync {
         labels: &[u32],
         k: usize,
         opts: &FitOptions,
-    ) -> Result<Vec<Fit>, String>;
+    ) -> Result<Vec<HeadParams>, JobError>;
 }
 
 /// Runs every job on the lanes; outcomes come back in job order.
@@ -202,7 +205,11 @@ pub fn run<R: Runner>(
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         lane.run(job, labels, k, opts)
                     }))
-                    .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+                    .unwrap_or_else(|p| {
+                        Err(JobError::Panicked {
+                            message: panic_text(&p),
+                        })
+                    });
                     let end = t0.elapsed();
                     if let Some(ev) = &events {
                         let _ = ev.send(Event::Finished {
@@ -224,7 +231,7 @@ pub fn run<R: Runner>(
         }
     });
     drop(out_tx);
-    let mut out: Vec<Option<JobOutcome>> = vec![None; jobs.len()];
+    let mut out: Vec<Option<JobOutcome>> = (0..jobs.len()).map(|_| None).collect();
     for o in out_rx.iter() {
         let i = o.job_index;
         out[i] = Some(o);
@@ -249,7 +256,13 @@ mod tests {
     struct Flaky;
 
     impl Runner for Flaky {
-        fn run(&self, job: &Job, _: &[u32], _: usize, _: &FitOptions) -> Result<Vec<Fit>, String> {
+        fn run(
+            &self,
+            job: &Job,
+            _: &[u32],
+            _: usize,
+            _: &FitOptions,
+        ) -> Result<Vec<HeadParams>, JobError> {
             match job {
                 Job::SoftmaxPath { cs, .. } if cs[0] < 0.5 => panic!("boom at C={}", cs[0]),
                 _ => Ok(vec![]),
@@ -288,7 +301,8 @@ mod tests {
         );
         let r: Vec<_> = out.into_iter().map(|o| o.unwrap().result).collect();
         assert!(r[0].is_ok() && r[2].is_ok());
-        assert!(r[1].as_ref().unwrap_err().contains("boom at C=0.1"));
+        let e = r[1].as_ref().unwrap_err();
+        assert!(matches!(e, JobError::Panicked { message } if message == "boom at C=0.1"));
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn ensemble_arm(
                 Arc::clone(stop),
                 verbosity,
             )?;
-            let manifest = Manifest::from_training(&format!("study-{}", arm.name), cfg, train, &o);
+            let manifest = Manifest::from_training(&format!("study-{}", arm.name), cfg, train, &o)?;
             let e = Arc::new(Ensemble {
                 dir: PathBuf::from(format!("(study arm {})", arm.name)),
                 manifest,
@@ -147,10 +147,10 @@ fn ensemble_arm(
 }
 
 fn tensor(set: &FeatureSet) -> Result<Tensor> {
-    Tensor::from_slice(&set.features, (set.len(), set.dim), &Device::Cpu).map_err(|e| {
-        Error::Train(TrainError::Head {
+    Tensor::from_slice(&set.features, (set.len(), set.dim), &Device::Cpu).map_err(|source| {
+        Error::Train(TrainError::Candle {
             head: "fine-tuned top".into(),
-            message: e.to_string(),
+            source: Box::new(source),
         })
     })
 }
@@ -221,10 +221,10 @@ fn finetune_arm(
         },
     )?;
     let secs = t0.elapsed().as_secs_f64();
-    let cal_err = |e: crate::calibration::CalibrationError| {
-        Error::Train(TrainError::Head {
+    let cal_err = |source| {
+        Error::Train(TrainError::Calibration {
             head: "temperature of the fine-tuned head".into(),
-            message: e.to_string(),
+            source,
         })
     };
     let t = Temperature::fit(&finetune_logits(&fit, &x_va)?, &val.labels, val.len(), k)

@@ -19,7 +19,10 @@ fn trained(name: &str) -> (Manifest, ovr::ensemble::Weights) {
     let va = blobs("val", &[10, 8, 5], 5, 4);
     let cfg = config(&["train.c_grid=[0.1]", "train.multiclass_c_grid=[0.1]"]);
     let o = train(&cfg, &tr, &va).unwrap();
-    (Manifest::from_training(name, &cfg, &tr, &o), o.weights)
+    (
+        Manifest::from_training(name, &cfg, &tr, &o).unwrap(),
+        o.weights,
+    )
 }
 
 #[test]

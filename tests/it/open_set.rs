@@ -223,7 +223,7 @@ fn an_unknown_class_far_from_every_known_one_is_found() {
         "train.multiclass_c_grid=[0.1, 1.0]",
     ]);
     let o = super::train::train(&cfg, &tr, &va).unwrap();
-    let m = ovr::ensemble::Manifest::from_training("cross", &cfg, &tr, &o);
+    let m = ovr::ensemble::Manifest::from_training("cross", &cfg, &tr, &o).unwrap();
     let dir = tempfile::tempdir().unwrap();
     ovr::ensemble::save(&dir.path().join("e"), &m, &o.weights).unwrap();
     let e = ovr::ensemble::load(&dir.path().join("e")).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ovr::metrics::compare::{compare, ApproachInput, CompareContext, Comparison, TimelineBar};
+use ovr::metrics::compare::{compare, ApproachInput, CompareContext, Comparison, TimelineEntry};
 use ovr::report::{render_html, SECTION_IDS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -118,11 +118,12 @@ fn synthetic() -> Comparison {
         } else {
             format!("specialists {}-{}", (j - 1) * 4, (j - 1) * 4 + 3)
         };
-        timeline.push(TimelineBar {
+        timeline.push(TimelineEntry {
             job,
             lane,
             start_s: clock[lane],
             end_s: clock[lane] + dur,
+            heads: 1,
         });
         clock[lane] += dur;
     }

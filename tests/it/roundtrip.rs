@@ -25,7 +25,7 @@ fn round_trip(overrides: &[&str], expect_combiner: Option<Combiner>) {
     let va = blobs("val", &[15, 12, 9, 7], 8, 22);
     let cfg = config(overrides);
     let o = train(&cfg, &tr, &va).unwrap();
-    let m = Manifest::from_training("rt", &cfg, &tr, &o);
+    let m = Manifest::from_training("rt", &cfg, &tr, &o).unwrap();
     if let Some(c) = expect_combiner {
         assert_eq!(m.combiner, c, "{overrides:?}");
     }
@@ -55,11 +55,11 @@ fn round_trip(overrides: &[&str], expect_combiner: Option<Combiner>) {
             .step_by(k)
             .copied()
             .collect();
-        assert_eq!(col, h.logits(&x, n, va.dim), "specialist {c}");
+        assert_eq!(col, h.logits(&x, n, va.dim).unwrap(), "specialist {c}");
     }
     assert_eq!(
         out.multiclass_logits,
-        o.weights.multiclass.logits(&x, n, va.dim)
+        o.weights.multiclass.logits(&x, n, va.dim).unwrap()
     );
     let approaches = loaded.approaches();
     assert_eq!(approaches.len(), 3 + Combiner::ALL.len() - 1);
@@ -166,7 +166,7 @@ fn calibrators_are_fitted_on_the_held_out_rows_that_never_train_a_head() {
         "seed=5",
     ]);
     let o = train(&cfg, &tr, &va).unwrap();
-    let m = Manifest::from_training("cal", &cfg, &tr, &o);
+    let m = Manifest::from_training("cal", &cfg, &tr, &o).unwrap();
     assert_eq!(m.calibration.split, "train-held-out-0.4");
     let held = calibration_rows(&tr.labels, 3, 0.4, 5);
     for c in 0..3u32 {
@@ -205,7 +205,11 @@ fn calibrators_are_fitted_on_the_held_out_rows_that_never_train_a_head() {
         .collect();
     let labels: Vec<u32> = rows.iter().map(|&i| tr.labels[i]).collect();
     let xs = o.weights.standardizer.apply(&x);
-    let z = o.weights.multiclass.logits(&xs, rows.len(), tr.dim);
+    let z = o
+        .weights
+        .multiclass
+        .logits(&xs, rows.len(), tr.dim)
+        .unwrap();
     let t = Temperature::fit(&z, &labels, rows.len(), 3).unwrap();
     assert_eq!(t, o.calibration.multiclass);
     // ...and not the one fitted on the rows that trained the heads.
@@ -218,6 +222,7 @@ fn calibrators_are_fitted_on_the_held_out_rows_that_never_train_a_head() {
     let zk = o
         .weights
         .multiclass
-        .logits(&o.weights.standardizer.apply(&xk), kept.len(), tr.dim);
+        .logits(&o.weights.standardizer.apply(&xk), kept.len(), tr.dim)
+        .unwrap();
     assert_ne!(Temperature::fit(&zk, &lk, kept.len(), 3).unwrap(), t);
 }

@@ -216,7 +216,7 @@ fn the_combiner_and_its_cross_validation_are_configurable() {
             .cv_nll,
         least
     );
-    let m = Manifest::from_training("t", &cfg, &tr, &auto);
+    let m = Manifest::from_training("t", &cfg, &tr, &auto).unwrap();
     assert_eq!(m.combiner, sel.chosen, "auto: the CV choice");
 
     let fixed_cfg = config(&[
@@ -227,7 +227,9 @@ fn the_combiner_and_its_cross_validation_are_configurable() {
     let fixed = train(&fixed_cfg, &tr, &va).unwrap();
     assert_eq!(fixed.calibration.selection.folds, 3);
     assert_eq!(
-        Manifest::from_training("t", &fixed_cfg, &tr, &fixed).combiner,
+        Manifest::from_training("t", &fixed_cfg, &tr, &fixed)
+            .unwrap()
+            .combiner,
         Combiner::Isotonic
     );
 
@@ -288,7 +290,7 @@ fn predictions_are_the_argmax_of_the_reported_probabilities() {
     let o = train(&cfg, &tr, &va).unwrap();
     let e = ovr::ensemble::Ensemble {
         dir: "(test)".into(),
-        manifest: Manifest::from_training("t", &cfg, &tr, &o),
+        manifest: Manifest::from_training("t", &cfg, &tr, &o).unwrap(),
         weights: o.weights.clone(),
     };
     let out = e.head_outputs(&va.features, va.len()).unwrap();

@@ -363,3 +363,26 @@ fn calibration_can_use_a_held_out_fraction_of_train() {
         );
     }
 }
+
+/// A CPU build asked to train on CUDA: the device error survives as the
+/// cause (not a string), so the run still exits 2 (a usage error), and the
+/// message says how to rebuild.
+#[test]
+fn cuda_lanes_in_a_cpu_build_keep_the_device_error_and_exit_2() {
+    if ovr::device::DeviceSpec::cuda_built() {
+        return;
+    }
+    let tr = blobs("train", &[20, 20], 4, 1);
+    let va = blobs("val", &[8, 8], 4, 2);
+    let err = train(&config(&["device=\"cuda:0\""]), &tr, &va).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Device(ovr::device::DeviceError::CudaNotBuilt { .. })
+        ),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).map(|s| s.to_string());
+    assert!(source.is_some_and(|s| s.contains("--features cuda")));
+    assert_eq!(ovr::Error::from(err).exit_code(), 2);
+}

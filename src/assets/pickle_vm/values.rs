@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::Result;
-use crate::assets::torch_legacy::{TorchDType, TorchLegacyError};
+use crate::assets::torch_format::{TorchDType, TorchLegacyError};
 
 /// A global the VM is allowed to resolve; anything else is [`TorchLegacyError::ForbiddenGlobal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use super::values::{Dict, StorageRef, Unpickled, Value};
 use super::Result;
-use crate::assets::torch_legacy::{TorchDType, TorchLegacyError};
+use crate::assets::torch_format::{TorchDType, TorchLegacyError};
 
 mod opcodes;
 mod rebuild;

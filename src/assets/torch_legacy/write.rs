@@ -42,11 +42,10 @@ pub fn write_safetensors(
         let (dtype, data) = match t.dtype {
             TorchDType::F32 => (Dtype::F32, Cow::Borrowed(t.data.as_slice())),
             TorchDType::F64 | TorchDType::F16 | TorchDType::BF16 => {
-                let v = t.to_f32_vec().unwrap_or_default();
-                (
-                    Dtype::F32,
-                    Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-                )
+                let v = t
+                    .to_f32_vec()
+                    .ok_or_else(|| bad(format!("{:?} data cannot be read as floats", t.dtype)))?;
+                (Dtype::F32, Cow::Owned(crate::util::le::f32_to_le(&v)))
             }
             TorchDType::I64 => (Dtype::I64, Cow::Borrowed(t.data.as_slice())),
             TorchDType::I32 => (Dtype::I32, Cow::Borrowed(t.data.as_slice())),

@@ -6,8 +6,9 @@
 //! the image. Works on a range of output rows, so a batch-1 forward pass can
 //! split one layer over the workers.
 
-use super::dw_x86;
 use super::simd::Isa;
+
+mod x86;
 
 /// Depthwise weights, tap-major `[k * k, c]`, and bias `[c]` (BN folded).
 #[derive(Debug, Clone)]
@@ -157,9 +158,9 @@ pub(super) fn dw_row(
     }
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => dw_x86::row_avx512(g, d, rows, out, oy),
+        Isa::Avx512 => x86::row_avx512(g, d, rows, out, oy),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => dw_x86::row_avx2(g, d, rows, out, oy, 0),
+        Isa::Avx2 => x86::row_avx2(g, d, rows, out, oy, 0),
         _ => row_portable(g, d, rows, out, oy, 0),
     }
 }

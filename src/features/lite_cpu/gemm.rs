@@ -8,8 +8,9 @@
 //! convolution, a running column sum for the global average pool, so the
 //! head's activation map is never stored.
 
-use super::gemm_x86;
 use super::simd::Isa;
+
+mod x86;
 
 /// A pointwise layer packed for one [`Isa`].
 #[derive(Debug, Clone)]
@@ -212,9 +213,9 @@ pub fn gemm(
 fn run_tile(isa: Isa, t: &Tile, rows: usize, width: usize) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => gemm_x86::tile_avx512(t, rows, width),
+        Isa::Avx512 => x86::tile_avx512(t, rows, width),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => gemm_x86::tile_avx2(t, rows, width),
+        Isa::Avx2 => x86::tile_avx2(t, rows, width),
         _ => tile_portable_dispatch(t, rows, width),
     }
 }

@@ -14,10 +14,8 @@
 //! every layer's rows (the head: its output panels) between barriers.
 
 pub mod dw;
-mod dw_x86;
 mod forward;
 pub mod gemm;
-mod gemm_x86;
 pub mod par;
 pub mod simd;
 pub mod stem;

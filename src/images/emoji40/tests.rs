@@ -2,6 +2,7 @@
 
 use super::*;
 use serde_json::json;
+use std::collections::HashMap;
 
 /// Classes "a" (30 emojis), "b" (20), "c" (16), "d" (16), plus entries
 /// that must be filtered out (category Component, no image).

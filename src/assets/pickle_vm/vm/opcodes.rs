@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::{Result, Vm};
 use crate::assets::pickle_vm::values::{Global, Value};
-use crate::assets::torch_legacy::TorchLegacyError;
+use crate::assets::torch_format::TorchLegacyError;
 
 impl Vm<'_> {
     pub(super) fn run(&mut self) -> Result<Value> {

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::{Result, Vm};
 use crate::assets::pickle_vm::values::{Global, StorageRef, TensorRef, Value};
-use crate::assets::torch_legacy::TorchLegacyError;
+use crate::assets::torch_format::TorchLegacyError;
 
 impl Vm<'_> {
     /// REDUCE / NEWOBJ on an allow-listed global.

@@ -1,5 +1,5 @@
 //! Stage 2 (features), native Lite engine: the x86 depthwise row kernels
-//! behind [`super::dw::dw_row`]. One output row at a time; within it,
+//! behind [`super::dw_row`]. One output row at a time; within it,
 //! interior pixels in blocks of eight FMA chains (AVX-512: 4 pixels x 2
 //! channel vectors, AVX2: 8 pixels x 1), kernel size and stride known at
 //! compile time, each kernel row's taps in registers and each input column
@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::dw::{row_portable, Depthwise, Geo, MAX_K};
+use super::{row_portable, Depthwise, Geo, MAX_K};
 
 /// Pointers the kernels read: the input row of every kernel row (null
 /// outside the image), the taps, the bias and the output row.

@@ -1,5 +1,5 @@
 //! Stage 2 (features), native Lite engine: the x86 GEMM micro-tiles behind
-//! [`super::gemm::gemm`]. AVX-512: up to 8 rows x 2 vectors of 16 columns
+//! [`super::gemm`]. AVX-512: up to 8 rows x 2 vectors of 16 columns
 //! (16 accumulators); AVX2+FMA: up to 6 rows x 2 vectors of 8 (12
 //! accumulators). Each tile starts from the bias, runs the whole `k` loop in
 //! registers and applies the epilogue (ReLU6, residual add, masked store of a
@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::gemm::Tile;
+use super::Tile;
 
 /// Runs one AVX-512 tile of `rows` rows on a panel `width` columns wide.
 pub(super) fn tile_avx512(t: &Tile, rows: usize, width: usize) {
