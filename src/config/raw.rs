@@ -49,6 +49,7 @@ pub struct RawExtract {
     pub exif_orientation: Option<bool>,
     pub jpeg_dct_scaling: Option<bool>,
     pub max_pixels: Option<i64>,
+    pub dtype: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

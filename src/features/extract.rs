@@ -44,6 +44,8 @@ pub struct ExtractOptions {
     pub decode_threads: usize,
     pub decode: DecodeOptions,
     pub verbosity: Verbosity,
+    /// How the split files store features (`extract.dtype`).
+    pub dtype: crate::features::feature_set::FeatureDtype,
 }
 
 /// What an extraction did.
@@ -345,7 +347,7 @@ pub fn extract(
     pb.finish_and_clear();
     failed.sort();
     let out_dir = dataset_features_dir(cache, dataset, backbone);
-    let outputs = write_splits(dataset, backbone, &fcache, &hashes, &out_dir)?;
+    let outputs = write_splits(dataset, backbone, &fcache, &hashes, &out_dir, opts.dtype)?;
     Ok(ExtractReport {
         computed,
         reused,
@@ -366,6 +368,7 @@ fn write_splits(
     fcache: &FeatureCache,
     hashes: &[Option<String>],
     dir: &Path,
+    dtype: crate::features::feature_set::FeatureDtype,
 ) -> Result<Vec<(Split, PathBuf, usize)>, ExtractError> {
     let dim = backbone.feature_dim();
     let mut outputs = Vec::new();
@@ -396,7 +399,7 @@ fn write_splits(
             continue;
         }
         let path = dir.join(format!("{}.safetensors", split.as_str()));
-        set.save(&path)?;
+        set.save_as(&path, dtype)?;
         outputs.push((split, path, set.len()));
     }
     Ok(outputs)
