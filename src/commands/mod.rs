@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_decode;
+mod bench_stream;
 mod classify;
 mod compare;
 mod curves;
@@ -71,9 +72,11 @@ pub fn run(args: Args) -> Result<()> {
                     threads,
                     repeat,
                 } => bench_decode::decode(&config, dir, *threads, *repeat),
-                BenchWhat::Train { lanes, fuse } => {
-                    bench::train(&config, &cache, verbosity, lanes, fuse)
-                }
+                BenchWhat::Train {
+                    lanes,
+                    fuse,
+                    stream,
+                } => bench::train(&config, &cache, verbosity, lanes, fuse, stream),
             }
         }
         Command::Train { name, out, .. } => {
