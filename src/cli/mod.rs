@@ -249,7 +249,7 @@ pub struct StreamBenchArgs {
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Rows per block of the streamed objective.
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = crate::heads::rows::DEFAULT_BLOCK_ROWS)]
     pub block_rows: usize,
     /// L-BFGS steps per head.
     #[arg(long, default_value_t = 20)]

@@ -205,14 +205,12 @@ fn synthetic_options(n: usize, a: &StreamBenchArgs) -> Result<super::bench_strea
     let dtype = match a.dtype.as_str() {
         "f32" => FeatureDtype::F32,
         "f16" => FeatureDtype::F16,
-        other => {
-            return Err(Error::Usage(format!(
-                "--dtype `{other}`: allowed f32, f16"
-            )))
-        }
+        other => return Err(Error::Usage(format!("--dtype `{other}`: allowed f32, f16"))),
     };
     if !(a.c.is_finite() && a.c > 0.0) || a.max_iter == 0 {
-        return Err(Error::Usage("--c must be > 0 and --max-iter at least 1".into()));
+        return Err(Error::Usage(
+            "--c must be > 0 and --max-iter at least 1".into(),
+        ));
     }
     Ok(super::bench_stream::SyntheticBench {
         n,

@@ -152,16 +152,20 @@ pub fn synthetic(seed: u64, b: &SyntheticBench) -> Result<()> {
     let (acc_ovr, acc_softmax, acc_bayes) = held_out(&p, &s, &ovr, &softmax)?;
     let iters = ovr.iter().map(|f| f.iterations).max().unwrap_or(0);
     let path_name = if b.in_memory { "in memory" } else { "mapped" };
-    println!("| N | D | K | dtype | path | block rows | file GB | write s | train s | OvR s (max iter) | softmax s (iter) | peak RSS MB | acc OvR | acc softmax | acc Bayes |");
+    println!("| N | D | K | dtype | path | block rows | file MB | write s | train s | OvR s (max iter) | softmax s (iter) | peak RSS MB | acc OvR | acc softmax | acc Bayes |");
     println!("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | {} | {} | {} | {path_name} | {} | {:.2} | {write_s:.1} | {train_s:.1} | {ovr_s:.1} ({iters}) | {softmax_s:.1} ({}) | {} | {:.2}% | {:.2}% | {:.2}% |",
+        "| {} | {} | {} | {} | {path_name} | {} | {:.3} | {write_s:.1} | {train_s:.1} | {ovr_s:.1} ({iters}) | {softmax_s:.1} ({}) | {} | {:.2}% | {:.2}% | {:.2}% |",
         b.n,
         b.dim,
         b.classes,
         b.dtype,
-        if b.in_memory { "-".to_string() } else { b.block_rows.to_string() },
-        bytes as f64 / 1e9,
+        if b.in_memory {
+            "-".to_string()
+        } else {
+            crate::heads::rows::whole_chunks(b.block_rows).to_string()
+        },
+        bytes as f64 / 1e6,
         softmax.iterations,
         peak_rss_kb().map_or("-".into(), |kb| (kb / 1024).to_string()),
         100.0 * acc_ovr,
@@ -196,13 +200,17 @@ fn train_in_memory(path: &Path, b: &SyntheticBench, opts: &FitOptions) -> Result
 /// Largest relative difference `max |a - b| / max |b|` over two fits' weights
 /// and biases.
 fn rel_diff(a: &LinearFit, b: &LinearFit) -> f64 {
-    let scale = b.w.iter().chain(&b.b).fold(0f64, |m, &v| m.max(f64::from(v).abs()));
-    let diff = a
-        .w
-        .iter()
-        .chain(&a.b)
-        .zip(b.w.iter().chain(&b.b))
-        .fold(0f64, |m, (&x, &y)| m.max((f64::from(x) - f64::from(y)).abs()));
+    let scale =
+        b.w.iter()
+            .chain(&b.b)
+            .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
+    let diff =
+        a.w.iter()
+            .chain(&a.b)
+            .zip(b.w.iter().chain(&b.b))
+            .fold(0f64, |m, (&x, &y)| {
+                m.max((f64::from(x) - f64::from(y)).abs())
+            });
     diff / scale.max(f64::MIN_POSITIVE)
 }
 
@@ -232,7 +240,11 @@ pub fn stream_check(set: &FeatureSet, block_rows: usize, c: f64, max_iter: usize
     for rows_per_block in [n.max(1), block_rows] {
         let rows = MappedRows::new(&map, &sm, rows_per_block)?;
         let (ovr, soft, _, _) = fit_all(&rows, &map.labels, k, c, &opts)?;
-        let ovr_diff = ovr.iter().zip(&ovr_mem).map(|(a, b)| rel_diff(a, b)).fold(0.0, f64::max);
+        let ovr_diff = ovr
+            .iter()
+            .zip(&ovr_mem)
+            .map(|(a, b)| rel_diff(a, b))
+            .fold(0.0, f64::max);
         let obj = ovr
             .iter()
             .zip(&ovr_mem)

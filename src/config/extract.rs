@@ -121,7 +121,14 @@ pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractConfig, Confi
     let dtype = match e.dtype.as_deref().unwrap_or("f32") {
         "f32" => crate::features::feature_set::FeatureDtype::F32,
         "f16" => crate::features::feature_set::FeatureDtype::F16,
-        other => return Err(invalid("extract.dtype", other, "unknown feature dtype", "f32, f16")),
+        other => {
+            return Err(invalid(
+                "extract.dtype",
+                other,
+                "unknown feature dtype",
+                "f32, f16",
+            ))
+        }
     };
     Ok(ExtractConfig {
         // On a GPU the default batch is large enough to keep it busy.

@@ -154,7 +154,9 @@ impl FeatureSet {
         let bytes = read(path)?;
         let parsed = parse(path, &bytes, true)?;
         let mut features = vec![0f32; parsed.n * parsed.dim];
-        parsed.dtype.decode_into(parsed.features.data(), &mut features);
+        parsed
+            .dtype
+            .decode_into(parsed.features.data(), &mut features);
         let h = parsed.header;
         Ok(FeatureSet {
             dataset: h.dataset,
@@ -214,7 +216,11 @@ pub(super) struct Parsed<'a> {
 
 /// Parses and checks the bytes of a split file; `keep_keys`: return the item
 /// keys (otherwise only their number is checked, without holding them).
-pub(super) fn parse<'a>(path: &Path, bytes: &'a [u8], keep_keys: bool) -> Result<Parsed<'a>, StoreError> {
+pub(super) fn parse<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    keep_keys: bool,
+) -> Result<Parsed<'a>, StoreError> {
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| malformed(path, e.to_string()))?;
     let meta = meta.metadata().clone().unwrap_or_default();
@@ -252,7 +258,8 @@ pub(super) fn parse<'a>(path: &Path, bytes: &'a [u8], keep_keys: bool) -> Result
         Dtype::F16 => Some(FeatureDtype::F16),
         _ => None,
     };
-    let Some(dtype) = dtype.filter(|_| l.dtype() == Dtype::U32 && l.shape() == [n] && key_count == n)
+    let Some(dtype) =
+        dtype.filter(|_| l.dtype() == Dtype::U32 && l.shape() == [n] && key_count == n)
     else {
         return Err(malformed(
             path,

@@ -232,7 +232,9 @@ mod tests {
             keys: (0..n).map(|i| format!("k{i}")).collect(),
             labels: (0..n).map(|i| (i % 3) as u32).collect(),
             dim,
-            features: (0..n * dim).map(|i| (i as f32 * 0.37).sin() * 3.0).collect(),
+            features: (0..n * dim)
+                .map(|i| (i as f32 * 0.37).sin() * 3.0)
+                .collect(),
         }
     }
 
@@ -267,8 +269,12 @@ mod tests {
                 }
             }
         }
-        let f32_len = std::fs::metadata(dir.path().join("f32.safetensors")).unwrap().len();
-        let f16_len = std::fs::metadata(dir.path().join("f16.safetensors")).unwrap().len();
+        let f32_len = std::fs::metadata(dir.path().join("f32.safetensors"))
+            .unwrap()
+            .len();
+        let f16_len = std::fs::metadata(dir.path().join("f16.safetensors"))
+            .unwrap()
+            .len();
         assert_eq!(f32_len - f16_len, 300 * 7 * 2);
     }
 
@@ -280,17 +286,31 @@ mod tests {
             let a = dir.path().join("a.safetensors");
             let b = dir.path().join("b.safetensors");
             s.save_as(&a, dtype).unwrap();
-            write_streamed(&b, &s.header(), &s.keys, &s.labels, 5, dtype, 16, |start, rows| {
-                s.features[start * 5..(start + rows) * 5].to_vec()
-            })
+            write_streamed(
+                &b,
+                &s.header(),
+                &s.keys,
+                &s.labels,
+                5,
+                dtype,
+                16,
+                |start, rows| s.features[start * 5..(start + rows) * 5].to_vec(),
+            )
             .unwrap();
             assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         }
         // A short block is an error and leaves nothing behind.
         let c = dir.path().join("c.safetensors");
-        let e = write_streamed(&c, &s.header(), &s.keys, &s.labels, 5, FeatureDtype::F32, 16, |_, _| {
-            vec![0.0; 3]
-        })
+        let e = write_streamed(
+            &c,
+            &s.header(),
+            &s.keys,
+            &s.labels,
+            5,
+            FeatureDtype::F32,
+            16,
+            |_, _| vec![0.0; 3],
+        )
         .unwrap_err();
         assert!(e.to_string().contains("row 0"), "{e}");
         assert!(!c.exists());

@@ -73,7 +73,10 @@ pub struct TensorSpec<'a> {
 /// The first bytes of a safetensors file (length prefix and padded JSON
 /// header) for tensors whose data follow in this order; lets a writer
 /// stream data too large to hold (see `features::mapped`).
-pub fn header(tensors: &[TensorSpec<'_>], meta: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {
+pub fn header(
+    tensors: &[TensorSpec<'_>],
+    meta: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, String> {
     let mut header = String::from("{");
     if !meta.is_empty() {
         header.push_str("\"__metadata__\":{");

@@ -100,7 +100,12 @@ impl Planted {
     }
 
     /// Writes a training split of `n` rows to `path` as `dtype`, block by block.
-    pub fn write_split(&self, path: &Path, n: usize, dtype: FeatureDtype) -> Result<(), StoreError> {
+    pub fn write_split(
+        &self,
+        path: &Path,
+        n: usize,
+        dtype: FeatureDtype,
+    ) -> Result<(), StoreError> {
         let labels = self.labels(n);
         let keys: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
         let head = SplitHeader {
@@ -111,9 +116,16 @@ impl Planted {
             classes: (0..self.k).map(|c| format!("class{c}")).collect(),
         };
         let block = 16 * GEN_ROWS;
-        write_streamed(path, &head, &keys, &labels, self.d, dtype, block, |start, len| {
-            self.rows(&labels, start, len, 0)
-        })
+        write_streamed(
+            path,
+            &head,
+            &keys,
+            &labels,
+            self.d,
+            dtype,
+            block,
+            |start, len| self.rows(&labels, start, len, 0),
+        )
     }
 }
 

@@ -218,9 +218,8 @@ fn run<T: WithDType>(
             .map(|(col, p)| {
                 let cp = cols[col];
                 let wsq: f64 = p[..d].iter().map(|v| v * v).sum();
-                let mut grad: Vec<f64> = (0..d)
-                    .map(|k| g[k * width + col] + cp.l2 * p[k])
-                    .collect();
+                let mut grad: Vec<f64> =
+                    (0..d).map(|k| g[k * width + col] + cp.l2 * p[k]).collect();
                 grad.push(sums[col].1);
                 Evaluation {
                     f: sums[col].0 * cp.inv_sw + 0.5 * cp.l2 * wsq,

@@ -25,9 +25,10 @@ use crate::features::mapped::MappedFeatures;
 /// many columns are fused or how rows are blocked.
 pub(crate) const ROW_CHUNK: usize = 256;
 
-/// Default rows per block of a [`MappedRows`]: 16384 rows of 1280 f32
-/// features are 84 MB.
-pub const DEFAULT_BLOCK_ROWS: usize = 16384;
+/// Default rows per block of a streamed fit: 65536 rows of 1280 f32
+/// features are 335 MB; every split of the datasets in `configs/` (at most
+/// 54,000 training rows) is then one block, i.e. the in-memory evaluation.
+pub const DEFAULT_BLOCK_ROWS: usize = 65536;
 
 /// Standardized training rows, block by block.
 pub trait RowBlocks: Sync {
@@ -44,8 +45,9 @@ pub trait RowBlocks: Sync {
     fn block(&self, start: usize, len: usize) -> Result<Tensor, HeadError>;
 }
 
-/// `block_rows` rounded up to whole chunks (at least one).
-fn whole_chunks(block_rows: usize) -> usize {
+/// `block_rows` rounded up to whole chunks (at least one): the block size
+/// a [`MappedRows`] or [`TensorRows::with_block_rows`] actually uses.
+pub fn whole_chunks(block_rows: usize) -> usize {
     block_rows.max(1).next_multiple_of(ROW_CHUNK)
 }
 
@@ -189,7 +191,10 @@ impl RowBlocks for MappedRows<'_> {
 
 /// Checks `rows` against `labels` (one per row, N and D at least 1);
 /// returns `(n, d)`.
-pub(crate) fn check_rows(rows: &dyn RowBlocks, labels: &[u32]) -> Result<(usize, usize), HeadError> {
+pub(crate) fn check_rows(
+    rows: &dyn RowBlocks,
+    labels: &[u32],
+) -> Result<(usize, usize), HeadError> {
     let (n, d) = (rows.rows(), rows.dim());
     if !matches!(rows.dtype(), DType::F32 | DType::F64) {
         return Err(HeadError::Dtype {
@@ -323,7 +328,11 @@ mod tests {
             weights_sha256: String::new(),
             classes: (0..K).map(|c| c.to_string()).collect(),
             keys: (0..N).map(|i| i.to_string()).collect(),
-            features: p.rows(&labels, 0, N, 0).iter().map(|v| v * 2.0 + 1.0).collect(),
+            features: p
+                .rows(&labels, 0, N, 0)
+                .iter()
+                .map(|v| v * 2.0 + 1.0)
+                .collect(),
             labels,
             dim: D,
         }
@@ -346,13 +355,17 @@ mod tests {
     fn fits(rows: &dyn RowBlocks, labels: &[u32]) -> (Vec<LinearFit>, LinearFit) {
         let opts = FitOptions::default();
         let ovr = fit_binary_rows(rows, labels, &jobs(), &[None; K], &opts).unwrap();
-        let soft = fit_softmax_rows(rows, labels, K, 0.5, ClassWeighting::None, None, &opts).unwrap();
+        let soft =
+            fit_softmax_rows(rows, labels, K, 0.5, ClassWeighting::None, None, &opts).unwrap();
         (ovr, soft)
     }
 
     /// `max |a - b| / max |b|` over weights and biases.
     fn rel(a: &LinearFit, b: &LinearFit) -> f64 {
-        let scale = b.w.iter().chain(&b.b).fold(0f64, |m, &v| m.max(f64::from(v).abs()));
+        let scale =
+            b.w.iter()
+                .chain(&b.b)
+                .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
         let diff = a.w.iter().chain(&a.b).zip(b.w.iter().chain(&b.b));
         diff.fold(0f64, |m, (&x, &y)| m.max(f64::from(x - y).abs())) / scale
     }
@@ -394,7 +407,10 @@ mod tests {
             fit_softmax_from(&x, &set.labels, K, 0.5, ClassWeighting::None, None, &opts).unwrap();
         assert!(ovr.iter().chain([&soft]).all(|f| f.converged));
         // One block: the in-memory path itself, bitwise.
-        assert_eq!(fits(&TensorRows::new(&x).unwrap(), &set.labels), (ovr.clone(), soft.clone()));
+        assert_eq!(
+            fits(&TensorRows::new(&x).unwrap(), &set.labels),
+            (ovr.clone(), soft.clone())
+        );
         // 700 rows a block -> 768 (whole chunks): 4 blocks per evaluation,
         // never more than 768 rows at once; the fits differ only by the
         // rounding of G summed over blocks.
@@ -414,7 +430,10 @@ mod tests {
         // In f64 the blocked sums agree to rounding.
         let x64 = x.to_dtype(DType::F64).unwrap();
         let (o64, s64) = fits(&TensorRows::new(&x64).unwrap(), &set.labels);
-        let (b64, t64) = fits(&TensorRows::new(&x64).unwrap().with_block_rows(256), &set.labels);
+        let (b64, t64) = fits(
+            &TensorRows::new(&x64).unwrap().with_block_rows(256),
+            &set.labels,
+        );
         for (a, b) in b64.iter().chain([&t64]).zip(o64.iter().chain([&s64])) {
             assert!(rel(a, b) < 1e-9, "f64 relative difference {}", rel(a, b));
         }
@@ -440,8 +459,16 @@ mod tests {
             let blocked = MappedRows::new(&map, &sm, 1000).unwrap();
             assert_eq!(blocked.block_rows(), 1024);
             let (bo, bs) = fits(&blocked, &map.labels);
-            for (a, b) in bo.iter().chain([&bs]).zip(in_memory.0.iter().chain([&in_memory.1])) {
-                assert!(rel(a, b) < 1e-6, "{dtype}: relative difference {}", rel(a, b));
+            for (a, b) in bo
+                .iter()
+                .chain([&bs])
+                .zip(in_memory.0.iter().chain([&in_memory.1]))
+            {
+                assert!(
+                    rel(a, b) < 1e-6,
+                    "{dtype}: relative difference {}",
+                    rel(a, b)
+                );
             }
         }
         let wrong = Standardizer::fit(&[0.0; 4], 1, 4);

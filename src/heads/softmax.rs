@@ -16,8 +16,8 @@ use candle_core::{DType, Tensor, WithDType};
 
 use super::binary::start_points;
 use super::lbfgs::{minimize_batched, Evaluation};
-use super::rows::{blocked_pass, check_rows, noise_for, RowBlocks, TensorRows};
 use super::objective::{class_counts, class_weights, softmax_ce};
+use super::rows::{blocked_pass, check_rows, noise_for, RowBlocks, TensorRows};
 use super::{ClassWeighting, FitOptions, HeadError, LinearFit};
 
 /// Trains one softmax head over `k` classes on the standardized `[N, D]`

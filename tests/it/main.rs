@@ -24,5 +24,6 @@ mod report;
 mod roundtrip;
 mod score;
 mod selection;
+mod stream;
 mod study;
 mod train;
