@@ -118,7 +118,8 @@ pub enum BenchWhat {
         repeat: usize,
     },
     /// Wall time of training every head (all C values) on cached features,
-    /// by lane count and fusion.
+    /// by lane count and fusion; or, with `--synthetic N`, wall time and
+    /// peak RSS of the linear heads streamed from a mapped N-row file.
     Train {
         /// Comma-separated lane counts.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -126,7 +127,46 @@ pub enum BenchWhat {
         /// Comma-separated fusion sizes (0: split evenly over lanes; 1: unfused).
         #[arg(long, value_delimiter = ',', default_value = "0,1")]
         fuse: Vec<usize>,
+        #[command(flatten)]
+        stream: StreamBenchArgs,
     },
+}
+
+/// `ovr bench train` options of the streaming measurements.
+#[derive(Debug, clap::Args)]
+pub struct StreamBenchArgs {
+    /// Train on N seeded synthetic rows (a planted linear structure) written
+    /// to a temporary split file, streamed from its memory map.
+    #[arg(long, value_name = "N")]
+    pub synthetic: Option<usize>,
+    /// Train on the configured training split both in memory and streamed
+    /// from a mapped copy; print how far apart the fits are.
+    #[arg(long, conflicts_with = "synthetic")]
+    pub stream_check: bool,
+    /// Synthetic feature dimension.
+    #[arg(long, default_value_t = 1280)]
+    pub dim: usize,
+    /// Synthetic classes (K one-vs-rest heads + one softmax head).
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// Storage of the synthetic file: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Rows per block of the streamed objective.
+    #[arg(long, default_value_t = crate::heads::rows::DEFAULT_BLOCK_ROWS)]
+    pub block_rows: usize,
+    /// L-BFGS steps per head.
+    #[arg(long, default_value_t = 20)]
+    pub max_iter: usize,
+    /// Inverse L2 strength of every head.
+    #[arg(long, default_value_t = 1.0)]
+    pub c: f64,
+    /// Directory for the temporary synthetic file (default: the temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Load the synthetic file whole instead of mapping it (the ordinary path).
+    #[arg(long)]
+    pub in_memory: bool,
 }
 
 impl Args {

@@ -1,17 +1,20 @@
 //! `ovr bench extract`: backbone throughput (images/s) by batch size and
 //! depthwise implementation; `ovr bench train`: wall time of training every
-//! head by lanes and fusion. Both print Markdown tables for
-//! docs/performance.md. Extraction pixels are random: speed does not depend
-//! on content.
+//! head by lanes and fusion (`--synthetic N` / `--stream-check`: the
+//! streaming path, see [`super::bench_stream`]). All print Markdown tables
+//! for docs/performance.md. Extraction pixels are random: speed does not
+//! depend on content.
 
 use std::time::Instant;
 
 use candle_core::Tensor;
 
 use crate::assets::cache::Cache;
+use crate::cli::StreamBenchArgs;
 use crate::config::Config;
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::DepthwiseImpl;
+use crate::features::feature_set::FeatureDtype;
 use crate::features::pipeline::ensure_weights;
 use crate::features::registry::load_lite;
 use crate::progress::Verbosity;
@@ -112,12 +115,26 @@ pub fn train(
     verbosity: Verbosity,
     lanes: &[usize],
     fuse: &[usize],
+    stream: &StreamBenchArgs,
 ) -> Result<()> {
     use crate::ensemble::build::train_ensemble;
     use crate::images::dataset::Split;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
+    if let Some(n) = stream.synthetic {
+        return super::bench_stream::synthetic(config.seed, &synthetic_options(n, stream)?);
+    }
+    if stream.stream_check {
+        let sets =
+            crate::features::pipeline::features_for(config, cache, verbosity, &[Split::Train])?;
+        return super::bench_stream::stream_check(
+            &sets[0],
+            stream.block_rows,
+            stream.c,
+            stream.max_iter,
+        );
+    }
     if lanes.contains(&0) {
         return Err(Error::Usage("lane counts must be at least 1".into()));
     }
@@ -183,6 +200,30 @@ pub fn train(
     println!();
     println!("specialists s / multiclass s: summed busy time of those jobs over all lanes");
     Ok(())
+}
+
+fn synthetic_options(n: usize, a: &StreamBenchArgs) -> Result<super::bench_stream::SyntheticBench> {
+    let dtype = match a.dtype.as_str() {
+        "f32" => FeatureDtype::F32,
+        "f16" => FeatureDtype::F16,
+        other => return Err(Error::Usage(format!("--dtype `{other}`: allowed f32, f16"))),
+    };
+    if !(a.c.is_finite() && a.c > 0.0) || a.max_iter == 0 {
+        return Err(Error::Usage(
+            "--c must be > 0 and --max-iter at least 1".into(),
+        ));
+    }
+    Ok(super::bench_stream::SyntheticBench {
+        n,
+        dim: a.dim,
+        classes: a.classes,
+        dtype,
+        block_rows: a.block_rows,
+        max_iter: a.max_iter,
+        c: a.c,
+        dir: a.dir.clone(),
+        in_memory: a.in_memory,
+    })
 }
 
 /// Test accuracy of the calibrated argmax and of the multiclass head.

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_decode;
+mod bench_stream;
 mod classify;
 mod compare;
 mod curves;
@@ -128,6 +129,10 @@ fn bench(what: &BenchWhat, g: &Global) -> Result<()> {
             threads,
             repeat,
         } => bench_decode::decode(&config, dir, *threads, *repeat),
-        BenchWhat::Train { lanes, fuse } => bench::train(&config, &cache, g.verbosity, lanes, fuse),
+        BenchWhat::Train {
+            lanes,
+            fuse,
+            stream,
+        } => bench::train(&config, &cache, g.verbosity, lanes, fuse, stream),
     }
 }

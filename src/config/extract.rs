@@ -82,6 +82,9 @@ pub struct ExtractConfig {
     /// Largest decoded image (width x height, after any DCT scaling) an
     /// image may need; larger ones are refused and skipped.
     pub max_pixels: u64,
+    /// How the per-split feature files store features: f32 (default) or
+    /// f16 (half the bytes; for matrices read memory-mapped, `heads::rows`).
+    pub dtype: crate::features::feature_set::FeatureDtype,
 }
 
 /// Checks `[extract]` and fills in defaults (`cuda`: the run is on a GPU).
@@ -114,6 +117,18 @@ pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractConfig, Confi
             ))
         }
     };
+    let dtype = match e.dtype.as_deref().unwrap_or("f32") {
+        "f32" => crate::features::feature_set::FeatureDtype::F32,
+        "f16" => crate::features::feature_set::FeatureDtype::F16,
+        other => {
+            return Err(invalid(
+                "extract.dtype",
+                other,
+                "unknown feature dtype",
+                "f32, f16",
+            ))
+        }
+    };
     Ok(ExtractConfig {
         // On a GPU the default batch is large enough to keep it busy.
         batch_size: positive(
@@ -128,5 +143,6 @@ pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractConfig, Confi
         exif_orientation: e.exif_orientation.unwrap_or(true),
         jpeg_dct_scaling: e.jpeg_dct_scaling.unwrap_or(true),
         max_pixels,
+        dtype,
     })
 }

@@ -76,6 +76,7 @@ pub struct RawExtract {
     pub jpeg_dct_scaling: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_pixels: Option<i64>,
+    pub dtype: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -53,6 +53,8 @@ pub struct ExtractOptions {
     pub decode_threads: usize,
     pub decode: DecodeOptions,
     pub verbosity: Verbosity,
+    /// How the split files store features (`extract.dtype`).
+    pub dtype: crate::features::feature_set::FeatureDtype,
 }
 
 /// What an extraction did.
@@ -172,7 +174,14 @@ pub fn extract_scoped(
     }
     if !matches!(scope, Scope::Shard(_)) {
         let out_dir = dataset_features_dir(cache, dataset, backbone);
-        outputs = write_splits(dataset, backbone, &fcache, &run.hashes, &out_dir)?;
+        outputs = write_splits(
+            dataset,
+            backbone,
+            &fcache,
+            &run.hashes,
+            &out_dir,
+            opts.dtype,
+        )?;
     }
     run.failed.sort();
     Ok(ExtractReport {
@@ -389,6 +398,7 @@ fn write_splits(
     fcache: &FeatureCache,
     hashes: &[Option<String>],
     dir: &Path,
+    dtype: crate::features::feature_set::FeatureDtype,
 ) -> Result<Vec<(Split, PathBuf, usize)>, ExtractError> {
     let dim = backbone.feature_dim();
     let mut outputs = Vec::new();
@@ -419,7 +429,7 @@ fn write_splits(
             continue;
         }
         let path = dir.join(format!("{}.safetensors", split.as_str()));
-        set.save(&path)?;
+        set.save_as(&path, dtype)?;
         outputs.push((split, path, set.len()));
     }
     Ok(outputs)

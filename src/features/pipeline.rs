@@ -48,6 +48,7 @@ pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions 
         decode_threads: config.extract.decode_threads,
         decode: crate::images::decode::DecodeOptions::from_config(&config.extract),
         verbosity,
+        dtype: config.extract.dtype,
     }
 }
 

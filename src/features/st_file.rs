@@ -43,6 +43,40 @@ pub fn serialize(
     tensors: &[TensorBytes<'_>],
     meta: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, String> {
+    let specs: Vec<TensorSpec> = tensors
+        .iter()
+        .map(|t| TensorSpec {
+            name: t.name,
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            bytes: t.data.len(),
+        })
+        .collect();
+    let head = header(&specs, meta)?;
+    let data: usize = specs.iter().map(|t| t.bytes).sum();
+    let mut out = Vec::with_capacity(head.len() + data);
+    out.extend(head);
+    for t in tensors {
+        out.extend_from_slice(t.data);
+    }
+    Ok(out)
+}
+
+/// A tensor's name, dtype, shape and byte length, without its data.
+pub struct TensorSpec<'a> {
+    pub name: &'a str,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: usize,
+}
+
+/// The first bytes of a safetensors file (length prefix and padded JSON
+/// header) for tensors whose data follow in this order; lets a writer
+/// stream data too large to hold (see `features::mapped`).
+pub fn header(
+    tensors: &[TensorSpec<'_>],
+    meta: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, String> {
     let mut header = String::from("{");
     if !meta.is_empty() {
         header.push_str("\"__metadata__\":{");
@@ -57,12 +91,10 @@ pub fn serialize(
     let mut offset = 0usize;
     for (i, t) in tensors.iter().enumerate() {
         let elements: usize = t.shape.iter().product();
-        if elements * dtype_size(t.dtype)? != t.data.len() {
+        if elements * dtype_size(t.dtype)? != t.bytes {
             return Err(format!(
                 "tensor `{}`: shape {:?} does not match {} bytes",
-                t.name,
-                t.shape,
-                t.data.len()
+                t.name, t.shape, t.bytes
             ));
         }
         if i > 0 || !meta.is_empty() {
@@ -76,19 +108,16 @@ pub fn serialize(
             dtype_name(t.dtype)?,
             shape.join(","),
             offset,
-            offset + t.data.len()
+            offset + t.bytes
         );
-        offset += t.data.len();
+        offset += t.bytes;
     }
     header.push('}');
     let mut header = header.into_bytes();
     header.resize(header.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    let mut out = Vec::with_capacity(8 + header.len());
     out.extend((header.len() as u64).to_le_bytes());
     out.extend(header);
-    for t in tensors {
-        out.extend_from_slice(t.data);
-    }
     Ok(out)
 }
 

@@ -9,78 +9,15 @@
 //! own L-BFGS state ([`super::lbfgs`]); converged columns leave the matrix.
 //! The parameters of a column are `[w (D), b]`, optimized on the rescaled
 //! objective `f = J / (C sum s) = sum s l / sum s + ||w||^2 / (2 C sum s)`.
+//! The rows come through a [`RowBlocks`] ([`fit_binary_rows`]): a tensor in
+//! memory, or a mapped file read block by block (see [`super::rows`]).
 
-use candle_core::{DType, Device, Tensor, WithDType};
-use rayon::prelude::*;
+use candle_core::{DType, Tensor, WithDType};
 
 use super::lbfgs::{minimize_batched, Evaluation};
 use super::objective::{binary_weights, logistic_loss, sigmoid};
+use super::rows::{blocked_pass, check_rows, noise_for, RowBlocks, TensorRows};
 use super::{BinaryJob, FitOptions, HeadError, LinearFit};
-
-/// Rows per host chunk: fixed, so that summation order never depends on how
-/// many columns are fused.
-pub(crate) const ROW_CHUNK: usize = 256;
-
-/// Checks `x` ([N, D], f32/f64) against `labels`; returns `(n, d)`.
-pub(crate) fn check_x(x: &Tensor, labels: &[u32]) -> Result<(usize, usize), HeadError> {
-    let (n, d) = x.dims2().map_err(|_| HeadError::Shape {
-        field: "x",
-        expected: "a rank-2 [N, D] tensor".into(),
-        got: format!("shape {:?}", x.dims()),
-    })?;
-    if !matches!(x.dtype(), DType::F32 | DType::F64) {
-        return Err(HeadError::Dtype { dtype: x.dtype() });
-    }
-    if labels.len() != n {
-        return Err(HeadError::Shape {
-            field: "labels",
-            expected: format!("{n} (one per row of x)"),
-            got: labels.len().to_string(),
-        });
-    }
-    if n == 0 {
-        return Err(HeadError::Empty { field: "x" });
-    }
-    if d == 0 {
-        return Err(HeadError::Shape {
-            field: "x",
-            expected: "at least one feature column".into(),
-            got: "0 columns".into(),
-        });
-    }
-    Ok((n, d))
-}
-
-/// Relative rounding noise allowed on `f` for the dtype of `x`: 16 epsilons
-/// (about 1.9e-6 for f32, Hager-Zhang's 1e-6 order; 3.6e-15 for f64).
-pub(crate) fn noise_for(dtype: DType) -> f64 {
-    match dtype {
-        DType::F64 => 16.0 * f64::EPSILON,
-        _ => 16.0 * f64::from(f32::EPSILON),
-    }
-}
-
-/// Uploads a host f64 buffer as a `[rows, cols]` tensor of dtype `T`.
-pub(crate) fn upload<T: WithDType>(
-    v: &[f64],
-    rows: usize,
-    cols: usize,
-    device: &Device,
-    context: &'static str,
-) -> Result<Tensor, HeadError> {
-    let host: Vec<T> = v.iter().map(|&a| T::from_f64(a)).collect();
-    Tensor::from_vec(host, (rows, cols), device).map_err(HeadError::candle(context))
-}
-
-/// Downloads a tensor of dtype `T` as a flat host vector.
-pub(crate) fn download<T: WithDType>(
-    t: &Tensor,
-    context: &'static str,
-) -> Result<Vec<T>, HeadError> {
-    t.flatten_all()
-        .and_then(|f| f.to_vec1::<T>())
-        .map_err(HeadError::candle(context))
-}
 
 /// First points `[w (d x outputs), b (outputs)]` from warm starts (zero
 /// where none); a start of the wrong size is an error naming the job.
@@ -186,31 +123,70 @@ pub fn fit_binary_from(
     starts: &[Option<&LinearFit>],
     opts: &FitOptions,
 ) -> Result<Vec<LinearFit>, HeadError> {
-    opts.validate()?;
-    let (n, d) = check_x(x, labels)?;
-    let prepared = prepare(jobs, labels)?;
-    let x0 = start_points(starts, jobs.len(), d, 1)?;
     let x = x
         .contiguous()
         .map_err(HeadError::candle("x: contiguous copy"))?;
-    match x.dtype() {
-        DType::F32 => run::<f32>(&x, labels, n, d, &prepared, x0, opts),
-        DType::F64 => run::<f64>(&x, labels, n, d, &prepared, x0, opts),
+    fit_binary_rows(&TensorRows::new(&x)?, labels, jobs, starts, opts)
+}
+
+/// [`fit_binary_from`] over rows read block by block (a mapped split file,
+/// say): the same fit, holding one block of rows at a time. With one block
+/// (`rows.block_rows() >= N`) it is bitwise the in-memory fit.
+pub fn fit_binary_rows(
+    rows: &dyn RowBlocks,
+    labels: &[u32],
+    jobs: &[BinaryJob],
+    starts: &[Option<&LinearFit>],
+    opts: &FitOptions,
+) -> Result<Vec<LinearFit>, HeadError> {
+    opts.validate()?;
+    let (_, d) = check_rows(rows, labels)?;
+    let prepared = prepare(jobs, labels)?;
+    let x0 = start_points(starts, jobs.len(), d, 1)?;
+    match rows.dtype() {
+        DType::F32 => run::<f32>(rows, labels, d, &prepared, x0, opts),
+        DType::F64 => run::<f64>(rows, labels, d, &prepared, x0, opts),
         dtype => Err(HeadError::Dtype { dtype }),
     }
 }
 
+/// Per-chunk partial sums of every active column: `(sum s l, sum r)`.
+fn chunk_sums<T: WithDType>(
+    cols: &[Prepared],
+    bias: &[f64],
+    width: usize,
+    (zc, rc, lc): (&[T], &mut [T], &[u32]),
+) -> Vec<(f64, f64)> {
+    let a = cols.len();
+    let mut acc = vec![(0.0f64, 0.0f64); a];
+    for (row, &label) in lc.iter().enumerate() {
+        let zr = &zc[row * width..row * width + a];
+        let rr = &mut rc[row * width..row * width + a];
+        for (col, cp) in cols.iter().enumerate() {
+            let zi = zr[col].to_f64() + bias[col];
+            let pos = label == cp.class;
+            let (y, s) = if pos {
+                (1.0, cp.w_pos)
+            } else {
+                (0.0, cp.w_neg)
+            };
+            let res = s * (sigmoid(zi) - y) * cp.inv_sw;
+            acc[col].0 += s * logistic_loss(pos, zi);
+            acc[col].1 += res;
+            rr[col] = T::from_f64(res);
+        }
+    }
+    acc
+}
+
 fn run<T: WithDType>(
-    x: &Tensor,
+    rows: &dyn RowBlocks,
     labels: &[u32],
-    n: usize,
     d: usize,
     jobs: &[Prepared],
     x0: Vec<Vec<f64>>,
     opts: &FitOptions,
 ) -> Result<Vec<LinearFit>, HeadError> {
-    let xt = x.t().map_err(HeadError::candle("x: transpose"))?;
-    let device = x.device();
     let eval = |active: &[usize], points: &[&[f64]]| -> Result<Vec<Evaluation>, HeadError> {
         // A single column is padded with a zero column: candle's CPU matmul
         // takes another kernel for one column, and with >= 2 columns every
@@ -226,39 +202,9 @@ fn run<T: WithDType>(
                 w[k * width + col] = v;
             }
         }
-        let w = upload::<T>(&w, d, width, device, "binary heads: upload W")?;
-        let z = x
-            .matmul(&w)
-            .map_err(HeadError::candle("binary heads: X . W"))?;
-        let z = download::<T>(&z, "binary heads: download X . W")?;
-        let mut r = vec![T::from_f64(0.0); n * width];
-        // Per chunk: (sum s l, sum r) per column, rows in order.
-        let partial: Vec<Vec<(f64, f64)>> = z
-            .par_chunks(ROW_CHUNK * width)
-            .zip(r.par_chunks_mut(ROW_CHUNK * width))
-            .zip(labels.par_chunks(ROW_CHUNK))
-            .map(|((zc, rc), lc)| {
-                let mut acc = vec![(0.0f64, 0.0f64); a];
-                for (row, &label) in lc.iter().enumerate() {
-                    let zr = &zc[row * width..row * width + a];
-                    let rr = &mut rc[row * width..row * width + a];
-                    for (col, cp) in cols.iter().enumerate() {
-                        let zi = zr[col].to_f64() + bias[col];
-                        let pos = label == cp.class;
-                        let (y, s) = if pos {
-                            (1.0, cp.w_pos)
-                        } else {
-                            (0.0, cp.w_neg)
-                        };
-                        let res = s * (sigmoid(zi) - y) * cp.inv_sw;
-                        acc[col].0 += s * logistic_loss(pos, zi);
-                        acc[col].1 += res;
-                        rr[col] = T::from_f64(res);
-                    }
-                }
-                acc
-            })
-            .collect();
+        let (partial, g) = blocked_pass::<T, _>(rows, labels, &w, width, |zc, rc, lc| {
+            chunk_sums(&cols, &bias, width, (zc, rc, lc))
+        })?;
         let mut sums = vec![(0.0f64, 0.0f64); a];
         for chunk in &partial {
             for (s, c) in sums.iter_mut().zip(chunk) {
@@ -266,21 +212,14 @@ fn run<T: WithDType>(
                 s.1 += c.1;
             }
         }
-        let r = Tensor::from_vec(r, (n, width), device)
-            .map_err(HeadError::candle("binary heads: upload R"))?;
-        let g = xt
-            .matmul(&r)
-            .map_err(HeadError::candle("binary heads: X^T . R"))?;
-        let g = download::<T>(&g, "binary heads: download X^T . R")?;
         Ok(points
             .iter()
             .enumerate()
             .map(|(col, p)| {
                 let cp = cols[col];
                 let wsq: f64 = p[..d].iter().map(|v| v * v).sum();
-                let mut grad: Vec<f64> = (0..d)
-                    .map(|k| g[k * width + col].to_f64() + cp.l2 * p[k])
-                    .collect();
+                let mut grad: Vec<f64> =
+                    (0..d).map(|k| g[k * width + col] + cp.l2 * p[k]).collect();
                 grad.push(sums[col].1);
                 Evaluation {
                     f: sums[col].0 * cp.inv_sw + 0.5 * cp.l2 * wsq,

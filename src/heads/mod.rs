@@ -34,7 +34,15 @@
 //! Files: [`standardize`] (per-feature mean/std), [`objective`] (host-side
 //! losses, weights, logits, objectives and validation losses), [`lbfgs`]
 //! (batched L-BFGS with per-column state), [`binary`] and [`softmax`] (the
-//! fused evaluations on candle).
+//! fused evaluations on candle), [`rows`] (where their training rows come
+//! from: a tensor in memory or a memory-mapped split file read in row
+//! blocks, and the evaluation skeleton both fits share).
+//!
+//! Streaming: the linear heads ([`fit_binary_rows`], [`fit_softmax_rows`])
+//! read their rows through [`rows::RowBlocks`], so over a mapped file a fit
+//! holds one block of rows plus `O(D x heads)` state, whatever N. The MLP
+//! and fine-tuning heads ([`mlp`], [`finetune`]) train on mini-batches of an
+//! in-memory matrix and do not stream.
 
 pub mod binary;
 pub mod epochs;
@@ -43,6 +51,7 @@ pub mod lbfgs;
 pub mod mlp;
 pub mod objective;
 pub mod params;
+pub mod rows;
 pub mod softmax;
 pub mod standardize;
 
@@ -51,7 +60,7 @@ mod tests;
 #[cfg(test)]
 mod timing;
 
-pub use binary::{fit_binary, fit_binary_from};
+pub use binary::{fit_binary, fit_binary_from, fit_binary_rows};
 pub use mlp::{
     fit_mlp_binary, fit_mlp_softmax, mlp_logits, try_mlp_logits, MlpFit, MlpLayer, MlpSpec,
 };
@@ -60,7 +69,8 @@ pub use objective::{
     try_binary_val_loss, try_linear_logits, try_softmax_val_loss,
 };
 pub use params::{HeadKind, HeadParams};
-pub use softmax::{fit_softmax, fit_softmax_from};
+pub use rows::{MappedRows, RowBlocks, TensorRows};
+pub use softmax::{fit_softmax, fit_softmax_from, fit_softmax_rows};
 pub use standardize::Standardizer;
 
 /// Errors of the heads stage. Each names the field, head or class at fault.
@@ -102,6 +112,11 @@ pub enum HeadError {
     },
     #[error("{head}: the objective is not finite at the starting point (non-finite values in x?)")]
     NonFinite { head: String },
+    #[error("training rows: {source}")]
+    Features {
+        #[source]
+        source: crate::features::store::StoreError,
+    },
     #[error("{context}: {source}")]
     Candle {
         context: &'static str,

@@ -9,14 +9,15 @@
 //! `G = X^T . R` on the device. The intercept is not penalized, so `b` is only
 //! defined up to a shift; it starts at 0, every gradient step keeps its sum at
 //! 0, and the result is re-centered to sum 0 exactly (as scikit-learn's fit
-//! from zeros comes out).
+//! from zeros comes out). The rows come through a [`RowBlocks`]
+//! ([`fit_softmax_rows`]), in memory or block by block from a mapped file.
 
 use candle_core::{DType, Tensor, WithDType};
-use rayon::prelude::*;
 
-use super::binary::{check_x, download, noise_for, start_points, upload, ROW_CHUNK};
+use super::binary::start_points;
 use super::lbfgs::{minimize_batched, Evaluation};
 use super::objective::{class_counts, class_weights, softmax_ce};
+use super::rows::{blocked_pass, check_rows, noise_for, RowBlocks, TensorRows};
 use super::{ClassWeighting, FitOptions, HeadError, LinearFit};
 
 /// Trains one softmax head over `k` classes on the standardized `[N, D]`
@@ -43,8 +44,25 @@ pub fn fit_softmax_from(
     start: Option<&LinearFit>,
     opts: &FitOptions,
 ) -> Result<LinearFit, HeadError> {
+    let x = x
+        .contiguous()
+        .map_err(HeadError::candle("x: contiguous copy"))?;
+    fit_softmax_rows(&TensorRows::new(&x)?, labels, k, c, weighting, start, opts)
+}
+
+/// [`fit_softmax_from`] over rows read block by block (a mapped split file,
+/// say); with one block it is bitwise the in-memory fit.
+pub fn fit_softmax_rows(
+    rows: &dyn RowBlocks,
+    labels: &[u32],
+    k: usize,
+    c: f64,
+    weighting: ClassWeighting,
+    start: Option<&LinearFit>,
+    opts: &FitOptions,
+) -> Result<LinearFit, HeadError> {
     opts.validate()?;
-    let (n, d) = check_x(x, labels)?;
+    let (_, d) = check_rows(rows, labels)?;
     if k < 2 {
         return Err(HeadError::InvalidK { k });
     }
@@ -57,27 +75,22 @@ pub fn fit_softmax_from(
     let x0 = start_points(&[start], 1, d, k)?;
     let counts = class_counts(labels, k)?;
     let cw = class_weights(weighting, &counts);
-    let x = x
-        .contiguous()
-        .map_err(HeadError::candle("x: contiguous copy"))?;
     let problem = Problem {
         labels,
-        n,
         d,
         k,
         c,
         cw,
     };
-    match x.dtype() {
-        DType::F32 => problem.run::<f32>(&x, x0, opts),
-        DType::F64 => problem.run::<f64>(&x, x0, opts),
+    match rows.dtype() {
+        DType::F32 => problem.run::<f32>(rows, x0, opts),
+        DType::F64 => problem.run::<f64>(rows, x0, opts),
         dtype => Err(HeadError::Dtype { dtype }),
     }
 }
 
 struct Problem<'a> {
     labels: &'a [u32],
-    n: usize,
     d: usize,
     k: usize,
     c: f64,
@@ -85,55 +98,53 @@ struct Problem<'a> {
 }
 
 impl Problem<'_> {
+    /// Per-chunk partial sums: `(sum s CE, sum r per class)`.
+    fn chunk_sums<T: WithDType>(
+        &self,
+        bv: &[f64],
+        inv_sw: f64,
+        (zc, rc, lc): (&[T], &mut [T], &[u32]),
+    ) -> (f64, Vec<f64>) {
+        let k = self.k;
+        let mut loss = 0.0;
+        let mut rsum = vec![0.0f64; k];
+        let mut zi = vec![0.0f64; k];
+        let mut pr = vec![0.0f64; k];
+        for (row, &label) in lc.iter().enumerate() {
+            for ((zj, zr), b) in zi.iter_mut().zip(&zc[row * k..]).zip(bv) {
+                *zj = zr.to_f64() + b;
+            }
+            let y = label as usize;
+            let s = self.cw[y];
+            loss += s * softmax_ce(&zi, y, &mut pr);
+            let rr = &mut rc[row * k..(row + 1) * k];
+            for (j, (rv, pj)) in rr.iter_mut().zip(&pr).enumerate() {
+                let t = if j == y { 1.0 } else { 0.0 };
+                let res = s * (pj - t) * inv_sw;
+                rsum[j] += res;
+                *rv = T::from_f64(res);
+            }
+        }
+        (loss, rsum)
+    }
+
     fn run<T: WithDType>(
         &self,
-        x: &Tensor,
+        rows: &dyn RowBlocks,
         x0: Vec<Vec<f64>>,
         opts: &FitOptions,
     ) -> Result<LinearFit, HeadError> {
-        let (n, d, k) = (self.n, self.d, self.k);
+        let (d, k) = (self.d, self.k);
         let sw: f64 = self.labels.iter().map(|&l| self.cw[l as usize]).sum();
         let inv_sw = 1.0 / sw;
         let l2 = 1.0 / (self.c * sw);
-        let xt = x.t().map_err(HeadError::candle("x: transpose"))?;
-        let device = x.device();
         let eval = |_: &[usize], points: &[&[f64]]| -> Result<Vec<Evaluation>, HeadError> {
             let mut out = Vec::with_capacity(points.len());
             for p in points {
                 let (wv, bv) = p.split_at(d * k);
-                let w = upload::<T>(wv, d, k, device, "softmax head: upload W")?;
-                let z = x
-                    .matmul(&w)
-                    .map_err(HeadError::candle("softmax head: X . W"))?;
-                let z = download::<T>(&z, "softmax head: download X . W")?;
-                let mut r = vec![T::from_f64(0.0); n * k];
-                let partial: Vec<(f64, Vec<f64>)> = z
-                    .par_chunks(ROW_CHUNK * k)
-                    .zip(r.par_chunks_mut(ROW_CHUNK * k))
-                    .zip(self.labels.par_chunks(ROW_CHUNK))
-                    .map(|((zc, rc), lc)| {
-                        let mut loss = 0.0;
-                        let mut rsum = vec![0.0f64; k];
-                        let mut zi = vec![0.0f64; k];
-                        let mut pr = vec![0.0f64; k];
-                        for (row, &label) in lc.iter().enumerate() {
-                            for ((zj, zr), b) in zi.iter_mut().zip(&zc[row * k..]).zip(bv) {
-                                *zj = zr.to_f64() + b;
-                            }
-                            let y = label as usize;
-                            let s = self.cw[y];
-                            loss += s * softmax_ce(&zi, y, &mut pr);
-                            let rr = &mut rc[row * k..(row + 1) * k];
-                            for (j, (rv, pj)) in rr.iter_mut().zip(&pr).enumerate() {
-                                let t = if j == y { 1.0 } else { 0.0 };
-                                let res = s * (pj - t) * inv_sw;
-                                rsum[j] += res;
-                                *rv = T::from_f64(res);
-                            }
-                        }
-                        (loss, rsum)
-                    })
-                    .collect();
+                let (partial, g) = blocked_pass::<T, _>(rows, self.labels, wv, k, |zc, rc, lc| {
+                    self.chunk_sums(bv, inv_sw, (zc, rc, lc))
+                })?;
                 let mut loss = 0.0;
                 let mut rsum = vec![0.0f64; k];
                 for (l, rs) in &partial {
@@ -142,18 +153,8 @@ impl Problem<'_> {
                         *a += b;
                     }
                 }
-                let r = Tensor::from_vec(r, (n, k), device)
-                    .map_err(HeadError::candle("softmax head: upload R"))?;
-                let g = xt
-                    .matmul(&r)
-                    .map_err(HeadError::candle("softmax head: X^T . R"))?;
-                let g = download::<T>(&g, "softmax head: download X^T . R")?;
                 let wsq: f64 = wv.iter().map(|v| v * v).sum();
-                let mut grad: Vec<f64> = g
-                    .iter()
-                    .zip(wv)
-                    .map(|(gv, wj)| gv.to_f64() + l2 * wj)
-                    .collect();
+                let mut grad: Vec<f64> = g.iter().zip(wv).map(|(gv, wj)| gv + l2 * wj).collect();
                 grad.extend_from_slice(&rsum);
                 out.push(Evaluation {
                     f: loss * inv_sw + 0.5 * l2 * wsq,

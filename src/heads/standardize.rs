@@ -46,20 +46,32 @@ impl Standardizer {
                 got: format!("{} values", x.len()),
             });
         }
+        Self::fit_blocks(n, d, |visit| {
+            visit(x);
+            Ok(())
+        })
+    }
+
+    /// [`Standardizer::fit`] over rows that come in blocks: `pass(visit)`
+    /// must call `visit` with every row-major block of `d`-feature rows, in
+    /// row order; it is called twice (means, then deviations). Features
+    /// are summed row by row in f64 (in parallel over feature groups), so
+    /// the result does not depend on the blocks: bitwise [`Standardizer::fit`].
+    pub fn fit_blocks<E>(
+        n: usize,
+        d: usize,
+        mut pass: impl FnMut(&mut dyn FnMut(&[f32])) -> Result<(), E>,
+    ) -> Result<Self, E> {
         let mut sum = vec![0.0f64; d];
-        for row in x.chunks_exact(d) {
-            for (s, &v) in sum.iter_mut().zip(row) {
-                *s += f64::from(v);
-            }
-        }
+        pass(&mut |block| accumulate(&mut sum, block, d, |v, _| v))?;
         let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
         let mut ss = vec![0.0f64; d];
-        for row in x.chunks_exact(d) {
-            for ((s, &v), m) in ss.iter_mut().zip(row).zip(&mean) {
-                let c = f64::from(v) - m;
-                *s += c * c;
-            }
-        }
+        pass(&mut |block| {
+            accumulate(&mut ss, block, d, |v, j| {
+                let c = v - mean[j];
+                c * c
+            })
+        })?;
         let std = ss
             .iter()
             .map(|s| {
@@ -123,6 +135,25 @@ impl Standardizer {
         }
         Ok(())
     }
+}
+
+/// Features per rayon task in [`accumulate`].
+const FEATURE_GROUP: usize = 64;
+
+/// `acc[j] += term(x[i][j], j)` over the rows of `block`, rows in order.
+fn accumulate(acc: &mut [f64], block: &[f32], d: usize, term: impl Fn(f64, usize) -> f64 + Sync) {
+    use rayon::prelude::*;
+    acc.par_chunks_mut(FEATURE_GROUP)
+        .enumerate()
+        .for_each(|(g, a)| {
+            let first = g * FEATURE_GROUP;
+            for row in block.chunks_exact(d) {
+                let cols = &row[first..first + a.len()];
+                for (j, (s, &v)) in a.iter_mut().zip(cols).enumerate() {
+                    *s += term(f64::from(v), first + j);
+                }
+            }
+        });
 }
 
 #[cfg(test)]

@@ -98,6 +98,7 @@ pub(crate) fn opts(batch_size: usize, threads: usize) -> ExtractOptions {
             ..DecodeOptions::default()
         },
         verbosity: Verbosity::Quiet,
+        dtype: ovr::features::feature_set::FeatureDtype::F32,
     }
 }
 

@@ -26,5 +26,6 @@ mod run;
 mod score;
 mod selection;
 mod shard;
+mod stream;
 mod study;
 mod train;
