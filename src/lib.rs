@@ -8,6 +8,7 @@
 //! `curves` reruns the heads stage on nested subsets of train (learning curves).
 
 pub mod assets;
+pub mod audit;
 pub mod calibration;
 pub mod cli;
 pub mod commands;

@@ -103,6 +103,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
+    /// Audit the data on its cached features: near-duplicate pairs inside and
+    /// across splits (leakage), and likely label errors from out-of-fold
+    /// predictions of the multiclass head.
+    Audit {
+        /// Write every finding as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write a self-contained HTML report with thumbnails here.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Evaluate every approach of a saved ensemble side by side on one split.
     Compare {
         /// The saved ensemble, e.g. ensembles/emoji40.

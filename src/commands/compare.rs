@@ -95,7 +95,13 @@ pub fn run(
             args.split
         ))
     })?;
-    let all = features_for(&config, &cache, verbosity, &[split])?.remove(0);
+    let wanted: &[Split] = if split == Split::Train {
+        &[split]
+    } else {
+        &[split, Split::Train]
+    };
+    let mut sets = features_for(&config, &cache, verbosity, wanted)?;
+    let all = sets.remove(0);
     e.check_compatible(&all.backbone, &all.weights_sha256, all.dim)?;
     let expected = e.manifest.classes.len() + e.manifest.holdout_classes.len();
     let strangers = all
@@ -180,7 +186,22 @@ pub fn run(
             seed,
         )?);
     }
+    if let Some(train) = sets.pop() {
+        c.deduplicated = crate::audit::leakage::deduplicated(
+            &train,
+            &set,
+            config.audit.duplicate_cosine,
+            &approaches,
+            args.resamples,
+            seed,
+        )
+        .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
+    }
     print!("{}", table(&c));
+    if let Some(d) = &c.deduplicated {
+        eprintln!("warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the figures without them follow", d.leaked.len(), c.n, args.split, d.threshold);
+        print!("{}", crate::audit::leakage::table(d, args.split));
+    }
     if let Some(p) = args.json {
         let text = serde_json::to_string_pretty(&c).map_err(|e| Error::Usage(e.to_string()))?;
         write_atomic(p, text.as_bytes())?;

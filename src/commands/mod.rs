@@ -2,6 +2,7 @@
 //! the stage functions that do the work. `compare` and `score` start from the
 //! config saved with the ensemble instead of `--config`.
 
+mod audit;
 mod bench;
 mod bench_decode;
 mod classify;
@@ -94,6 +95,14 @@ pub fn run(args: Args) -> Result<()> {
                 report: report.as_deref(),
             };
             curves::run(&config, &cache, verbosity, &a)
+        }
+        Command::Audit { json, report } => {
+            let (config, cache) = setup()?;
+            let a = audit::AuditArgs {
+                json: json.as_deref(),
+                report: report.as_deref(),
+            };
+            audit::run(&config, &cache, verbosity, &a)
         }
         Command::Compare {
             ensemble,

@@ -129,6 +129,8 @@ pub struct Config {
     pub backbone: BackboneConfig,
     pub extract: ExtractConfig,
     pub train: TrainConfig,
+    /// `[audit]`: near-duplicate threshold and out-of-fold settings.
+    pub audit: crate::audit::config::AuditConfig,
     /// The merged TOML (file + overrides) this config was resolved from;
     /// saved with ensembles so `compare` and `score` see the same settings.
     #[serde(skip)]
@@ -471,6 +473,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         extract,
         train,
+        audit: crate::audit::config::resolve_audit(raw.audit)?,
         source_toml: String::new(),
     })
 }

@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub backbone: Option<RawBackbone>,
     pub extract: Option<RawExtract>,
     pub train: Option<RawTrain>,
+    pub audit: Option<crate::audit::config::RawAudit>,
 }
 
 #[derive(Debug, Default, Deserialize)]

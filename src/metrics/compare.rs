@@ -80,6 +80,9 @@ pub struct Comparison {
     pub open_set: Option<super::open_set::OpenSetReport>,
     /// The same approaches on a second dataset (`compare --against`).
     pub shift: Option<super::shift::ShiftReport>,
+    /// The figures again without the test images that have a near-duplicate
+    /// in train (`audit.duplicate_cosine`), when there are such images.
+    pub deduplicated: Option<crate::audit::leakage::Deduplicated>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
 }
@@ -168,6 +171,7 @@ pub fn compare(
         timeline: ctx.timeline,
         open_set: None,
         shift: None,
+        deduplicated: None,
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })
