@@ -1,8 +1,8 @@
 //! Audit stage, the hook `compare` calls: an ensemble's approaches on the
 //! test split -> which test images have a near-duplicate in train (cosine
-//! >= `audit.duplicate_cosine`, [`super::duplicates::leaked_rows`]) -> the
-//! headline metrics and the paired verdicts again on the test images
-//! without them, so a reader sees whether leakage moves any figure.
+//! at least `audit.duplicate_cosine`, [`super::duplicates::leaked_rows`])
+//! -> the headline metrics and the paired verdicts again on the test
+//! images without them, so a reader sees whether leakage moves any figure.
 
 use std::fmt::Write as _;
 
@@ -11,7 +11,9 @@ use serde::Serialize;
 use super::duplicates::{leaked_rows, Leak};
 use crate::features::store::FeatureSet;
 use crate::metrics::compare::ApproachInput;
-use crate::metrics::{mcnemar_exact, paired_bootstrap, summarize, verdict, MetricError, Summary};
+use crate::metrics::{
+    mcnemar_exact, paired_bootstrap, summarize, verdict, Interval, MetricError, Summary,
+};
 
 /// One approach on the test rows without a training near-duplicate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,6 +27,9 @@ pub struct DedupApproach {
 pub struct DedupPair {
     pub a: String,
     pub b: String,
+    /// Paired bootstrap of A - B on these rows (fractions).
+    pub accuracy: Interval,
+    pub macro_f1: Interval,
     pub verdict: String,
 }
 
@@ -87,6 +92,8 @@ pub fn deduplicated(
                 a: na.clone(),
                 b: nb.clone(),
                 verdict: verdict(na, nb, &boot.accuracy, &m),
+                accuracy: boot.accuracy,
+                macro_f1: boot.macro_f1,
             });
         }
     }
@@ -126,7 +133,17 @@ pub fn table(d: &Deduplicated, split: &str) -> String {
         );
     }
     for p in &d.pairs {
-        let _ = writeln!(s, "  {} vs {}: {}", p.a, p.b, p.verdict);
+        let f = &p.macro_f1;
+        let _ = writeln!(
+            s,
+            "  {} vs {}: {}; macro-F1 {:+.1} points (95% CI {:+.1} to {:+.1})",
+            p.a,
+            p.b,
+            p.verdict,
+            100.0 * f.observed,
+            100.0 * f.low,
+            100.0 * f.high
+        );
     }
     let _ = writeln!(s);
     s

@@ -134,6 +134,10 @@ pub enum Command {
         /// Paired bootstrap resamples.
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
+        /// Margin of the TOST equivalence test on accuracy differences, in
+        /// percentage points ("equivalent within ±M points").
+        #[arg(long, default_value_t = 1.0, value_name = "POINTS")]
+        equivalence_margin: f64,
         /// Seed of the bootstrap and calibration resampling (default: the
         /// ensemble's seed). `--set seed=` would re-split the dataset and is refused.
         #[arg(long)]

@@ -22,6 +22,8 @@ pub struct CompareArgs<'a> {
     pub csv: Option<&'a Path>,
     pub report: Option<&'a Path>,
     pub resamples: usize,
+    /// TOST margin, percentage points.
+    pub equivalence_margin: f64,
     /// Bootstrap seed; `None`: the ensemble's seed.
     pub seed: Option<u64>,
     /// Images of classes the ensemble never saw (open-set figures).
@@ -186,6 +188,19 @@ pub fn run(
             seed,
         )?);
     }
+    if !(args.equivalence_margin > 0.0 && args.equivalence_margin < 100.0) {
+        return Err(Error::Usage(format!(
+            "--equivalence-margin {} must be in (0, 100) points",
+            args.equivalence_margin
+        )));
+    }
+    let named: Vec<(&str, &[u32])> = approaches
+        .iter()
+        .map(|a| (a.name.as_str(), a.preds.as_slice()))
+        .collect();
+    c.equivalence =
+        crate::metrics::equivalence::pairs(&set.labels, &named, args.equivalence_margin / 100.0)
+            .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
     if let Some(train) = sets.pop() {
         c.deduplicated = crate::audit::leakage::deduplicated(
             &train,
@@ -198,6 +213,7 @@ pub fn run(
         .map_err(|m| Error::Usage(format!("metrics: {m}")))?;
     }
     print!("{}", table(&c));
+    print!("{}", crate::metrics::equivalence::table(&c.equivalence));
     if let Some(d) = &c.deduplicated {
         eprintln!("warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the figures without them follow", d.leaked.len(), c.n, args.split, d.threshold);
         print!("{}", crate::audit::leakage::table(d, args.split));

@@ -83,6 +83,8 @@ pub struct Comparison {
     /// The figures again without the test images that have a near-duplicate
     /// in train (`audit.duplicate_cosine`), when there are such images.
     pub deduplicated: Option<crate::audit::leakage::Deduplicated>,
+    /// TOST on each pair's accuracy difference and its flip table.
+    pub equivalence: Vec<super::equivalence::PairEquivalence>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
 }
@@ -172,6 +174,7 @@ pub fn compare(
         open_set: None,
         shift: None,
         deduplicated: None,
+        equivalence: Vec::new(),
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })

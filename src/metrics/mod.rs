@@ -28,6 +28,7 @@ pub mod binary;
 pub mod calibration_uncertainty;
 pub mod classification;
 pub mod compare;
+pub mod equivalence;
 pub mod open_set;
 pub mod probabilistic;
 pub mod reliability;
