@@ -33,7 +33,7 @@ fn a_training_image_copied_into_test_is_reported_as_leaked() {
             "--set",
             "train.multiclass_c_grid=[0.1, 1.0]",
             "--set",
-            "audit.duplicate_cosine=1.0",
+            "audit.duplicate_cosine=0.9999",
             "--set",
             "audit.folds=3",
             "audit",
@@ -61,7 +61,7 @@ fn a_training_image_copied_into_test_is_reported_as_leaked() {
         .as_str()
         .unwrap()
         .ends_with("train/circle/2.png"));
-    assert_eq!(v["settings"]["duplicate_cosine"], 1.0);
+    assert_eq!(v["settings"]["duplicate_cosine"], 0.9999);
     assert_eq!(v["label_errors"]["folds"], 3);
     assert_eq!(v["label_errors"]["c_per_fold"].as_array().unwrap().len(), 3);
     let page = std::fs::read_to_string(&html).unwrap();
