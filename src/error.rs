@@ -41,6 +41,8 @@ pub enum Error {
     Train(#[from] crate::ensemble::build::TrainError),
     #[error(transparent)]
     Curves(#[from] crate::curves::CurvesError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("cannot read image {path}: {reason}")]
     Image {
         path: std::path::PathBuf,

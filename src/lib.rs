@@ -10,6 +10,7 @@
 //! `util` holds the few helpers several stages share (hex, f32 codec, names).
 
 pub mod assets;
+pub mod audit;
 pub mod calibration;
 pub mod cli;
 pub mod commands;

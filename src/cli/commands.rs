@@ -123,6 +123,16 @@ pub struct CurvesArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Write every finding as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with thumbnails here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     /// The saved ensemble, e.g. ensembles/emoji40.
     #[arg(long)]
@@ -142,6 +152,10 @@ pub struct CompareArgs {
     /// Paired bootstrap resamples.
     #[arg(long, default_value_t = crate::metrics::RESAMPLES_DEFAULT)]
     pub resamples: usize,
+    /// Margin of the TOST equivalence test on accuracy differences, in
+    /// percentage points ("equivalent within ±M points").
+    #[arg(long, default_value_t = 1.0, value_name = "POINTS")]
+    pub equivalence_margin: f64,
     /// Seed of the bootstrap and calibration resampling (default: the
     /// ensemble's seed). `--set seed=` would re-split the dataset and is refused.
     #[arg(long)]
@@ -167,6 +181,7 @@ impl CompareArgs {
             csv: None,
             report,
             resamples: crate::metrics::RESAMPLES_DEFAULT,
+            equivalence_margin: 1.0,
             seed: None,
             unknown: None,
             against: None,

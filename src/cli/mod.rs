@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use commands::{
-    ClassifyArgs, CompareArgs, CurvesArgs, ExtractArgs, RunArgs, ScoreArgs, StudyArgs, TrainArgs,
-    TrainShortcuts,
+    AuditArgs, ClassifyArgs, CompareArgs, CurvesArgs, ExtractArgs, RunArgs, ScoreArgs, StudyArgs,
+    TrainArgs, TrainShortcuts,
 };
 
 use crate::config::CliSettings;
@@ -74,6 +74,10 @@ pub enum Command {
     /// subsets of each class's training images, score on test, and rank the
     /// classes by the F1 a doubling of their images is expected to add.
     Curves(CurvesArgs),
+    /// Audit the data on its cached features: near-duplicate pairs inside and
+    /// across splits (leakage), and likely label errors from out-of-fold
+    /// predictions of the multiclass head.
+    Audit(AuditArgs),
     /// Evaluate every approach of a saved ensemble side by side on one split.
     Compare(CompareArgs),
     /// Run a study: named arms (features x head x settings) on one dataset,

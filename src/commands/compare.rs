@@ -11,6 +11,7 @@ use crate::ensemble::Ensemble;
 use crate::export::{self, Document, Format};
 use crate::features::pipeline::features_for;
 use crate::features::store::FeatureSet;
+use crate::images::dataset::Split;
 use crate::metrics::compare::{compare, CompareContext, Comparison};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -20,7 +21,25 @@ pub fn run(args: &CompareArgs, g: &Global) -> Result<()> {
     same_split_as_training(&e, &config)?;
     let c = comparison(args, &e, &config, &cache, g.verbosity)?;
     crate::output::print(&export::render(Format::Table, Document::Comparison(&c))?)?;
+    print_audit_hooks(args, &c)?;
     write_files(args, &c, g.verbosity)
+}
+
+/// The TOST / flip table of every pair, and the figures without the test
+/// images that have a near-duplicate in train (with a warning).
+fn print_audit_hooks(args: &CompareArgs, c: &Comparison) -> Result<()> {
+    crate::output::print(&crate::metrics::equivalence::table(&c.equivalence))?;
+    if let Some(d) = &c.deduplicated {
+        eprintln!(
+            "warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the figures without them follow",
+            d.leaked.len(),
+            c.n,
+            args.split.as_str(),
+            d.threshold
+        );
+        crate::output::print(&crate::audit::leakage::table(d, args.split.as_str()))?;
+    }
+    Ok(())
 }
 
 /// The rows of `split` the ensemble knows, and those of its held-out classes.
@@ -30,8 +49,16 @@ fn split_rows(
     config: &Config,
     cache: &Cache,
     verbosity: Verbosity,
-) -> Result<(FeatureSet, FeatureSet)> {
-    let all = features_for(config, cache, verbosity, &[args.split])?.remove(0);
+) -> Result<(FeatureSet, FeatureSet, Option<FeatureSet>)> {
+    // The training rows too, for the near-duplicate check (compare's leakage hook).
+    let wanted: &[Split] = if args.split == Split::Train {
+        &[Split::Train]
+    } else {
+        &[args.split, Split::Train]
+    };
+    let mut sets = features_for(config, cache, verbosity, wanted)?;
+    let all = sets.remove(0);
+    let train = sets.pop();
     e.check_compatible(&all.backbone, &all.weights_sha256, all.dim)?;
     let m = &e.manifest;
     let expected = m.classes.len() + m.holdout_classes.len();
@@ -48,7 +75,8 @@ fn split_rows(
             m.holdout_classes.len()
         )));
     }
-    Ok(crate::features::subset::split_by_classes(&all, &m.classes))
+    let (known, held) = crate::features::subset::split_by_classes(&all, &m.classes);
+    Ok((known, held, train))
 }
 
 /// Every approach on the split, with the shift and open-set figures asked for.
@@ -59,7 +87,7 @@ fn comparison(
     cache: &Cache,
     verbosity: Verbosity,
 ) -> Result<Comparison> {
-    let (set, held) = split_rows(args, e, config, cache, verbosity)?;
+    let (set, held, train) = split_rows(args, e, config, cache, verbosity)?;
     let seed = args.seed.unwrap_or(config.seed);
     let out = e.head_outputs(&set.features, set.len())?;
     let approaches: Vec<_> = e
@@ -117,7 +145,51 @@ fn comparison(
             seed,
         )?);
     }
+    audit_hooks(
+        args,
+        config,
+        &set,
+        train.as_ref(),
+        &approaches,
+        seed,
+        &mut c,
+    )?;
     Ok(c)
+}
+
+/// TOST equivalence of every pair (`--equivalence-margin`) and the metrics
+/// without the test images that have a near-duplicate in train.
+fn audit_hooks(
+    args: &CompareArgs,
+    config: &Config,
+    set: &FeatureSet,
+    train: Option<&FeatureSet>,
+    approaches: &[crate::ensemble::predict::ApproachInput],
+    seed: u64,
+    c: &mut Comparison,
+) -> Result<()> {
+    let margin = args.equivalence_margin;
+    if !(margin > 0.0 && margin < 100.0) {
+        return Err(Error::Usage(format!(
+            "--equivalence-margin {margin} must be in (0, 100) points"
+        )));
+    }
+    let named: Vec<(&str, &[u32])> = approaches
+        .iter()
+        .map(|a| (a.name.as_str(), a.preds.as_slice()))
+        .collect();
+    c.equivalence = crate::metrics::equivalence::pairs(&set.labels, &named, margin / 100.0)?;
+    if let Some(train) = train {
+        c.deduplicated = crate::audit::leakage::deduplicated(
+            train,
+            set,
+            config.audit.duplicate_cosine,
+            approaches,
+            args.resamples,
+            seed,
+        )?;
+    }
+    Ok(())
 }
 
 /// `--json`, `--csv`, `--report`.

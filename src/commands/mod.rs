@@ -4,6 +4,7 @@
 //! instead of `--config` (`ensemble::open`); `run` chains extract, train and
 //! compare.
 
+mod audit;
 mod bench;
 mod bench_decode;
 mod bench_stream;
@@ -108,6 +109,14 @@ pub fn run(args: Args) -> Result<()> {
         Command::Curves(a) => {
             let (config, cache) = g.setup()?;
             curves::run(&config, &cache, v, a)
+        }
+        Command::Audit(a) => {
+            let (config, cache) = g.setup()?;
+            let a = audit::AuditArgs {
+                json: a.json.as_deref(),
+                report: a.report.as_deref(),
+            };
+            audit::run(&config, &cache, v, &a)
         }
         Command::Compare(a) => compare::run(a, &g),
         Command::Study(a) => study::run(a, &g),

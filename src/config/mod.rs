@@ -81,6 +81,8 @@ pub struct Config {
     pub backbone: BackboneConfig,
     pub extract: ExtractConfig,
     pub train: TrainConfig,
+    /// `[audit]`: near-duplicate threshold and out-of-fold settings.
+    pub audit: crate::audit::config::AuditConfig,
     /// The merged TOML (file + overrides) this config was resolved from;
     /// saved with ensembles so `compare` and `score` see the same settings.
     #[serde(skip)]
@@ -257,6 +259,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         backbone,
         extract,
         train,
+        audit: crate::audit::config::resolve_audit(raw.audit)?,
         source_toml: String::new(),
     })
 }

@@ -63,6 +63,11 @@ pub struct Comparison {
     pub open_set: Option<super::open_set::OpenSetReport>,
     /// The same approaches on a second dataset (`compare --against`).
     pub shift: Option<super::shift::ShiftReport>,
+    /// The figures again without the test images that have a near-duplicate
+    /// in train (`audit.duplicate_cosine`), when there are such images.
+    pub deduplicated: Option<crate::audit::leakage::Deduplicated>,
+    /// TOST on each pair's accuracy difference and its flip table.
+    pub equivalence: Vec<super::equivalence::PairEquivalence>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
 }
@@ -151,6 +156,8 @@ pub fn compare(
         timeline: ctx.timeline,
         open_set: None,
         shift: None,
+        deduplicated: None,
+        equivalence: Vec::new(),
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })

@@ -2,6 +2,7 @@
 //! tests/it/ is a module of it. Tests that need real assets fetch them
 //! through `ovr`'s own fetch code into `$OVR_CACHE` (pip download etc.).
 
+mod audit;
 mod cache;
 mod cli;
 mod common;

@@ -1,0 +1,291 @@
+//! Audit stage, likely label errors: the cached training features -> k-fold
+//! out-of-fold probabilities of the multiclass linear head (retrained per
+//! fold through the scheduler, C chosen per fold on the validation split by
+//! its NLL, as `train` chooses the multiclass head's C; no grid extension)
+//! -> a confident-learning style ranking of the training images whose given
+//! label is least likely.
+//!
+//! * Ranking: **self-confidence**, the out-of-fold probability of the given
+//!   label (ascending; ties by row). The normalized margin (p_given minus
+//!   the largest other probability) is reported beside it.
+//! * Flag (Northcutt et al. 2021, the confident joint): class j's threshold
+//!   t_j is the mean out-of-fold p_j over the rows labelled j; a row is
+//!   flagged when, among the classes whose probability reaches their
+//!   threshold, the most probable is not its given label.
+//! * Folds keep the two styles of an emoji together and are stratified
+//!   (`calibration::joint::stratified_folds`), seeded with the run seed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::calibration::joint::stratified_folds;
+use crate::config::train::TrainConfig;
+use crate::ensemble::predict::multiclass_probs;
+use crate::features::store::FeatureSet;
+use crate::heads::HeadParams;
+use crate::heads::{try_linear_logits, FitOptions, Standardizer};
+use crate::scheduler::lane::{Lane, Rows};
+use crate::scheduler::{self, Job};
+
+use super::AuditError;
+
+/// Candidates of the global list (most suspicious first).
+pub const TOP_OVERALL: usize = 40;
+/// Stream mixed into the run seed for the folds.
+const FOLD_SEED: u64 = 0x6175_6469_745f_666f;
+
+/// One training image whose label is in doubt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub row: usize,
+    pub key: String,
+    pub given: String,
+    /// The most probable class out of fold.
+    pub suggested: String,
+    /// Out-of-fold probability of the given label (the ranking score).
+    pub self_confidence: f64,
+    /// p_given minus the largest other probability, in [-1, 1].
+    pub margin: f64,
+    /// Flagged by the confident joint.
+    pub flagged: bool,
+    /// 1 = least likely label of the whole training split.
+    pub rank: usize,
+}
+
+/// One class's candidates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassCandidates {
+    pub class: String,
+    pub rows: usize,
+    /// Rows of this class flagged by the confident joint.
+    pub flagged: usize,
+    /// The class's threshold t_j.
+    pub threshold: f64,
+    pub candidates: Vec<Candidate>,
+}
+
+/// What the out-of-fold audit found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelErrors {
+    pub folds: usize,
+    pub ranking: String,
+    /// The C chosen in each fold.
+    pub c_per_fold: Vec<f64>,
+    /// Accuracy of the out-of-fold argmax against the given labels.
+    pub out_of_fold_accuracy: f64,
+    pub flagged: usize,
+    pub top: Vec<Candidate>,
+    pub per_class: Vec<ClassCandidates>,
+}
+
+/// Out-of-fold probabilities `[N, K]` of `train`'s rows and the C of each fold.
+pub fn out_of_fold(
+    train: &FeatureSet,
+    val: &FeatureSet,
+    cfg: &TrainConfig,
+    folds: usize,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Vec<f32>, Vec<f64>), AuditError> {
+    let (n, k) = (train.len(), train.classes.len());
+    let groups = crate::images::emoji40::groups(&train.keys);
+    let fold = stratified_folds(&train.labels, &groups, k, folds, seed ^ FOLD_SEED);
+    let mut probs = vec![0.0f32; n * k];
+    let mut cs = Vec::with_capacity(folds);
+    for f in 0..folds {
+        let (inside, out): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
+        if out.is_empty() || inside.is_empty() {
+            cs.push(f64::NAN);
+            continue;
+        }
+        let (p, c) =
+            fit_fold(train, val, cfg, &inside, &out, stop).map_err(|message| AuditError::Fold {
+                fold: f,
+                folds,
+                message,
+            })?;
+        for (r, &i) in out.iter().enumerate() {
+            probs[i * k..(i + 1) * k].copy_from_slice(&p[r * k..(r + 1) * k]);
+        }
+        cs.push(c);
+    }
+    Ok((probs, cs))
+}
+
+fn rows_of(set: &FeatureSet, rows: &[usize]) -> Vec<f32> {
+    let d = set.dim;
+    rows.iter()
+        .flat_map(|&i| set.features[i * d..(i + 1) * d].iter().copied())
+        .collect()
+}
+
+/// Trains the multiclass path on `inside`, picks C by validation NLL,
+/// returns the probabilities of the `out` rows and that C.
+fn fit_fold(
+    train: &FeatureSet,
+    val: &FeatureSet,
+    cfg: &TrainConfig,
+    inside: &[usize],
+    out: &[usize],
+    stop: &Arc<AtomicBool>,
+) -> Result<(Vec<f32>, f64), String> {
+    let (d, k) = (train.dim, train.classes.len());
+    let x_in = rows_of(train, inside);
+    let std = Standardizer::try_fit(&x_in, inside.len(), d).map_err(|e| e.to_string())?;
+    let apply = |x: &[f32]| std.try_apply(x).map_err(|e| e.to_string());
+    let (xs_in, xs_val, xs_out) = (
+        apply(&x_in)?,
+        apply(&val.features)?,
+        apply(&rows_of(train, out))?,
+    );
+    let labels_in: Vec<u32> = inside.iter().map(|&i| train.labels[i]).collect();
+    let rows_in = Rows {
+        x: &xs_in,
+        n: inside.len(),
+        d,
+        labels: &labels_in,
+    };
+    let rows_val = Rows {
+        x: &xs_val,
+        n: val.len(),
+        d,
+        labels: &val.labels,
+    };
+    let lane = Lane::cpu(0, &rows_in, &rows_val).map_err(|e| e.to_string())?;
+    let job = Job::SoftmaxPath {
+        cs: cfg.multiclass_c_grid.clone(),
+        weighting: cfg.multiclass_class_weight,
+        start: None,
+        warm: cfg.warm_start,
+    };
+    let opts = FitOptions {
+        max_iter: cfg.max_iter,
+        tol: cfg.tol,
+        history: 10,
+    };
+    let outcome = scheduler::run(
+        &[job],
+        &[lane],
+        &labels_in,
+        k,
+        &opts,
+        None,
+        Arc::clone(stop),
+    );
+    let fits = outcome
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or("interrupted")?
+        .result
+        .map_err(|e| e.to_string())?;
+    let mut best: Option<(f64, usize)> = None;
+    for (i, fit) in fits.iter().enumerate() {
+        let HeadParams::Linear(fit) = fit else {
+            return Err("the multiclass path returned a non-linear head".into());
+        };
+        let z = try_linear_logits(&xs_val, val.len(), d, fit).map_err(|e| e.to_string())?;
+        let (p, _) = multiclass_probs(&z, val.len(), k);
+        let nll = crate::metrics::nll(&val.labels, &p, k).map_err(|e| e.to_string())?;
+        if best.is_none_or(|(b, _)| nll < b) {
+            best = Some((nll, i));
+        }
+    }
+    let (_, i) = best.ok_or("the multiclass path returned no head")?;
+    let HeadParams::Linear(fit) = &fits[i] else {
+        return Err("the multiclass path returned a non-linear head".into());
+    };
+    let z = try_linear_logits(&xs_out, out.len(), d, fit).map_err(|e| e.to_string())?;
+    Ok((
+        multiclass_probs(&z, out.len(), k).0,
+        cfg.multiclass_c_grid[i],
+    ))
+}
+
+/// Ranks the rows by self-confidence and flags them by the confident joint.
+pub fn rank(
+    set: &FeatureSet,
+    probs: &[f32],
+    per_class_limit: usize,
+    folds: usize,
+    c_per_fold: Vec<f64>,
+) -> LabelErrors {
+    let (n, k) = (set.len(), set.classes.len());
+    let row = |i: usize| &probs[i * k..(i + 1) * k];
+    let mut sum = vec![0.0f64; k];
+    let mut count = vec![0usize; k];
+    for i in 0..n {
+        let y = set.labels[i] as usize;
+        sum[y] += f64::from(row(i)[y]);
+        count[y] += 1;
+    }
+    let thresholds: Vec<f64> = (0..k).map(|j| sum[j] / count[j].max(1) as f64).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    let sc = |i: usize| f64::from(row(i)[set.labels[i] as usize]);
+    order.sort_by(|&a, &b| sc(a).total_cmp(&sc(b)).then(a.cmp(&b)));
+    let mut correct = 0usize;
+    let candidates: Vec<Candidate> = order
+        .iter()
+        .enumerate()
+        .map(|(r, &i)| {
+            let c = candidate(set, row(i), i, &thresholds, r + 1);
+            correct += usize::from(c.suggested == c.given);
+            c
+        })
+        .collect();
+    let flagged = candidates.iter().filter(|c| c.flagged).count();
+    let per_class = (0..k)
+        .map(|j| {
+            let of_class = candidates
+                .iter()
+                .filter(|c| set.labels[c.row] as usize == j);
+            ClassCandidates {
+                class: set.classes[j].clone(),
+                rows: count[j],
+                flagged: of_class.clone().filter(|c| c.flagged).count(),
+                threshold: thresholds[j],
+                candidates: of_class.take(per_class_limit).cloned().collect(),
+            }
+        })
+        .collect();
+    LabelErrors {
+        folds,
+        ranking: "self-confidence (out-of-fold probability of the given label, ascending)".into(),
+        c_per_fold,
+        out_of_fold_accuracy: correct as f64 / n.max(1) as f64,
+        flagged,
+        top: candidates.iter().take(TOP_OVERALL).cloned().collect(),
+        per_class,
+    }
+}
+
+fn candidate(set: &FeatureSet, p: &[f32], i: usize, t: &[f64], rank: usize) -> Candidate {
+    let y = set.labels[i] as usize;
+    let argmax = crate::metrics::argmax(p);
+    let other = p
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != y)
+        .map(|(_, &v)| f64::from(v))
+        .fold(0.0f64, f64::max);
+    let confident = p
+        .iter()
+        .enumerate()
+        .filter(|&(j, &v)| f64::from(v) >= t[j])
+        .fold(None, |b: Option<(usize, f32)>, (j, &v)| match b {
+            Some((_, bv)) if bv >= v => b,
+            _ => Some((j, v)),
+        });
+    Candidate {
+        row: i,
+        key: set.keys[i].clone(),
+        given: set.classes[y].clone(),
+        suggested: set.classes[argmax].clone(),
+        self_confidence: f64::from(p[y]),
+        margin: f64::from(p[y]) - other,
+        flagged: confident.is_some_and(|(j, _)| j != y),
+        rank,
+    }
+}

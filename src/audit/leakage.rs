@@ -1,0 +1,150 @@
+//! Audit stage, the hook `compare` calls: an ensemble's approaches on the
+//! test split -> which test images have a near-duplicate in train (cosine
+//! at least `audit.duplicate_cosine`, [`super::duplicates::leaked_rows`])
+//! -> the headline metrics and the paired verdicts again on the test
+//! images without them, so a reader sees whether leakage moves any figure.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::duplicates::{leaked_rows, Leak};
+use crate::features::store::FeatureSet;
+use crate::metrics::compare::ApproachInput;
+use crate::metrics::{
+    mcnemar_exact, paired_bootstrap, summarize, verdict, Interval, MetricError, Summary,
+};
+
+/// One approach on the test rows without a training near-duplicate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DedupApproach {
+    pub name: String,
+    pub summary: Summary,
+}
+
+/// A pair's verdict on those rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DedupPair {
+    pub a: String,
+    pub b: String,
+    /// Paired bootstrap of A - B on these rows (fractions).
+    pub accuracy: Interval,
+    pub macro_f1: Interval,
+    pub verdict: String,
+}
+
+/// The comparison without the leaked test images.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deduplicated {
+    pub threshold: f64,
+    /// Test images with a near-duplicate in train (removed below).
+    pub leaked: Vec<Leak>,
+    pub rows_left: usize,
+    pub approaches: Vec<DedupApproach>,
+    pub pairs: Vec<DedupPair>,
+}
+
+/// `None` when no evaluation row has a near-duplicate in `train` (or no
+/// row would be left); else every approach and pair on the other rows.
+pub fn deduplicated(
+    train: &FeatureSet,
+    eval: &FeatureSet,
+    threshold: f64,
+    approaches: &[ApproachInput],
+    resamples: usize,
+    seed: u64,
+) -> Result<Option<Deduplicated>, MetricError> {
+    let leaked = leaked_rows(train, eval, threshold);
+    let mut keep = vec![true; eval.len()];
+    leaked.iter().for_each(|l| keep[l.row] = false);
+    let rows: Vec<usize> = (0..eval.len()).filter(|&i| keep[i]).collect();
+    if leaked.is_empty() || rows.is_empty() {
+        return Ok(None);
+    }
+    let k = eval.classes.len();
+    let labels: Vec<u32> = rows.iter().map(|&i| eval.labels[i]).collect();
+    let kept: Vec<(Vec<f32>, Vec<u32>)> = approaches
+        .iter()
+        .map(|a| {
+            let p = rows
+                .iter()
+                .flat_map(|&i| a.probs[i * k..(i + 1) * k].iter().copied())
+                .collect();
+            (p, rows.iter().map(|&i| a.preds[i]).collect())
+        })
+        .collect();
+    let mut out = Vec::with_capacity(approaches.len());
+    for (a, (p, y)) in approaches.iter().zip(&kept) {
+        out.push(DedupApproach {
+            name: a.name.clone(),
+            summary: summarize(&labels, p, y, k)?,
+        });
+    }
+    let mut pairs = Vec::new();
+    let correct = |p: &[u32]| -> Vec<bool> { p.iter().zip(&labels).map(|(x, y)| x == y).collect() };
+    for i in 0..approaches.len() {
+        for j in i + 1..approaches.len() {
+            let (pa, pb) = (&kept[i].1, &kept[j].1);
+            let m = mcnemar_exact(&correct(pa), &correct(pb))?;
+            let boot = paired_bootstrap(&labels, pa, pb, k, resamples, seed)?;
+            let (na, nb) = (&approaches[i].name, &approaches[j].name);
+            pairs.push(DedupPair {
+                a: na.clone(),
+                b: nb.clone(),
+                verdict: verdict(na, nb, &boot.accuracy, &m),
+                accuracy: boot.accuracy,
+                macro_f1: boot.macro_f1,
+            });
+        }
+    }
+    Ok(Some(Deduplicated {
+        threshold,
+        leaked,
+        rows_left: rows.len(),
+        approaches: out,
+        pairs,
+    }))
+}
+
+/// The warning and the table `compare` prints.
+pub fn table(d: &Deduplicated, split: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "without the {} {split} image(s) that have a near-duplicate in train (cosine >= {}, `ovr audit` lists them): {} rows",
+        d.leaked.len(),
+        d.threshold,
+        d.rows_left
+    );
+    let _ = writeln!(
+        s,
+        "| approach | accuracy | macro-F1 | NLL | ECE % |\n|---|---:|---:|---:|---:|"
+    );
+    for a in &d.approaches {
+        let m = &a.summary;
+        let _ = writeln!(
+            s,
+            "| {} | {:.2}% | {:.4} | {:.4} | {:.2} |",
+            a.name,
+            100.0 * m.accuracy,
+            m.macro_f1,
+            m.nll,
+            m.ece
+        );
+    }
+    for p in &d.pairs {
+        let f = &p.macro_f1;
+        let _ = writeln!(
+            s,
+            "  {} vs {}: {}; macro-F1 {:+.1} points (95% CI {:+.1} to {:+.1})",
+            p.a,
+            p.b,
+            p.verdict,
+            100.0 * f.observed,
+            100.0 * f.low,
+            100.0 * f.high
+        );
+    }
+    let _ = writeln!(s);
+    s
+}
