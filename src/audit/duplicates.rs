@@ -5,6 +5,7 @@
 //! similarities the threshold is read against; per-class counts; and which
 //! evaluation rows have a near-duplicate in train (leakage).
 
+pub use crate::metrics::dedup::Leak;
 use serde::Serialize;
 
 use super::neighbours::{search, Found, Unit};
@@ -72,15 +73,6 @@ pub struct Duplicates {
     pub per_class: Vec<ClassDuplicates>,
     /// Test rows with a near-duplicate in train, and that neighbour.
     pub test_leaked: Vec<Leak>,
-}
-
-/// An evaluation row with a training near-duplicate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Leak {
-    pub row: usize,
-    pub key: String,
-    pub train_key: String,
-    pub cosine: f64,
 }
 
 /// Which rows of `eval` have a near-duplicate (cosine >= `threshold`) in

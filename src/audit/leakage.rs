@@ -6,43 +6,11 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
-use super::duplicates::{leaked_rows, Leak};
+use super::duplicates::leaked_rows;
 use crate::features::store::FeatureSet;
 use crate::metrics::compare::ApproachInput;
-use crate::metrics::{
-    mcnemar_exact, paired_bootstrap, summarize, verdict, Interval, MetricError, Summary,
-};
-
-/// One approach on the test rows without a training near-duplicate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DedupApproach {
-    pub name: String,
-    pub summary: Summary,
-}
-
-/// A pair's verdict on those rows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DedupPair {
-    pub a: String,
-    pub b: String,
-    /// Paired bootstrap of A - B on these rows (fractions).
-    pub accuracy: Interval,
-    pub macro_f1: Interval,
-    pub verdict: String,
-}
-
-/// The comparison without the leaked test images.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Deduplicated {
-    pub threshold: f64,
-    /// Test images with a near-duplicate in train (removed below).
-    pub leaked: Vec<Leak>,
-    pub rows_left: usize,
-    pub approaches: Vec<DedupApproach>,
-    pub pairs: Vec<DedupPair>,
-}
+pub use crate::metrics::dedup::{DedupApproach, DedupPair, Deduplicated, Leak};
+use crate::metrics::{mcnemar_exact, paired_bootstrap, summarize, verdict, MetricError};
 
 /// `None` when no evaluation row has a near-duplicate in `train` (or no
 /// row would be left); else every approach and pair on the other rows.

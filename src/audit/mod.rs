@@ -11,7 +11,6 @@
 //! [`leakage`] is the small hook `compare` calls: the metrics again without
 //! the test images that have a near-duplicate in train.
 
-pub mod config;
 pub mod duplicates;
 pub mod html;
 pub mod label_errors;
@@ -27,9 +26,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use crate::config::audit::AuditConfig;
 use crate::config::Config;
 use crate::features::store::FeatureSet;
-pub use config::AuditConfig;
 pub use duplicates::Duplicates;
 pub use label_errors::LabelErrors;
 

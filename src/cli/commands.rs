@@ -213,7 +213,7 @@ pub struct ScoreArgs {
     /// list file with `path` or `path,label` lines.
     pub input: PathBuf,
     /// multiclass-raw, multiclass-temperature, specialists-calibrated
-    /// (default: the calibrated argmax), or specialists-<combiner>.
+    /// (default: the calibrated argmax), or `specialists-<combiner>`.
     #[arg(long)]
     pub approach: Option<String>,
     /// Write the rows here instead of stdout.

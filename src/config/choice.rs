@@ -2,7 +2,7 @@
 //! config field or a flag takes. The resolver parses through it, the error
 //! text's "allowed: ..." is generated from it, clap's value parser reads it
 //! ([`clap_parser`]), and the config's own enums serialize and deserialize
-//! through it ([`choice_serde!`]), so a spelling is written once.
+//! through it (`choice_serde!`), so a spelling is written once.
 
 use super::{invalid, ConfigError};
 

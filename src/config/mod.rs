@@ -8,6 +8,7 @@
 //! one resolver per section: dataset and backbone here, `[extract]` in
 //! `extract.rs`, `[train]` in `train.rs`). Enum spellings: `choice.rs`.
 
+pub mod audit;
 pub mod backbone;
 pub mod choice;
 pub mod cli;
@@ -82,7 +83,7 @@ pub struct Config {
     pub extract: ExtractConfig,
     pub train: TrainConfig,
     /// `[audit]`: near-duplicate threshold and out-of-fold settings.
-    pub audit: crate::audit::config::AuditConfig,
+    pub audit: crate::config::audit::AuditConfig,
     /// The merged TOML (file + overrides) this config was resolved from;
     /// saved with ensembles so `compare` and `score` see the same settings.
     #[serde(skip)]
@@ -259,7 +260,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         backbone,
         extract,
         train,
-        audit: crate::audit::config::resolve_audit(raw.audit)?,
+        audit: crate::config::audit::resolve_audit(raw.audit)?,
         source_toml: String::new(),
     })
 }

@@ -24,7 +24,7 @@ pub struct RawConfig {
     pub extract: Option<RawExtract>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train: Option<RawTrain>,
-    pub audit: Option<crate::audit::config::RawAudit>,
+    pub audit: Option<crate::config::audit::RawAudit>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

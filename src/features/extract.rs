@@ -8,7 +8,7 @@
 //! [`FeatureSet`] in dataset order. Bad images are reported and skipped.
 //! Decoders and the network share the cores through a [`CpuGate`], so
 //! together they never run more threads than there are cores. What the
-//! decoders do per item is [`super::item_msg`]; a run covers every image,
+//! decoders do per item is `item_msg`; a run covers every image,
 //! one shard of them, or none (a merge): [`Scope`], [`super::shard`].
 
 use std::collections::HashSet;
@@ -21,7 +21,7 @@ use crossbeam::channel;
 use super::backbone::{Backbone, BackboneError};
 use super::cpu_gate::CpuGate;
 use super::item_msg::{classify_item, Msg};
-use super::shard::{self, MissingShard, Scope};
+use super::shard_spec::{MissingShard, Scope};
 use super::store::{FeatureCache, FeatureSet, StoreError};
 use crate::assets::cache::Cache;
 use crate::images::dataset::{Dataset, Split};
@@ -131,57 +131,57 @@ pub fn embed_batch(
     f.to_vec2::<f32>().map_err(pipeline)
 }
 
-/// Extracts (or reuses) features for every item and writes one file per split.
+/// Extracts (or reuses) features for every item and writes one file per
+/// split. One shard, or a merge of shards: [`super::shard::extract_scoped`].
 pub fn extract(
     dataset: &Dataset,
     backbone: &dyn Backbone,
     cache: &Cache,
     opts: &ExtractOptions,
 ) -> Result<ExtractReport, ExtractError> {
-    extract_scoped(dataset, backbone, cache, opts, Scope::All)
+    let start = Instant::now();
+    let content_dir = content_cache_dir(cache, backbone, &opts.decode);
+    let mut fcache = open_cache(&content_dir, backbone.feature_dim())?;
+    let run = embed_all(dataset, backbone, &mut fcache, opts, Scope::All)?;
+    let done = Finished {
+        fcache: &fcache,
+        run,
+        marker: None,
+        write_splits: true,
+        start,
+    };
+    report(dataset, backbone, cache, opts, done)
 }
 
-/// [`extract`] over a [`Scope`]: every image, one shard of them (no split
-/// files; a done-marker once the shard is covered), or a merge that
-/// computes nothing and fails naming the shards that lack images.
-pub fn extract_scoped(
+/// An embedding run over, to be reported (and its split files written).
+pub(crate) struct Finished<'a> {
+    pub fcache: &'a FeatureCache,
+    pub run: PipelineRun,
+    pub marker: Option<PathBuf>,
+    /// False for one shard: its split files are the merge's to write.
+    pub write_splits: bool,
+    pub start: Instant,
+}
+
+/// Writes the split files (unless a shard) and says what the run did.
+pub(crate) fn report(
     dataset: &Dataset,
     backbone: &dyn Backbone,
     cache: &Cache,
     opts: &ExtractOptions,
-    scope: Scope,
+    done: Finished<'_>,
 ) -> Result<ExtractReport, ExtractError> {
-    let start = Instant::now();
-    let content_dir = content_cache_dir(cache, backbone, &opts.decode);
-    let mut fcache = open_cache(&content_dir, backbone.feature_dim())?;
-    let mut run = embed_all(dataset, backbone, &mut fcache, opts, scope)?;
-    let marker_dir = shard::marker_dir(&content_dir, dataset);
-    let (mut outputs, mut marker) = (Vec::new(), None);
-    match scope {
-        Scope::Shard(spec) => {
-            marker = Some(shard::finish_shard(
-                dataset,
-                backbone,
-                &run,
-                spec,
-                &marker_dir,
-            )?);
-        }
-        Scope::Merge => {
-            shard::check_merge(dataset, backbone, &mut run, &marker_dir)?;
-        }
-        Scope::All => {}
-    }
-    if !matches!(scope, Scope::Shard(_)) {
+    let Finished {
+        fcache,
+        mut run,
+        marker,
+        write_splits: write,
+        start,
+    } = done;
+    let mut outputs = Vec::new();
+    if write {
         let out_dir = dataset_features_dir(cache, dataset, backbone);
-        outputs = write_splits(
-            dataset,
-            backbone,
-            &fcache,
-            &run.hashes,
-            &out_dir,
-            opts.dtype,
-        )?;
+        outputs = write_splits(dataset, backbone, fcache, &run.hashes, &out_dir, opts.dtype)?;
     }
     run.failed.sort();
     Ok(ExtractReport {
@@ -203,7 +203,7 @@ pub fn extract_scoped(
 /// Opens the per-content cache, reporting each damaged shard once: it is
 /// moved to quarantine/ and its images are recomputed. Many at once (a
 /// cache written before checksums) are summarised after the first few.
-fn open_cache(dir: &Path, dim: usize) -> Result<FeatureCache, ExtractError> {
+pub(crate) fn open_cache(dir: &Path, dim: usize) -> Result<FeatureCache, ExtractError> {
     let (fcache, bad_shards) = FeatureCache::open(dir, dim)?;
     const SHOWN: usize = 3;
     for b in bad_shards.iter().take(SHOWN) {
@@ -316,7 +316,7 @@ impl Consumer<'_> {
 
 /// Decoder threads hash (and, where needed, decode) every item; the calling
 /// thread embeds and caches batch by batch.
-fn embed_all(
+pub(crate) fn embed_all(
     dataset: &Dataset,
     backbone: &dyn Backbone,
     fcache: &mut FeatureCache,

@@ -12,7 +12,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::st_file::TensorBytes;
-use super::store::{f32_bytes, malformed, read, save, StoreError};
+use super::store_io::{f32_bytes, malformed, read, save, StoreError};
 
 /// How a split file stores its features: f32 (the default, exact) or f16
 /// (half the bytes; rounded to nearest, about 3 significant digits).

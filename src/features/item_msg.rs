@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
-use super::shard::{shard_of, Scope};
+use super::shard_spec::{shard_of, Scope};
 use crate::images::dataset::{ImageSource, Item};
 use crate::images::decode::{gray_to_rgb, prepare, read_image_file, DecodeError, DecodeOptions};
 use crate::images::orient::Orientation;

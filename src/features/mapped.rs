@@ -25,7 +25,7 @@ use safetensors::tensor::Dtype;
 
 use super::feature_set::{label_bytes, parse, FeatureDtype, SplitHeader};
 use super::st_file::{header, TensorSpec};
-use super::store::{malformed, StoreError};
+use super::store_io::{malformed, StoreError};
 use crate::assets::cache::{io_err, write_atomic_with};
 
 /// Rows decoded per rayon task in [`MappedFeatures::read_rows`].

@@ -20,65 +20,9 @@ use sha2::{Digest, Sha256};
 
 pub use super::feature_set::FeatureSet;
 use super::st_file::{serialize, TensorBytes};
+pub use super::store_io::StoreError;
+use super::store_io::{bytes_f32, f32_bytes, malformed, read};
 use crate::assets::cache::write_atomic;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {message}")]
-    Write { path: PathBuf, message: String },
-    #[error("features file {path} is malformed: {message}")]
-    Malformed { path: PathBuf, message: String },
-    #[error("cache shard {path} is damaged: its contents hash to {actual}, it records {recorded}")]
-    Checksum {
-        path: PathBuf,
-        recorded: String,
-        actual: String,
-    },
-}
-
-pub(super) fn malformed(path: &Path, message: impl Into<String>) -> StoreError {
-    StoreError::Malformed {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
-pub(super) fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub(super) fn bytes_f32(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-/// Serializes (same inputs, same bytes) and writes atomically.
-pub(super) fn save(
-    path: &Path,
-    tensors: &[TensorBytes<'_>],
-    meta: &BTreeMap<String, String>,
-) -> Result<(), StoreError> {
-    let write_err = |message: String| StoreError::Write {
-        path: path.to_path_buf(),
-        message,
-    };
-    let bytes = serialize(tensors, meta).map_err(write_err)?;
-    write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
-}
-
-pub(super) fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
-    std::fs::read(path).map_err(|source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
 
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()

@@ -8,9 +8,9 @@
 //! memory-mapped split file (`features::mapped`, f32 or f16), decoded and
 //! standardized one block at a time, so a fit holds one block, not N rows.
 //!
-//! [`blocked_pass`] is one evaluation of a linear objective at a `[D, width]`
+//! `blocked_pass` is one evaluation of a linear objective at a `[D, width]`
 //! weight matrix: per block `Z = X_b . W` on the device, the problem's
-//! per-row loss and residual on the host (fixed [`ROW_CHUNK`]-row chunks, in
+//! per-row loss and residual on the host (fixed `ROW_CHUNK`-row chunks, in
 //! row order over all blocks), `G += X_b^T . R_b`. Blocks are whole numbers
 //! of chunks, so the host sums are the same for every block size; only the
 //! sum of `G` over blocks rounds differently from one matmul over all rows.
@@ -39,7 +39,7 @@ pub trait RowBlocks: Sync {
     /// The dtype of the blocks (f32, or f64 for exact checks).
     fn dtype(&self) -> DType;
     fn device(&self) -> &Device;
-    /// Rows per block: a multiple of [`ROW_CHUNK`], or at least [`Self::rows`].
+    /// Rows per block: a multiple of `ROW_CHUNK`, or at least [`Self::rows`].
     fn block_rows(&self) -> usize;
     /// Rows `start..start + len` as a `[len, D]` tensor.
     fn block(&self, start: usize, len: usize) -> Result<Tensor, HeadError>;
@@ -76,7 +76,7 @@ impl<'a> TensorRows<'a> {
     }
 
     /// The same matrix in blocks of `block_rows` (rounded up to whole
-    /// [`ROW_CHUNK`]s): the blocked evaluation without a file.
+    /// `ROW_CHUNK`s): the blocked evaluation without a file.
     pub fn with_block_rows(mut self, block_rows: usize) -> Self {
         self.block_rows = whole_chunks(block_rows);
         self
@@ -114,7 +114,7 @@ pub struct MappedRows<'a> {
 }
 
 impl<'a> MappedRows<'a> {
-    /// Blocks of `block_rows` (rounded up to whole [`ROW_CHUNK`]s) of `map`,
+    /// Blocks of `block_rows` (rounded up to whole `ROW_CHUNK`s) of `map`,
     /// each standardized by `standardizer` (of `map.dim` features).
     pub fn new(
         map: &'a MappedFeatures,

@@ -65,7 +65,7 @@ pub struct Comparison {
     pub shift: Option<super::shift::ShiftReport>,
     /// The figures again without the test images that have a near-duplicate
     /// in train (`audit.duplicate_cosine`), when there are such images.
-    pub deduplicated: Option<crate::audit::leakage::Deduplicated>,
+    pub deduplicated: Option<super::dedup::Deduplicated>,
     /// TOST on each pair's accuracy difference and its flip table.
     pub equivalence: Vec<super::equivalence::PairEquivalence>,
     pub bootstrap_resamples: usize,

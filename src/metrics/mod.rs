@@ -29,6 +29,7 @@ pub mod binomial;
 pub mod calibration_uncertainty;
 pub mod classification;
 pub mod compare;
+pub mod dedup;
 pub mod equivalence;
 pub mod open_set;
 pub mod probabilistic;

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ovr::assets::cache::Cache;
-use ovr::features::extract::{extract, extract_scoped, ExtractError, ExtractReport};
+use ovr::features::extract::{extract, ExtractError, ExtractReport};
+use ovr::features::shard::extract_scoped;
 use ovr::features::shard::{read_markers, Scope, ShardSpec};
 use ovr::images::dataset::{scan_image_folder, Dataset};
 use rand::{Rng, SeedableRng};

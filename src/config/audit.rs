@@ -1,4 +1,4 @@
-//! Audit stage, its settings: the `[audit]` section of a config (raw serde
+//! Config, the audit stage's settings: the `[audit]` section of a config (raw serde
 //! layer and the checked [`AuditConfig`]). The audit reads the cached
 //! features (after the features stage) and trains multiclass heads through
 //! the scheduler; these fields say how near a duplicate is and how the
