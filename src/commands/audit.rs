@@ -9,9 +9,7 @@ use std::path::Path;
 
 use crate::assets::cache::{write_atomic, Cache};
 use crate::config::Config;
-use crate::features::pipeline::features_for;
-use crate::features::store::FeatureSet;
-use crate::images::dataset::Split;
+use crate::features::pipeline::all_splits;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -21,15 +19,7 @@ pub struct AuditArgs<'a> {
 }
 
 pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, args: &AuditArgs) -> Result<()> {
-    let sets = features_for(
-        config,
-        cache,
-        verbosity,
-        &[Split::Train, Split::Val, Split::Test],
-    )?;
-    let [train, val, test]: [FeatureSet; 3] = sets
-        .try_into()
-        .map_err(|_| Error::Usage("train, val and test features are required".into()))?;
+    let [train, val, test] = all_splits(config, cache, verbosity)?;
     let stop = super::stop_flag("nothing will be written");
     if verbosity > Verbosity::Quiet {
         eprintln!(

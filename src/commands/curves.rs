@@ -9,9 +9,7 @@ use crate::cli::CurvesArgs;
 use crate::config::Config;
 use crate::curves::{learning_curves, CurveSpec, CurvesError};
 use crate::export::{self, Document, Format};
-use crate::features::pipeline::features_for;
-use crate::features::store::FeatureSet;
-use crate::images::dataset::Split;
+use crate::features::pipeline::all_splits;
 use crate::progress::{bar, Verbosity};
 use crate::{Error, Result};
 
@@ -20,15 +18,7 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, args: &CurvesAr
         CurvesError::Spec(m) => Error::Usage(m),
         other => Error::Curves(other),
     })?;
-    let sets = features_for(
-        config,
-        cache,
-        verbosity,
-        &[Split::Train, Split::Val, Split::Test],
-    )?;
-    let [train, val, test]: [FeatureSet; 3] = sets
-        .try_into()
-        .map_err(|_| Error::Usage("train, val and test features are required".into()))?;
+    let [train, val, test] = all_splits(config, cache, verbosity)?;
     let stop = super::stop_flag("nothing will be written");
     let total = spec.fractions.len() * spec.seeds;
     if verbosity > Verbosity::Quiet {

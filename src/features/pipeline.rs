@@ -118,6 +118,14 @@ pub fn dataset_features(
     Ok(DatasetFeatures { sets, failed })
 }
 
+/// The train, val and test feature sets, in that order (extracting what is
+/// not cached yet).
+pub fn all_splits(config: &Config, cache: &Cache, verbosity: Verbosity) -> Result<[FeatureSet; 3]> {
+    features_for(config, cache, verbosity, &Split::ALL)?
+        .try_into()
+        .map_err(|_| crate::Error::Usage("train, val and test features are required".into()))
+}
+
 /// The feature sets of `splits` (extracting what is not cached yet).
 pub fn features_for(
     config: &Config,

@@ -22,7 +22,7 @@ use crate::ensemble::{Ensemble, Manifest};
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::top::CutBackbone;
 use crate::features::extract::{extract, ExtractError};
-use crate::features::pipeline::{ensure_weights, extract_options, features_for};
+use crate::features::pipeline::{all_splits, ensure_weights, extract_options};
 use crate::features::registry::load_lite;
 use crate::features::store::FeatureSet;
 use crate::heads::finetune::{finetune, finetune_logits, FinetuneSpec};
@@ -71,16 +71,7 @@ fn ensemble_arm(
     let sets = match memo.features.get(&fkey) {
         Some(s) => Arc::clone(s),
         None => {
-            let v = features_for(
-                cfg,
-                cache,
-                verbosity,
-                &[Split::Train, Split::Val, Split::Test],
-            )?;
-            let arr: [FeatureSet; 3] = v
-                .try_into()
-                .map_err(|_| Error::Usage("train, val and test features are required".into()))?;
-            let arc = Arc::new(arr);
+            let arc = Arc::new(all_splits(cfg, cache, verbosity)?);
             memo.features.insert(fkey, Arc::clone(&arc));
             arc
         }
