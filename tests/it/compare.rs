@@ -1,6 +1,6 @@
 //! `ovr compare` as a user runs it: `--json`, `--csv` and `--report` written
 //! and consistent with each other, with non-default `--resamples`, `--seed`
-//! `--split` and `--seed`, each checked for its effect on the output.
+//! `--split`, `--seed` and `--equivalence-margin`, each checked for its effect on the output.
 
 use super::common::{image_folder_args, lite_weights, ovr, small_tree, text};
 
@@ -48,6 +48,8 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
             "77",
             "--seed",
             "5",
+            "--equivalence-margin",
+            "7",
             "--json",
             json.to_str().unwrap(),
             "--csv",
@@ -62,6 +64,13 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
     assert_eq!(v["split"], "val");
     assert_eq!(v["bootstrap_resamples"], 77);
     assert_eq!(v["seed"], 5);
+    // --equivalence-margin 7 (points) reaches every pair's TOST as 0.07.
+    let pairs = v["equivalence"].as_array().unwrap();
+    assert!(!pairs.is_empty());
+    for p in pairs {
+        let m = p["equivalence"]["margin"].as_f64().unwrap();
+        assert!((m - 0.07).abs() < 1e-12, "{}: margin {m}", p["a"]);
+    }
     let approaches = v["approaches"].as_array().unwrap();
     assert!(approaches.len() >= 4, "{}", approaches.len());
     for a in approaches {
