@@ -172,8 +172,10 @@ pub fn gemm(
         for &(c0, width, off) in &w.panels[panels.clone()] {
             let cols = width.min(n - c0);
             let mut r = m0;
+            let mut tile = 0;
             while r < m1 {
-                let rr = (m1 - r).min(mr);
+                let rr = tile_height(m1 - m0, mr, tile);
+                tile += 1;
                 // SAFETY (pointer arithmetic): rows r..r+rr < rows and columns
                 // c0..c0+cols <= n are inside `a`, `c` and `res` (lengths
                 // asserted above); the panel and its bias are inside `w`.
@@ -208,6 +210,17 @@ pub fn gemm(
         }
         m0 = m1;
     }
+}
+
+/// Height of micro-tile `i` when `span` rows are cut into the fewest tiles
+/// of at most `mr` rows, all within one row of each other (49 rows at
+/// `mr = 8`: seven tiles of 7, not six of 8 and one of 1). A tile's time is
+/// about proportional to its rows only from 4 rows up (below that its FMA
+/// chains wait on latency), so a 1-row remainder costs half a full tile.
+pub(super) fn tile_height(span: usize, mr: usize, i: usize) -> usize {
+    let tiles = span.div_ceil(mr).max(1);
+    let (base, extra) = (span / tiles, span % tiles);
+    base + usize::from(i < extra)
 }
 
 fn run_tile(isa: Isa, t: &Tile, rows: usize, width: usize) {

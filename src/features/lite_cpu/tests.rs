@@ -49,6 +49,8 @@ fn gemm_matches_naive_on_every_level() {
             (9, 33, 40),
             (17, 70, 97),
             (49, 320, 1280),
+            // Several row blocks (64 KiB / k rows each), the last one shorter.
+            (300, 600, 24),
         ] {
             for (relu6, residual) in [(true, false), (false, true), (false, false)] {
                 let a = values(m * k, 1 + m as u64, -1.0, 1.0);
@@ -73,6 +75,32 @@ fn gemm_matches_naive_on_every_level() {
                     "{isa:?} m{m} k{k} n{n} relu6 {relu6} res {residual}: {e}"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn tile_heights_cover_the_span_evenly_within_the_tile_limit() {
+    use super::gemm::tile_height;
+    // Known cases: 49 rows at 8 -> seven 7s; 25 at 8 -> 7, 6, 6, 6.
+    assert_eq!(
+        (0..7).map(|i| tile_height(49, 8, i)).collect::<Vec<_>>(),
+        [7; 7]
+    );
+    assert_eq!(
+        (0..4).map(|i| tile_height(25, 8, i)).collect::<Vec<_>>(),
+        [7, 6, 6, 6]
+    );
+    for mr in [4, 6, 8] {
+        for span in 1..200usize {
+            let tiles = span.div_ceil(mr);
+            let h: Vec<usize> = (0..tiles).map(|i| tile_height(span, mr, i)).collect();
+            assert_eq!(h.iter().sum::<usize>(), span, "span {span} mr {mr}");
+            let (lo, hi) = (*h.iter().min().unwrap(), *h.iter().max().unwrap());
+            assert!(
+                hi <= mr && hi - lo <= 1 && lo >= 1,
+                "span {span} mr {mr}: {h:?}"
+            );
         }
     }
 }
