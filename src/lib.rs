@@ -3,11 +3,13 @@
 //! Data flow (one folder per stage):
 //! `assets` (fetch + verify + convert) -> `images` (datasets, decode, resize)
 //! -> `features` (frozen backbones, cached embeddings) -> heads -> calibration
-//! -> ensemble -> metrics/report. `config` resolves TOML + CLI overrides into
-//! checked types; `cli` and `commands` only wire stages together.
+//! -> ensemble -> metrics/report. Each stage owns its checked parameter
+//! types; `config` resolves TOML + CLI overrides into them (config imports
+//! the stages, never the reverse) and `configured` runs the steps that need
+//! a whole config; `cli` and `commands` only wire stages together.
 //! `curves` reruns the heads stage on nested subsets of train (learning curves);
 //! `scheduler` runs head-training jobs on lanes (CPU threads or CUDA streams);
-//! `util` holds the few helpers several stages share (hex, f32 codec, names).
+//! `util` holds the few helpers several stages share (enum spellings, hex, f32 codec, names).
 
 pub mod assets;
 pub mod audit;
@@ -15,6 +17,7 @@ pub mod calibration;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod configured;
 pub mod curves;
 pub mod device;
 pub mod ensemble;

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::calibration::joint::stratified_folds;
-use crate::config::train::TrainConfig;
 use crate::ensemble::predict::multiclass_probs;
+use crate::ensemble::TrainParams;
 use crate::features::store::FeatureSet;
 use crate::heads::HeadParams;
 use crate::heads::{try_linear_logits, FitOptions, Standardizer};
@@ -84,7 +84,7 @@ pub struct LabelErrors {
 pub fn out_of_fold(
     train: &FeatureSet,
     val: &FeatureSet,
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     folds: usize,
     seed: u64,
     stop: &Arc<AtomicBool>,
@@ -126,7 +126,7 @@ fn rows_of(set: &FeatureSet, rows: &[usize]) -> Vec<f32> {
 fn fit_fold(
     train: &FeatureSet,
     val: &FeatureSet,
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     inside: &[usize],
     out: &[usize],
     stop: &Arc<AtomicBool>,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::assets::cache::{write_atomic, Cache};
 use crate::config::Config;
-use crate::features::pipeline::all_splits;
+use crate::configured::features::all_splits;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 

@@ -12,10 +12,10 @@ use candle_core::Tensor;
 use crate::assets::cache::Cache;
 use crate::cli::StreamBenchArgs;
 use crate::config::Config;
+use crate::configured::features::ensure_weights;
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::DepthwiseImpl;
 use crate::features::feature_set::FeatureDtype;
-use crate::features::pipeline::ensure_weights;
 use crate::features::registry::load_lite;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -127,7 +127,7 @@ pub fn train(
     }
     if stream.stream_check {
         let sets =
-            crate::features::pipeline::features_for(config, cache, verbosity, &[Split::Train])?;
+            crate::configured::features::features_for(config, cache, verbosity, &[Split::Train])?;
         return super::bench_stream::stream_check(
             &sets[0],
             stream.block_rows,
@@ -138,7 +138,7 @@ pub fn train(
     if lanes.contains(&0) {
         return Err(Error::Usage("lane counts must be at least 1".into()));
     }
-    let sets = crate::features::pipeline::features_for(
+    let sets = crate::configured::features::features_for(
         config,
         cache,
         verbosity,
@@ -229,7 +229,7 @@ fn synthetic_options(n: usize, a: &StreamBenchArgs) -> Result<super::bench_strea
 /// Test accuracy of the calibrated argmax and of the multiclass head.
 fn test_accuracy(
     o: &crate::ensemble::build::TrainOutcome,
-    cfg: &crate::config::train::TrainConfig,
+    cfg: &crate::ensemble::TrainParams,
     te: &crate::features::store::FeatureSet,
 ) -> Result<(f64, f64), crate::heads::HeadError> {
     let (n, d, k) = (te.len(), te.dim, te.classes.len());

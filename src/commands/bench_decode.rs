@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::features::efficientnet_lite::LiteVariant;
 use crate::images::dataset::IMAGE_EXTENSIONS;
-use crate::images::decode::{self as dec, read_image_file, DecodeOptions};
+use crate::images::decode::{self as dec, read_image_file};
 use crate::images::resize::to_input;
 use crate::{Error, Result};
 
@@ -57,7 +57,7 @@ pub fn decode(config: &Config, dir: &Path, threads: Option<usize>, repeat: usize
     let size = LiteVariant::from_id(&config.backbone.name)
         .map(|v| v.input_size())
         .unwrap_or(224);
-    let opts = DecodeOptions::from_config(&config.extract);
+    let opts = config.extract.decode_options();
     let threads = threads.unwrap_or(config.extract.decode_threads).max(1);
     let mut best = f64::INFINITY;
     let scales: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());

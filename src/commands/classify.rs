@@ -7,9 +7,9 @@ use candle_core::{Tensor, D};
 
 use crate::assets::cache::Cache;
 use crate::config::Config;
-use crate::features::pipeline::ensure_weights;
+use crate::configured::features::ensure_weights;
 use crate::features::registry::load_lite;
-use crate::images::decode::{prepare, read_image_file, DecodeOptions};
+use crate::images::decode::{prepare, read_image_file};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -36,7 +36,7 @@ pub fn run(images: &[PathBuf], top: usize, config: &Config, cache: &Cache) -> Re
             path: img.clone(),
             reason,
         };
-        let opts = DecodeOptions::from_config(&config.extract);
+        let opts = config.extract.decode_options();
         let bytes = read_image_file(img, &opts).map_err(|e| bad(e.to_string()))?;
         let pixels = prepare(&bytes, s, &opts).map_err(|e| bad(e.to_string()))?;
         let x = Tensor::from_vec(pixels, (1, 3, s, s), &candle_core::Device::Cpu)

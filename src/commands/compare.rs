@@ -1,4 +1,4 @@
-//! `ovr compare`: a saved ensemble (`ensemble::open`) on one split -> every
+//! `ovr compare`: a saved ensemble (`configured::ensemble`) on one split -> every
 //! approach side by side (metrics stage) -> the table on stdout, with
 //! `--json`, `--csv` and an HTML `--report` (export stage).
 
@@ -6,10 +6,10 @@ use super::Global;
 use crate::assets::cache::Cache;
 use crate::cli::CompareArgs;
 use crate::config::Config;
-use crate::ensemble::open::{open_ensemble, same_split_as_training};
+use crate::configured::ensemble::{open_ensemble, same_split_as_training};
+use crate::configured::features::features_for;
 use crate::ensemble::Ensemble;
 use crate::export::{self, Document, Format};
-use crate::features::pipeline::features_for;
 use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
 use crate::metrics::compare::{compare, CompareContext, Comparison};

@@ -7,9 +7,9 @@
 use crate::assets::cache::Cache;
 use crate::cli::CurvesArgs;
 use crate::config::Config;
+use crate::configured::features::all_splits;
 use crate::curves::{learning_curves, CurveSpec, CurvesError};
 use crate::export::{self, Document, Format};
-use crate::features::pipeline::all_splits;
 use crate::progress::{bar, Verbosity};
 use crate::{Error, Result};
 

@@ -1,14 +1,14 @@
 //! `ovr extract`: dataset (images stage) -> backbone -> cached features,
 //! then a summary on stdout and `summary.json` next to the feature files.
-//! Wiring only: the assembly is [`crate::features::pipeline`].
+//! Wiring only: the assembly is [`crate::configured::features`].
 
 use std::fmt::Write as _;
 
 use crate::assets::cache::{write_atomic, Cache};
 use crate::config::Config;
+use crate::configured::features::extract_part;
 use crate::features::backbone::Backbone;
 use crate::features::extract::{dataset_features_dir, ExtractReport};
-use crate::features::pipeline::extract_part;
 use crate::features::shard::{Scope, ShardSpec};
 use crate::images::dataset::Dataset;
 use crate::images::open_dataset;

@@ -1,7 +1,7 @@
 //! Wiring only: resolves the config and cache, then hands each subcommand
 //! (its clap payload as parsed) to the stage functions that do the work.
 //! `compare` and `score` start from the config saved with the ensemble
-//! instead of `--config` (`ensemble::open`); `run` chains extract, train and
+//! instead of `--config` (`configured::ensemble`); `run` chains extract, train and
 //! compare.
 
 mod audit;

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use crate::assets::cache::Cache;
 use crate::config::Config;
+use crate::configured::features::{features_for, input_features};
 use crate::ensemble::knownness::{knownness, Knownness};
 use crate::ensemble::predict::HeadOutputs;
 use crate::ensemble::Ensemble;
-use crate::features::pipeline::{features_for, input_features};
 use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
 use crate::metrics::compare::ApproachInput;

@@ -1,14 +1,14 @@
 //! `ovr score`: new images -> features (through the cache) -> a saved
-//! ensemble (`ensemble::open`) -> one row per image (CSV or JSON Lines,
+//! ensemble (`configured::ensemble`) -> one row per image (CSV or JSON Lines,
 //! export stage), and the metrics when the images carry labels. Classes the
 //! ensemble does not know are reported, not silently dropped.
 
 use super::Global;
 use crate::cli::ScoreArgs;
-use crate::ensemble::open::open_ensemble;
+use crate::configured::ensemble::open_ensemble;
+use crate::configured::features::input_features;
 use crate::ensemble::predict::Approach;
 use crate::export::{self, Document, Format, ScoreRow, ScoreRows};
-use crate::features::pipeline::input_features;
 use crate::features::store::FeatureSet;
 use crate::images::inputs::ScoreInput;
 use crate::metrics::compare::ApproachInput;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::assets::cache::Cache;
 use crate::config::Config;
+use crate::configured::features::features_for;
 use crate::ensemble::Ensemble;
-use crate::features::pipeline::features_for;
 use crate::features::subset::split_by_classes;
 use crate::images::dataset::Split;
 use crate::metrics::compare::ApproachInput;

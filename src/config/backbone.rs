@@ -3,55 +3,12 @@
 //! feature vector, local weights and the depthwise implementation. Read by
 //! the features stage.
 
-use std::path::PathBuf;
-
 use super::choice::choice;
 use super::raw::RawBackbone;
 use super::{expand_home, invalid, ConfigError};
 use crate::features::efficientnet_lite::DepthwiseImpl;
+pub use crate::features::params::{BackboneParams, BACKBONES_HINT};
 use crate::features::variant::FeatureKind;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BackboneConfig {
-    /// The first (or only) backbone.
-    pub name: String,
-    /// Further backbones whose outputs are concatenated after `name`'s, each
-    /// extracted and cached on its own (`name = ["a", "b"]` in the TOML).
-    pub stack: Vec<String>,
-    /// Which output of each backbone is used.
-    pub features: FeatureKind,
-    /// Local safetensors file; `None` means the cached converted weights.
-    pub weights: Option<PathBuf>,
-    pub depthwise: DepthwiseImpl,
-}
-
-impl BackboneConfig {
-    /// Every backbone, `name` first.
-    pub fn names(&self) -> Vec<&str> {
-        std::iter::once(self.name.as_str())
-            .chain(self.stack.iter().map(String::as_str))
-            .collect()
-    }
-
-    /// One config per backbone (penultimate features, nothing stacked); only
-    /// the first keeps `weights`.
-    pub fn parts(&self) -> Vec<BackboneConfig> {
-        self.names()
-            .into_iter()
-            .enumerate()
-            .map(|(i, n)| BackboneConfig {
-                name: n.to_string(),
-                stack: Vec::new(),
-                features: FeatureKind::Penultimate,
-                weights: if i == 0 { self.weights.clone() } else { None },
-                depthwise: self.depthwise,
-            })
-            .collect()
-    }
-}
-
-pub const BACKBONES_HINT: &str = "efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, \
-resnet18, resnet50, convnext-*, repvgg-*, dinov2-vits14";
 
 /// `backbone.name`: one name or a non-empty list of names.
 fn backbone_names(name: Option<toml::Value>) -> Result<Vec<String>, ConfigError> {
@@ -114,7 +71,7 @@ fn check_backbone_names(names: &[String]) -> Result<(), ConfigError> {
 }
 
 /// Checks `[backbone]`.
-pub(super) fn resolve_backbone(b: RawBackbone) -> Result<BackboneConfig, ConfigError> {
+pub(super) fn resolve_backbone(b: RawBackbone) -> Result<BackboneParams, ConfigError> {
     let names = backbone_names(b.name)?;
     check_backbone_names(&names)?;
     let features = choice(
@@ -130,7 +87,7 @@ pub(super) fn resolve_backbone(b: RawBackbone) -> Result<BackboneConfig, ConfigE
         None,
     )?;
     let mut names = names.into_iter();
-    Ok(BackboneConfig {
+    Ok(BackboneParams {
         name: names.next().unwrap_or_default(),
         stack: names.collect(),
         features,

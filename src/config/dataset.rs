@@ -3,36 +3,9 @@
 //! split fractions of a tree without split folders, the per-class limit and
 //! emoji40's style. Read by the images stage (`images::open_dataset`).
 
-use std::path::PathBuf;
-
 use super::raw::RawDataset;
 use super::{expand_home, invalid, positive, ConfigError};
-
-/// Where the images come from.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub enum DatasetKind {
-    /// Built by `ovr fetch dataset emoji40` in the cache.
-    Emoji40,
-    /// Debian's IDX files, read directly.
-    FashionMnist,
-    /// `root/<class>/<image>` or `root/{train,val,test}/<class>/<image>`.
-    ImageFolder { root: PathBuf },
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DatasetConfig {
-    pub kind: DatasetKind,
-    /// Name used in cache paths and reports.
-    pub name: String,
-    /// Fraction of each class held out for validation when the tree has no split level.
-    pub val_fraction: f64,
-    /// Fraction held out for testing when the tree has no split level.
-    pub test_fraction: f64,
-    /// Keep at most this many images per class and split (a stratified subset).
-    pub limit_per_class: Option<usize>,
-    /// emoji40 only: keep one vendor's images (`twitter` or `google`).
-    pub style: Option<String>,
-}
+pub use crate::images::params::{DatasetKind, DatasetParams};
 
 fn fraction(field: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
     let v = v.unwrap_or(default);
@@ -133,7 +106,7 @@ fn dataset_style(d: &RawDataset, kind: &DatasetKind) -> Result<Option<String>, C
 }
 
 /// Checks `[dataset]`.
-pub(super) fn resolve_dataset(d: RawDataset) -> Result<DatasetConfig, ConfigError> {
+pub(super) fn resolve_dataset(d: RawDataset) -> Result<DatasetParams, ConfigError> {
     let kind = dataset_kind(&d)?;
     let name = dataset_name(&d, &kind)?;
     let val_fraction = fraction("dataset.val_fraction", d.val_fraction, 0.2)?;
@@ -156,7 +129,7 @@ pub(super) fn resolve_dataset(d: RawDataset) -> Result<DatasetConfig, ConfigErro
         )?),
     };
     let style = dataset_style(&d, &kind)?;
-    Ok(DatasetConfig {
+    Ok(DatasetParams {
         kind,
         name,
         val_fraction,

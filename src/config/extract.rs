@@ -4,91 +4,14 @@
 //! changes the pixels is part of the feature cache key
 //! ([`crate::images::decode::DecodeOptions::cache_tag`]).
 
-use super::choice::{choice, choice_serde, Choice};
+use super::choice::choice;
 use super::raw::RawExtract;
 use super::{invalid, positive, ConfigError};
-
-/// How an image is brought to the backbone's square input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResizeMode {
-    /// Shorter side to the input size, then a centred square crop.
-    CenterCrop,
-    /// Both sides to the input size (aspect ratio not kept).
-    Squash,
-}
-
-impl Choice for ResizeMode {
-    const TABLE: &'static [(&'static str, Self)] = &[
-        ("center-crop", ResizeMode::CenterCrop),
-        ("squash", ResizeMode::Squash),
-    ];
-    const UNKNOWN: &'static str = "unknown resize mode";
-}
-choice_serde!(ResizeMode);
-
-impl ResizeMode {
-    pub fn as_str(self) -> &'static str {
-        self.name()
-    }
-}
-
-/// The convolution filter of the resize (antialiased when downscaling: the
-/// kernel is widened by the scale factor, as Pillow does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResizeFilter {
-    /// Catmull-Rom cubic (a = -0.5, Pillow's bicubic): timm's choice for
-    /// these weights, sharper than an antialiased triangle when shrinking
-    /// photos (TensorFlow's resize, used to evaluate the weights, does not
-    /// antialias).
-    Bicubic,
-    /// Triangle (bilinear), the default: exactly TensorFlow's bilinear
-    /// resize when enlarging (emoji, Fashion-MNIST); `ovr`'s filter before
-    /// preprocessing v2.
-    Bilinear,
-}
-
-impl Choice for ResizeFilter {
-    const TABLE: &'static [(&'static str, Self)] = &[
-        ("bicubic", ResizeFilter::Bicubic),
-        ("bilinear", ResizeFilter::Bilinear),
-    ];
-    const UNKNOWN: &'static str = "unknown resize filter";
-}
-choice_serde!(ResizeFilter);
-
-impl ResizeFilter {
-    pub fn as_str(self) -> &'static str {
-        self.name()
-    }
-}
-
-/// Default per-image pixel budget: 40 MP (decoded pixels held at once).
-pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExtractConfig {
-    pub batch_size: usize,
-    /// Decoder threads. Default: the number of cores, also the most that
-    /// are started; decoders and the network share one pool of core tokens,
-    /// so running threads never exceed the cores (see `features::cpu_gate`).
-    pub decode_threads: usize,
-    pub resize: ResizeMode,
-    pub filter: ResizeFilter,
-    /// Apply the EXIF orientation tag (JPEG, PNG, WebP, TIFF) before resizing.
-    pub exif_orientation: bool,
-    /// Decode JPEGs at 1/2 or 1/4 scale in the DCT domain when the
-    /// result is still at least twice the input size on both sides.
-    pub jpeg_dct_scaling: bool,
-    /// Largest decoded image (width x height, after any DCT scaling) an
-    /// image may need; larger ones are refused and skipped.
-    pub max_pixels: u64,
-    /// How the per-split feature files store features: f32 (default) or
-    /// f16 (half the bytes; for matrices read memory-mapped, `heads::rows`).
-    pub dtype: crate::features::feature_set::FeatureDtype,
-}
+pub use crate::features::params::ExtractParams;
+pub use crate::images::params::{ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
 
 /// Checks `[extract]` and fills in defaults (`cuda`: the run is on a GPU).
-pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractConfig, ConfigError> {
+pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractParams, ConfigError> {
     let resize = choice(
         "extract.resize",
         e.resize.as_deref(),
@@ -129,7 +52,7 @@ pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractConfig, Confi
             ))
         }
     };
-    Ok(ExtractConfig {
+    Ok(ExtractParams {
         // On a GPU the default batch is large enough to keep it busy.
         batch_size: positive(
             "extract.batch_size",

@@ -21,13 +21,14 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use backbone::resolve_backbone;
-pub use backbone::{BackboneConfig, BACKBONES_HINT};
+pub use backbone::{BackboneParams, BACKBONES_HINT};
 pub use cli::{CliSettings, DatasetChoice};
 use dataset::resolve_dataset;
-pub use dataset::{DatasetConfig, DatasetKind, DATASET_KINDS};
-pub use extract::{ExtractConfig, ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
+pub use dataset::{DatasetKind, DatasetParams, DATASET_KINDS};
+pub use extract::{ExtractParams, ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
 use raw::RawConfig;
-use train::{resolve_train, TrainConfig};
+use train::resolve_train;
+pub use train::TrainParams;
 
 use crate::device::DeviceSpec;
 pub use crate::features::variant::FeatureKind;
@@ -61,27 +62,19 @@ pub enum ConfigError {
     },
 }
 
-/// Serializes a value by its `Display` text (device specs).
-pub(crate) fn display<T: std::fmt::Display, S: serde::Serializer>(
-    v: &T,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
 /// The checked configuration of one run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Config {
     pub seed: u64,
     /// Where extraction and training run: `cpu` (default) or `cuda:N`
     /// (builds with `--features cuda`).
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "crate::util::choice::serialize_display")]
     pub device: DeviceSpec,
     pub cache_dir: Option<PathBuf>,
-    pub dataset: DatasetConfig,
-    pub backbone: BackboneConfig,
-    pub extract: ExtractConfig,
-    pub train: TrainConfig,
+    pub dataset: DatasetParams,
+    pub backbone: BackboneParams,
+    pub extract: ExtractParams,
+    pub train: TrainParams,
     /// `[audit]`: near-duplicate threshold and out-of-fold settings.
     pub audit: crate::config::audit::AuditConfig,
     /// The merged TOML (file + overrides) this config was resolved from;

@@ -3,21 +3,14 @@
 //! criterion, optimizer limits and warm starts, scheduler lanes and fusion,
 //! the joint calibration's settings and the combiner.
 
-use super::choice::{choice, choice_serde, Choice};
+use super::choice::choice;
 use super::raw::{RawMlp, RawTrain};
 use super::{invalid, positive, ConfigError};
 use crate::calibration::{Combiner, JointParams};
 use crate::device::DeviceSpec;
+pub use crate::ensemble::params::{CalibrationSplit, Selection, TrainParams, WeightChoice};
+pub use crate::heads::HeadKind;
 use crate::heads::{ClassWeighting, FitOptions, MlpSpec};
-
-/// The rows calibrators are fitted on (always disjoint from training).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CalibrationSplit {
-    Val,
-    /// This fraction of each class's training rows, held out from training.
-    TrainFraction(f64),
-}
 
 fn calibration_split(v: Option<toml::Value>) -> Result<CalibrationSplit, ConfigError> {
     let allowed = "\"val\" or a fraction of train in (0, 0.5], e.g. 0.2";
@@ -34,115 +27,6 @@ fn calibration_split(v: Option<toml::Value>) -> Result<CalibrationSplit, ConfigE
             allowed,
         )),
     }
-}
-
-pub use crate::heads::HeadKind;
-
-/// The class weighting of the specialists: fixed, or chosen per head on
-/// validation among both (`auto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightChoice {
-    Auto,
-    Balanced,
-    None,
-}
-
-impl Choice for HeadKind {
-    const TABLE: &'static [(&'static str, Self)] =
-        &[("linear", HeadKind::Linear), ("mlp", HeadKind::Mlp)];
-    const UNKNOWN: &'static str = "unknown head kind";
-}
-choice_serde!(HeadKind);
-
-impl Choice for WeightChoice {
-    const TABLE: &'static [(&'static str, Self)] = &[
-        ("auto", WeightChoice::Auto),
-        ("balanced", WeightChoice::Balanced),
-        ("none", WeightChoice::None),
-    ];
-    const UNKNOWN: &'static str = "unknown weighting";
-}
-choice_serde!(WeightChoice);
-
-impl Choice for Selection {
-    const TABLE: &'static [(&'static str, Self)] = &[
-        ("calibrated-nll", Selection::CalibratedNll),
-        ("nll", Selection::Nll),
-        ("weighted-nll", Selection::WeightedNll),
-    ];
-    const UNKNOWN: &'static str = "unknown selection criterion";
-}
-choice_serde!(Selection);
-
-impl WeightChoice {
-    /// The weightings trained for every specialist.
-    pub fn candidates(self) -> Vec<ClassWeighting> {
-        match self {
-            WeightChoice::Auto => vec![ClassWeighting::None, ClassWeighting::Balanced],
-            WeightChoice::Balanced => vec![ClassWeighting::Balanced],
-            WeightChoice::None => vec![ClassWeighting::None],
-        }
-    }
-}
-
-/// How a specialist's (weighting, C) is chosen on the validation split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
-    /// Unweighted log-loss after a Platt fit of the head's validation
-    /// scores: invariant to the head's scale and offset.
-    CalibratedNll,
-    /// Unweighted log-loss of the head's own probabilities, over every
-    /// validation row (the default: it gave the specialists the best
-    /// cross-validated NLL after calibration, docs/experiments.md).
-    Nll,
-    /// Log-loss weighted like the head's training (the old rule).
-    WeightedNll,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TrainConfig {
-    /// Inverse L2 strengths (scikit-learn's C) tried for every specialist.
-    pub c_grid: Vec<f64>,
-    /// The same for the multiclass head.
-    pub multiclass_c_grid: Vec<f64>,
-    /// Weighting of the specialists (default `auto`: chosen per head).
-    pub class_weight: WeightChoice,
-    /// Weighting of the multiclass head (default none: the textbook linear probe).
-    pub multiclass_class_weight: ClassWeighting,
-    /// The specialists' selection criterion on validation.
-    pub selection: Selection,
-    /// Factor-of-10 steps tried beyond a grid end when a head's best C sits
-    /// on it (0: never extend).
-    pub grid_extension: usize,
-    /// Classes left out of training and calibration entirely (seeded choice,
-    /// listed in the manifest): their test images are "unknown" in `compare`.
-    pub holdout_classes: usize,
-    /// Each C of a path starts from its neighbour's solution.
-    pub warm_start: bool,
-    pub max_iter: usize,
-    pub tol: f64,
-    /// Execution contexts training jobs in parallel (default 2: fastest on
-    /// the 2-core machine measured in docs/performance.md).
-    pub lanes: usize,
-    /// Binary jobs fused per matrix (0: all of a lane's jobs in one).
-    pub fuse: usize,
-    /// Settings of the joint calibration and the combiner choice (its seed
-    /// is the run seed, set by `train_ensemble`).
-    pub joint: JointParams,
-    /// Where calibrators are fitted: the validation split, or a stratified,
-    /// seeded fraction of train held out from head training.
-    pub calibration_split: CalibrationSplit,
-    /// The combiner `score` uses; `None` (`auto`): the one with the least
-    /// cross-validated NLL inside the calibration split.
-    pub combiner: Option<Combiner>,
-    pub specialist_head: HeadKind,
-    pub multiclass_head: HeadKind,
-    /// Settings of MLP heads (used where a head kind is `mlp`).
-    pub mlp: MlpSpec,
-    /// Where the lanes run (the config's top-level `device`): on CUDA each
-    /// lane gets its own stream.
-    #[serde(serialize_with = "super::display")]
-    pub device: DeviceSpec,
 }
 
 fn head_kind(field: &str, v: Option<&str>) -> Result<HeadKind, ConfigError> {
@@ -325,7 +209,7 @@ fn refuse_calibration(t: &RawTrain) -> Result<(), ConfigError> {
 }
 
 /// Checks `[train]` (the lanes run on `device`, the config's top-level one).
-pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainConfig, ConfigError> {
+pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainParams, ConfigError> {
     let t = t.unwrap_or_default();
     refuse_calibration(&t)?;
     let class_weight = choice(
@@ -359,7 +243,7 @@ pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainCon
         10_000,
         "an integer >= 0 that leaves at least 2 classes to train",
     )?;
-    Ok(TrainConfig {
+    Ok(TrainParams {
         device,
         c_grid: grid("train.c_grid", t.c_grid.clone())?,
         multiclass_c_grid: grid("train.multiclass_c_grid", t.multiclass_c_grid.clone())?,

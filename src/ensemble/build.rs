@@ -12,16 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::manifest::{
-    CalibrationRecord, HeadRecord, Manifest, TimelineEntry, ValidationRecord, FORMAT,
-};
+use super::manifest::{CalibrationRecord, HeadRecord, TimelineEntry, ValidationRecord};
+use super::params::TrainParams;
 use super::predict::{multiclass_probs, specialist_logits, specialists_probs};
 use super::rounds::{open_lanes, Rounds};
 use super::select::{self, Chosen, Val};
 use super::split::HeldOut;
-use super::{EnsembleError, Weights};
+use super::Weights;
 use crate::calibration::{Combiner, JointParams, Temperature};
-use crate::config::train::{HeadKind, TrainConfig};
 use crate::features::store::FeatureSet;
 use crate::heads::Standardizer;
 use crate::progress::Verbosity;
@@ -58,7 +56,7 @@ pub struct ValidationPredictions {
 pub fn train_ensemble(
     train: &FeatureSet,
     val: &FeatureSet,
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     seed: u64,
     stop: Arc<AtomicBool>,
     verbosity: Verbosity,
@@ -133,7 +131,7 @@ pub fn train_ensemble(
 pub fn calibrate(
     w: &Weights,
     cal: &FeatureSet,
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     seed: u64,
 ) -> Result<CalibrationRecord, TrainError> {
     let (nc, d, k) = (cal.len(), cal.dim, w.specialists.len());
@@ -220,49 +218,4 @@ fn validate(
         multiclass,
     };
     Ok((record, predictions))
-}
-
-impl Manifest {
-    /// The manifest of an ensemble trained by [`train_ensemble`] on `train`
-    /// under `config`; an error only if the config cannot be written as JSON.
-    pub fn from_training(
-        name: &str,
-        config: &crate::config::Config,
-        train: &FeatureSet,
-        o: &TrainOutcome,
-    ) -> Result<Manifest, EnsembleError> {
-        let t = &config.train;
-        Ok(Manifest {
-            format: FORMAT,
-            name: name.to_string(),
-            crate_version: env!("CARGO_PKG_VERSION").to_string(),
-            created_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            dataset: train.dataset.clone(),
-            backbone: train.backbone.clone(),
-            weights_sha256: train.weights_sha256.clone(),
-            feature_dim: train.dim,
-            classes: train.classes.clone(),
-            seed: config.seed,
-            train_images: train.len(),
-            config: serde_json::to_value(config).map_err(|source| EnsembleError::Serialize {
-                what: "run config",
-                source,
-            })?,
-            config_toml: config.source_toml.clone(),
-            specialists: o.specialists.clone(),
-            multiclass: o.multiclass.clone(),
-            mlp: (t.specialist_head == HeadKind::Mlp || t.multiclass_head == HeadKind::Mlp)
-                .then(|| t.mlp.clone()),
-            calibration: o.calibration.clone(),
-            combiner: t.combiner.unwrap_or(o.calibration.selection.chosen),
-            validation: o.validation.clone(),
-            holdout_classes: Vec::new(),
-            lanes: t.lanes,
-            timeline: o.timeline.clone(),
-            train_seconds: o.train_seconds,
-        })
-    }
 }

@@ -11,7 +11,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use super::{Ensemble, EnsembleError, HeadParams, HeadRecord, Manifest, Weights};
 use crate::assets::atomic_dir::replace_dir_atomic;
 use crate::assets::cache::AssetError;
-use crate::config::train::HeadKind;
+use crate::heads::HeadKind;
 use crate::heads::{LinearFit, MlpFit, MlpLayer, Standardizer};
 use crate::util::le::{f32_from_le, f32_to_le};
 

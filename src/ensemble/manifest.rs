@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calibration::{Combiner, JointCalibration, Selection, Temperature};
-use crate::config::train::HeadKind;
+use crate::heads::HeadKind;
 use crate::heads::{ClassWeighting, MlpSpec};
 
 /// 2: per-head weighting, grid points with their weighting, grid edges, the

@@ -9,7 +9,7 @@ pub mod build;
 mod io;
 pub mod knownness;
 pub mod manifest;
-pub mod open;
+pub mod params;
 pub mod plan;
 pub mod predict;
 pub mod rounds;
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use io::{load, save};
 pub use manifest::{HeadRecord, Manifest, TimelineEntry};
+pub use params::TrainParams;
 
 pub use crate::heads::HeadParams;
 use crate::heads::Standardizer;

@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use super::manifest::head_seed;
-use crate::config::train::{HeadKind, TrainConfig, WeightChoice};
+use super::params::{TrainParams, WeightChoice};
+use crate::heads::HeadKind;
 use crate::heads::{ClassWeighting, HeadParams};
 use crate::scheduler::{fuse_columns, BinaryColumn, Job, JobError, JobOutcome};
 
@@ -74,7 +75,7 @@ pub fn slots(job: &Job, k: usize) -> Vec<Slot> {
 }
 
 /// Columns per fused job: `fuse`, or (0) an even split over the lanes.
-fn per_job(cfg: &TrainConfig, columns: usize) -> usize {
+fn per_job(cfg: &TrainParams, columns: usize) -> usize {
     match cfg.fuse {
         0 => columns.div_ceil(cfg.lanes.max(1)).max(1),
         f => f,
@@ -99,7 +100,7 @@ fn mlp_weighting(w: WeightChoice) -> ClassWeighting {
 
 /// Round 0: every head over its whole grid; the multiclass job first (it is
 /// the longest), then the specialists.
-pub fn initial_jobs(cfg: &TrainConfig, k: usize, seed: u64) -> Vec<Job> {
+pub fn initial_jobs(cfg: &TrainParams, k: usize, seed: u64) -> Vec<Job> {
     let mut jobs = match cfg.multiclass_head {
         HeadKind::Linear => vec![Job::SoftmaxPath {
             cs: ascending(&cfg.multiclass_c_grid),
@@ -153,7 +154,7 @@ pub struct Extension {
 }
 
 /// The jobs of one extension round.
-pub fn extension_jobs(cfg: &TrainConfig, k: usize, ext: &[Extension]) -> Vec<Job> {
+pub fn extension_jobs(cfg: &TrainParams, k: usize, ext: &[Extension]) -> Vec<Job> {
     let mut jobs: Vec<Job> = ext
         .iter()
         .filter(|e| e.head == k)

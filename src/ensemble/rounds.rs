@@ -11,10 +11,10 @@ use std::time::Instant;
 use crossbeam::channel;
 
 use super::manifest::TimelineEntry;
+use super::params::TrainParams;
 use super::plan::{self, Tried};
 use super::select::{self, Val};
 use super::train_error::TrainError;
-use crate::config::train::TrainConfig;
 use crate::heads::FitOptions;
 use crate::progress::{bar, Verbosity};
 use crate::scheduler::lane::Rows;
@@ -31,12 +31,12 @@ pub struct Trained {
 pub struct Rounds<'a> {
     pub lanes: &'a [Lane],
     pub labels: &'a [u32],
-    pub cfg: &'a TrainConfig,
+    pub cfg: &'a TrainParams,
     pub stop: &'a Arc<AtomicBool>,
     pub verbosity: Verbosity,
 }
 
-fn opts(cfg: &TrainConfig) -> FitOptions {
+fn opts(cfg: &TrainParams) -> FitOptions {
     FitOptions {
         max_iter: cfg.max_iter,
         tol: cfg.tol,
@@ -124,7 +124,7 @@ fn timeline_entries(
 /// One lane per device (on CUDA each has its own stream) over the
 /// standardized training rows `x_tr` (labels `labels`) and validation rows.
 pub fn open_lanes(
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     x_tr: &[f32],
     labels: &[u32],
     v: &Val,

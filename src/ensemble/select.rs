@@ -18,11 +18,12 @@
 use candle_core::{Device, Tensor};
 
 use super::manifest::{head_seed, EdgeSide, GridEdge, GridPoint, HeadRecord};
+use super::params::{Selection, TrainParams};
 use super::plan::{Extension, Tried};
 use super::Weights;
 use crate::calibration::Platt;
-use crate::config::train::{HeadKind, Selection, TrainConfig};
 use crate::heads::objective::{binary_weights, logistic_loss};
+use crate::heads::HeadKind;
 use crate::heads::{
     try_softmax_val_loss, ClassWeighting, HeadError, HeadParams, LinearFit, Standardizer,
 };
@@ -111,7 +112,7 @@ fn binary_loss(rule: Selection, z: &[f64], pos: &[bool], weighting: ClassWeighti
 }
 
 /// The validation loss of every candidate, in order.
-pub fn losses(tried: &[Tried], v: &Val, cfg: &TrainConfig) -> Result<Vec<f64>, HeadError> {
+pub fn losses(tried: &[Tried], v: &Val, cfg: &TrainParams) -> Result<Vec<f64>, HeadError> {
     let mut out = vec![f64::INFINITY; tried.len()];
     let linear_spec: Vec<usize> = (0..tried.len())
         .filter(|&i| tried[i].slot.head < v.k && tried[i].fit.linear().is_some())
@@ -162,7 +163,7 @@ fn tried_cs(tried: &[Tried], head: usize, w: ClassWeighting) -> Vec<f64> {
     cs
 }
 
-fn grid_of(cfg: &TrainConfig, head: usize, k: usize) -> &[f64] {
+fn grid_of(cfg: &TrainParams, head: usize, k: usize) -> &[f64] {
     if head == k {
         &cfg.multiclass_c_grid
     } else {
@@ -199,7 +200,7 @@ fn edge(tried: &[Tried], t: &Tried) -> Option<EdgeSide> {
 pub fn extensions(
     tried: &[Tried],
     best: &[Option<usize>],
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     k: usize,
 ) -> Vec<Extension> {
     let mut out = Vec::new();
@@ -250,7 +251,7 @@ pub fn grid_points(tried: &[Tried], loss: &[f64], head: usize) -> Vec<GridPoint>
 
 /// The grid-edge record of a head's final choice: `None` when its C was
 /// interior in the configured grid.
-pub fn grid_edge(tried: &[Tried], chosen: &Tried, cfg: &TrainConfig, k: usize) -> Option<GridEdge> {
+pub fn grid_edge(tried: &[Tried], chosen: &Tried, cfg: &TrainParams, k: usize) -> Option<GridEdge> {
     chosen.slot.c?;
     let (glo, ghi) = bounds(grid_of(cfg, chosen.slot.head, k), 0);
     let cs = tried_cs(tried, chosen.slot.head, chosen.slot.weighting);
@@ -283,7 +284,7 @@ pub fn choose(
     loss: &[f64],
     classes: &[String],
     standardizer: &Standardizer,
-    cfg: &TrainConfig,
+    cfg: &TrainParams,
     seed: u64,
 ) -> Option<Chosen> {
     let k = classes.len();

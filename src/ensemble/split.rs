@@ -3,8 +3,8 @@
 //! train, val and the calibration rows describe the same classes and
 //! features.
 
+use super::params::{CalibrationSplit, TrainParams};
 use super::train_error::TrainError;
-use crate::config::train::{CalibrationSplit, TrainConfig};
 use crate::features::store::FeatureSet;
 use crate::images::dataset::{stratified_split, Split};
 
@@ -88,7 +88,7 @@ fn hold_out(set: &FeatureSet, fraction: f64, seed: u64) -> (FeatureSet, FeatureS
 pub struct HeldOut(Option<(FeatureSet, FeatureSet)>);
 
 impl HeldOut {
-    pub fn new(train: &FeatureSet, cfg: &TrainConfig, seed: u64) -> HeldOut {
+    pub fn new(train: &FeatureSet, cfg: &TrainParams, seed: u64) -> HeldOut {
         HeldOut(match cfg.calibration_split {
             CalibrationSplit::Val => None,
             CalibrationSplit::TrainFraction(f) => Some(hold_out(train, f, seed)),

@@ -43,6 +43,16 @@ pub enum DepthwiseImpl {
     Portable,
 }
 
+impl crate::util::choice::Choice for DepthwiseImpl {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("native", DepthwiseImpl::Native),
+        ("direct", DepthwiseImpl::Direct),
+        ("candle", DepthwiseImpl::CandleGrouped),
+        ("portable", DepthwiseImpl::Portable),
+    ];
+    const UNKNOWN: &'static str = "unknown implementation";
+}
+
 /// A dense convolution with folded BatchNorm.
 #[derive(Clone)]
 struct Conv {

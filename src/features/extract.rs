@@ -34,8 +34,10 @@ pub enum ExtractError {
     Backbone(#[from] BackboneError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("feature extraction: {0}")]
-    Pipeline(String),
+    /// A batch tensor could not be built on, or read back from, the
+    /// backbone's device (the candle error kept as the source).
+    #[error("feature extraction: a batch tensor failed on the backbone's device")]
+    Pipeline(#[source] candle_core::Error),
     #[error("cannot merge the shards of {dataset} / {backbone}: {detail}")]
     MissingShards {
         dataset: String,
@@ -125,10 +127,10 @@ pub fn embed_batch(
 ) -> Result<Vec<Vec<f32>>, ExtractError> {
     let s = backbone.input_size();
     let flat: Vec<f32> = pixels.iter().flat_map(|p| p.iter().copied()).collect();
-    let pipeline = |e: candle_core::Error| ExtractError::Pipeline(e.to_string());
-    let x = Tensor::from_vec(flat, (pixels.len(), 3, s, s), backbone.device()).map_err(pipeline)?;
+    let x = Tensor::from_vec(flat, (pixels.len(), 3, s, s), backbone.device())
+        .map_err(ExtractError::Pipeline)?;
     let f = backbone.features(&x)?;
-    f.to_vec2::<f32>().map_err(pipeline)
+    f.to_vec2::<f32>().map_err(ExtractError::Pipeline)
 }
 
 /// Extracts (or reuses) features for every item and writes one file per

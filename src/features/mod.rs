@@ -11,7 +11,7 @@ pub mod feature_set;
 mod item_msg;
 pub mod lite_cpu;
 pub mod mapped;
-pub mod pipeline;
+pub mod params;
 pub mod registry;
 pub mod shard;
 pub mod shard_spec;

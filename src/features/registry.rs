@@ -8,8 +8,8 @@ use candle_core::Device;
 
 use super::backbone::{Backbone, BackboneError};
 use super::efficientnet_lite::{EfficientNetLite, LiteVariant};
+use super::params::{BackboneParams, BACKBONES_HINT};
 use crate::assets::cache::{sha256_file, Cache};
-use crate::config::{BackboneConfig, BACKBONES_HINT};
 
 /// Where the converted weights of a Lite variant live in the cache.
 pub fn lite_weights_path(cache: &Cache, variant: LiteVariant) -> PathBuf {
@@ -18,7 +18,7 @@ pub fn lite_weights_path(cache: &Cache, variant: LiteVariant) -> PathBuf {
         .join(format!("{}.safetensors", variant.id()))
 }
 
-fn hash(cfg: &BackboneConfig, path: &Path) -> Result<String, BackboneError> {
+fn hash(cfg: &BackboneParams, path: &Path) -> Result<String, BackboneError> {
     sha256_file(path).map_err(|e| BackboneError::Invalid {
         name: cfg.name.clone(),
         message: format!("cannot hash weights {}: {e}", path.display()),
@@ -28,7 +28,7 @@ fn hash(cfg: &BackboneConfig, path: &Path) -> Result<String, BackboneError> {
 /// The configured EfficientNet-Lite as its concrete type (ImageNet logits,
 /// benchmarks), or `None` when the backbone is not a Lite variant.
 pub fn load_lite(
-    cfg: &BackboneConfig,
+    cfg: &BackboneParams,
     cache: &Cache,
 ) -> Result<Option<EfficientNetLite>, BackboneError> {
     let Some(variant) = LiteVariant::from_id(&cfg.name) else {
@@ -56,7 +56,7 @@ pub fn load_lite(
 /// Loads the configured backbone onto `device` (weights are read on the
 /// CPU, then moved).
 pub fn load_backbone(
-    cfg: &BackboneConfig,
+    cfg: &BackboneParams,
     cache: &Cache,
     device: &Device,
 ) -> Result<Box<dyn Backbone>, BackboneError> {

@@ -22,6 +22,14 @@ pub enum FeatureKind {
     Logits,
 }
 
+impl crate::util::choice::Choice for FeatureKind {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("penultimate", FeatureKind::Penultimate),
+        ("logits", FeatureKind::Logits),
+    ];
+    const UNKNOWN: &'static str = "unknown feature kind";
+}
+
 impl FeatureKind {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -141,6 +141,14 @@ pub enum ClassWeighting {
     None,
 }
 
+impl crate::util::choice::Choice for ClassWeighting {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("none", ClassWeighting::None),
+        ("balanced", ClassWeighting::Balanced),
+    ];
+    const UNKNOWN: &'static str = "unknown weighting";
+}
+
 /// L-BFGS settings shared by every head of one call.
 ///
 /// A head (a column of a fused binary call, or the softmax head) stops as

@@ -4,6 +4,7 @@
 //! here too, next to the parameters it names.
 
 use super::{try_linear_logits, try_mlp_logits, HeadError, LinearFit, MlpFit};
+use crate::util::choice::{choice_serde, Choice};
 
 /// What a head is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,13 @@ pub enum HeadKind {
     /// An MLP with `train.mlp.hidden` layers, early-stopped on validation.
     Mlp,
 }
+
+impl Choice for HeadKind {
+    const TABLE: &'static [(&'static str, Self)] =
+        &[("linear", HeadKind::Linear), ("mlp", HeadKind::Mlp)];
+    const UNKNOWN: &'static str = "unknown head kind";
+}
+choice_serde!(HeadKind);
 
 /// The parameters of one trained head.
 #[derive(Debug, Clone, PartialEq)]

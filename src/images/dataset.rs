@@ -34,6 +34,15 @@ pub enum Split {
     Test,
 }
 
+impl crate::util::choice::Choice for Split {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("train", Split::Train),
+        ("val", Split::Val),
+        ("test", Split::Test),
+    ];
+    const UNKNOWN: &'static str = "unknown split";
+}
+
 impl Split {
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
 

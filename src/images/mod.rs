@@ -11,12 +11,13 @@ pub mod idx;
 pub mod inputs;
 pub mod jpeg;
 pub mod orient;
+pub mod params;
 pub mod raster;
 pub mod resize;
 
 use crate::assets::cache::Cache;
-use crate::config::{DatasetConfig, DatasetKind};
 use dataset::{scan_image_folder, Dataset, DatasetError};
+use params::{DatasetKind, DatasetParams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenDatasetError {
@@ -31,7 +32,7 @@ pub enum OpenDatasetError {
 /// Opens the configured dataset, building it in the cache first if needed
 /// (emoji40 from its npm packages, Fashion-MNIST from its Debian package).
 pub fn open_dataset(
-    cfg: &DatasetConfig,
+    cfg: &DatasetParams,
     cache: &Cache,
     seed: u64,
 ) -> Result<Dataset, OpenDatasetError> {

@@ -7,7 +7,7 @@
 use image::RgbImage;
 
 use super::orient::Orientation;
-use crate::config::{ExtractConfig, ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
+use super::params::{ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
 
 /// Why an image could not be used (reported with its path, never fatal).
 #[derive(Debug, thiserror::Error)]
@@ -85,16 +85,6 @@ impl Default for DecodeOptions {
 }
 
 impl DecodeOptions {
-    pub fn from_config(e: &ExtractConfig) -> Self {
-        DecodeOptions {
-            resize: e.resize,
-            filter: e.filter,
-            exif_orientation: e.exif_orientation,
-            jpeg_dct_scaling: e.jpeg_dct_scaling,
-            max_pixels: e.max_pixels,
-        }
-    }
-
     /// The preprocessing in the feature cache key, e.g.
     /// `center-crop-pre2-bilinear-dct-exif`. `max_pixels` is not in it: it
     /// only decides which images are refused, never their pixels.

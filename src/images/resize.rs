@@ -11,8 +11,8 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::RgbImage;
 
 use super::orient::{source, Orientation};
+use super::params::{ResizeFilter, ResizeMode};
 use super::raster::DecodeError;
-use crate::config::{ResizeFilter, ResizeMode};
 
 thread_local! {
     /// One resizer per decoder thread: it keeps its scratch buffers.

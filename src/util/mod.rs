@@ -1,8 +1,11 @@
 //! Helpers with no stage of their own, shared by several stages so each
-//! rule is written once: lowercase hex ([`hex`]), the little-endian f32
-//! codec of every tensor file ([`le`]) and the rule for names that become
-//! file or directory names ([`name`]). Nothing here imports a stage.
+//! rule is written once: enum spellings ([`choice`]: one variant table per
+//! enum for serde, clap and error texts), lowercase hex ([`hex`]), the
+//! little-endian f32 codec of every tensor file ([`le`]) and the rule for
+//! names that become file or directory names ([`name`]). Nothing here
+//! imports a stage.
 
+pub mod choice;
 pub mod hex;
 pub mod le;
 pub mod name;

@@ -216,9 +216,9 @@ fn extract_options_come_from_the_config_with_non_default_values() {
     .map(|s| s.to_string())
     .collect();
     let c = Config::load(None, &sets).unwrap();
-    let d = DecodeOptions::from_config(&c.extract);
+    let d = c.extract.decode_options();
     assert_eq!(d.max_pixels, 1_000_000);
     assert_eq!(d.cache_tag(), "squash-pre2-bicubic-full-noexif");
-    let d = DecodeOptions::from_config(&Config::load(None, &[]).unwrap().extract);
+    let d = Config::load(None, &[]).unwrap().extract.decode_options();
     assert_eq!(d, DecodeOptions::default());
 }

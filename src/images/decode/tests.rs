@@ -3,7 +3,7 @@
 //! and PNG) and every supported format.
 
 use super::*;
-use crate::config::{ResizeFilter, ResizeMode};
+use crate::images::params::{ResizeFilter, ResizeMode};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder, ImageFormat, Rgb, Rgba, RgbaImage};

@@ -1,17 +1,21 @@
-//! Stage 2 (features), the assembly every command reads features through:
-//! config -> dataset (images stage) -> each configured backbone extracted
-//! (or reused from its per-content cache) on its own -> logits if asked ->
-//! backbones concatenated per split. `commands/` only wires this to the
-//! command line; the per-backbone pipeline itself is [`super::extract`].
+//! The images and features stages as a whole config drives them (above the
+//! stages: it reads [`Config`]'s seed, device, dataset, backbone and
+//! extract sections together, which no stage imports): the assembly every
+//! command reads features through: config -> dataset (images stage) -> each
+//! configured backbone extracted (or reused from its per-content cache) on
+//! its own -> logits if asked -> backbones concatenated per split.
+//! `commands/` only wires this to the command line; the per-backbone
+//! pipeline itself is [`crate::features::extract`].
 
 use std::path::Path;
 
 use crate::assets::cache::{sha256_hex, Cache};
 use crate::assets::weights::fetch_weights;
-use crate::config::{BackboneConfig, Config};
+use crate::config::Config;
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::LiteVariant;
 use crate::features::extract::{ExtractError, ExtractOptions, ExtractReport};
+use crate::features::params::BackboneParams;
 use crate::features::registry::{lite_weights_path, load_backbone};
 use crate::features::shard::extract_scoped;
 use crate::features::shard::Scope;
@@ -31,7 +35,7 @@ pub fn ensure_weights(config: &Config, cache: &Cache, verbosity: Verbosity) -> R
     Ok(())
 }
 
-fn ensure_part_weights(part: &BackboneConfig, cache: &Cache, verbosity: Verbosity) -> Result<()> {
+fn ensure_part_weights(part: &BackboneParams, cache: &Cache, verbosity: Verbosity) -> Result<()> {
     if let (Some(v), None) = (LiteVariant::from_id(&part.name), &part.weights) {
         if !lite_weights_path(cache, v).exists() {
             if verbosity > Verbosity::Quiet {
@@ -47,7 +51,7 @@ pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions 
     ExtractOptions {
         batch_size: config.extract.batch_size,
         decode_threads: config.extract.decode_threads,
-        decode: crate::images::decode::DecodeOptions::from_config(&config.extract),
+        decode: config.extract.decode_options(),
         verbosity,
         dtype: config.extract.dtype,
     }
@@ -57,7 +61,7 @@ pub fn extract_options(config: &Config, verbosity: Verbosity) -> ExtractOptions 
 /// every image, one shard of them, or none (a merge).
 pub fn extract_part(
     ds: &Dataset,
-    part: &BackboneConfig,
+    part: &BackboneParams,
     config: &Config,
     cache: &Cache,
     verbosity: Verbosity,
