@@ -8,10 +8,9 @@
 //! * Ranking: **self-confidence**, the out-of-fold probability of the given
 //!   label (ascending; ties by row). The normalized margin (p_given minus
 //!   the largest other probability) is reported beside it.
-//! * Flag (Northcutt et al. 2021, the confident joint): class j's threshold
-//!   t_j is the mean out-of-fold p_j over the rows labelled j; a row is
-//!   flagged when, among the classes whose probability reaches their
-//!   threshold, the most probable is not its given label.
+//! * Flag: the confident joint (Northcutt et al. 2021) as cleanlab's
+//!   `find_label_issues(filter_by="confident_learning")` computes it
+//!   ([`super::confident`], which says where it differs from the paper).
 //! * Folds keep the two styles of an emoji together and are stratified
 //!   (`calibration::joint::stratified_folds`), seeded with the run seed.
 
@@ -29,10 +28,13 @@ use crate::heads::{try_linear_logits, FitOptions, Standardizer};
 use crate::scheduler::lane::{Lane, Rows};
 use crate::scheduler::{self, Job};
 
-use super::AuditError;
+use super::{confident, AuditError};
 
 /// Candidates of the global list (most suspicious first).
 pub const TOP_OVERALL: usize = 40;
+/// [`LabelErrors::flag_rule`].
+const FLAG_RULE: &str =
+    "confident joint, as cleanlab's find_label_issues(filter_by=\"confident_learning\")";
 /// Stream mixed into the run seed for the folds.
 const FOLD_SEED: u64 = 0x6175_6469_745f_666f;
 
@@ -48,6 +50,8 @@ pub struct Candidate {
     pub self_confidence: f64,
     /// p_given minus the largest other probability, in [-1, 1].
     pub margin: f64,
+    /// cleanlab's normalized margin, (margin + 1) / 2, in [0, 1].
+    pub normalized_margin: f64,
     /// Flagged by the confident joint.
     pub flagged: bool,
     /// 1 = least likely label of the whole training split.
@@ -61,7 +65,7 @@ pub struct ClassCandidates {
     pub rows: usize,
     /// Rows of this class flagged by the confident joint.
     pub flagged: usize,
-    /// The class's threshold t_j.
+    /// The class's threshold t_j (2 when no row carries it).
     pub threshold: f64,
     pub candidates: Vec<Candidate>,
 }
@@ -71,6 +75,8 @@ pub struct ClassCandidates {
 pub struct LabelErrors {
     pub folds: usize,
     pub ranking: String,
+    /// How a row is flagged.
+    pub flag_rule: String,
     /// The C chosen in each fold.
     pub c_per_fold: Vec<f64>,
     /// Accuracy of the out-of-fold argmax against the given labels.
@@ -204,7 +210,8 @@ fn fit_fold(
     ))
 }
 
-/// Ranks the rows by self-confidence and flags them by the confident joint.
+/// Ranks the rows by self-confidence and flags them by the confident joint
+/// ([`super::confident`], cleanlab's definitions).
 pub fn rank(
     set: &FeatureSet,
     probs: &[f32],
@@ -213,26 +220,27 @@ pub fn rank(
     c_per_fold: Vec<f64>,
 ) -> LabelErrors {
     let (n, k) = (set.len(), set.classes.len());
-    let row = |i: usize| &probs[i * k..(i + 1) * k];
-    let mut sum = vec![0.0f64; k];
-    let mut count = vec![0usize; k];
-    for i in 0..n {
-        let y = set.labels[i] as usize;
-        sum[y] += f64::from(row(i)[y]);
-        count[y] += 1;
-    }
-    let thresholds: Vec<f64> = (0..k).map(|j| sum[j] / count[j].max(1) as f64).collect();
-    let mut order: Vec<usize> = (0..n).collect();
-    let sc = |i: usize| f64::from(row(i)[set.labels[i] as usize]);
-    order.sort_by(|&a, &b| sc(a).total_cmp(&sc(b)).then(a.cmp(&b)));
+    let s = confident::score(&set.labels, probs, k);
     let mut correct = 0usize;
-    let candidates: Vec<Candidate> = order
-        .iter()
+    let candidates: Vec<Candidate> = s
+        .ranking()
+        .into_iter()
         .enumerate()
-        .map(|(r, &i)| {
-            let c = candidate(set, row(i), i, &thresholds, r + 1);
-            correct += usize::from(c.suggested == c.given);
-            c
+        .map(|(r, i)| {
+            let y = set.labels[i] as usize;
+            let argmax = crate::metrics::argmax(&probs[i * k..(i + 1) * k]);
+            correct += usize::from(argmax == y);
+            Candidate {
+                row: i,
+                key: set.keys[i].clone(),
+                given: set.classes[y].clone(),
+                suggested: set.classes[argmax].clone(),
+                self_confidence: s.self_confidence[i],
+                margin: s.margin[i],
+                normalized_margin: s.normalized_margin(i),
+                flagged: s.flagged[i],
+                rank: r + 1,
+            }
         })
         .collect();
     let flagged = candidates.iter().filter(|c| c.flagged).count();
@@ -243,9 +251,9 @@ pub fn rank(
                 .filter(|c| set.labels[c.row] as usize == j);
             ClassCandidates {
                 class: set.classes[j].clone(),
-                rows: count[j],
+                rows: of_class.clone().count(),
                 flagged: of_class.clone().filter(|c| c.flagged).count(),
-                threshold: thresholds[j],
+                threshold: s.thresholds[j],
                 candidates: of_class.take(per_class_limit).cloned().collect(),
             }
         })
@@ -253,39 +261,11 @@ pub fn rank(
     LabelErrors {
         folds,
         ranking: "self-confidence (out-of-fold probability of the given label, ascending)".into(),
+        flag_rule: FLAG_RULE.into(),
         c_per_fold,
         out_of_fold_accuracy: correct as f64 / n.max(1) as f64,
         flagged,
         top: candidates.iter().take(TOP_OVERALL).cloned().collect(),
         per_class,
-    }
-}
-
-fn candidate(set: &FeatureSet, p: &[f32], i: usize, t: &[f64], rank: usize) -> Candidate {
-    let y = set.labels[i] as usize;
-    let argmax = crate::metrics::argmax(p);
-    let other = p
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != y)
-        .map(|(_, &v)| f64::from(v))
-        .fold(0.0f64, f64::max);
-    let confident = p
-        .iter()
-        .enumerate()
-        .filter(|&(j, &v)| f64::from(v) >= t[j])
-        .fold(None, |b: Option<(usize, f32)>, (j, &v)| match b {
-            Some((_, bv)) if bv >= v => b,
-            _ => Some((j, v)),
-        });
-    Candidate {
-        row: i,
-        key: set.keys[i].clone(),
-        given: set.classes[y].clone(),
-        suggested: set.classes[argmax].clone(),
-        self_confidence: f64::from(p[y]),
-        margin: f64::from(p[y]) - other,
-        flagged: confident.is_some_and(|(j, _)| j != y),
-        rank,
     }
 }

@@ -11,6 +11,7 @@
 //! [`leakage`] is the small hook `compare` calls: the metrics again without
 //! the test images that have a near-duplicate in train.
 
+pub mod confident;
 pub mod duplicates;
 pub mod html;
 pub mod label_errors;
