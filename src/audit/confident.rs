@@ -78,7 +78,8 @@ pub fn thresholds(labels: &[u32], probs: &[f32], k: usize) -> Vec<f64> {
         .collect()
 }
 
-/// First index of the largest value.
+/// First index of the largest value (of the nudged f64 row; the plain
+/// rows go through [`crate::metrics::argmax`]).
 fn first_max(v: impl Iterator<Item = f64>) -> usize {
     let mut best = (0, f64::NEG_INFINITY);
     for (j, x) in v.enumerate() {
@@ -97,7 +98,7 @@ fn flag(p: &[f32], y: usize, t: &[f64]) -> bool {
     let guess = match confident.as_slice() {
         [] => return false,
         [only] => *only,
-        _ => first_max(p.iter().map(|&v| f64::from(v))),
+        _ => crate::metrics::argmax(p),
     };
     let nudged = p
         .iter()
