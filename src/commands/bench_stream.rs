@@ -163,7 +163,7 @@ pub fn synthetic(seed: u64, b: &SyntheticBench) -> Result<()> {
         if b.in_memory {
             "-".to_string()
         } else {
-            crate::heads::rows::whole_chunks(b.block_rows).to_string()
+            crate::heads::rows::whole_units(b.block_rows).to_string()
         },
         bytes as f64 / 1e6,
         softmax.iterations,

@@ -1,18 +1,21 @@
-//! `ovr train`: cached features (extracting what is missing) -> scheduler ->
+//! `ovr train`: cached features (extracting what is missing; loaded whole,
+//! or with `train.block_rows` the train split mapped and streamed) -> scheduler ->
 //! selected, calibrated heads -> `ensembles/<name>/`, with a per-head table
 //! on stdout.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::assets::cache::Cache;
-use crate::config::train::HeadKind;
 use crate::config::Config;
-use crate::configured::features::features_for;
-use crate::ensemble::build::train_ensemble;
+use crate::configured::features::{features_for, streamed_splits};
+use crate::ensemble::build::{train_ensemble, TrainOutcome};
+use crate::ensemble::streamed::{streamed_block_rows, train_ensemble_mapped};
 use crate::ensemble::{ensemble_dir, save, Manifest};
 use crate::features::store::FeatureSet;
 use crate::features::subset::{holdout_classes, split_by_classes};
-use crate::heads::ClassWeighting;
+use crate::heads::{ClassWeighting, HeadKind};
 use crate::images::dataset::Split;
 use crate::progress::Verbosity;
 use crate::{Error, Result};
@@ -26,29 +29,15 @@ pub fn run(
 ) -> Result<()> {
     let name = name.unwrap_or(&config.dataset.name);
     let dir = ensemble_dir(out, name)?;
-    let (train, val, held) = known_sets(config, cache, verbosity)?;
     let stop = super::stop_flag("nothing will be saved");
-    let t = &config.train;
-    if verbosity > Verbosity::Quiet {
-        let describe = |kind: HeadKind, grid: &[f64]| match kind {
-            HeadKind::Linear => format!("logistic x {} C values", grid.len()),
-            HeadKind::Mlp => format!("MLP {:?}", t.mlp.hidden),
-        };
-        eprintln!(
-            "training {} specialists ({}) + multiclass ({}) on {} images, {} lane(s)",
-            train.classes.len(),
-            describe(t.specialist_head, &t.c_grid),
-            describe(t.multiclass_head, &t.multiclass_c_grid),
-            train.len(),
-            t.lanes
-        );
-    }
-    let o = train_ensemble(&train, &val, t, config.seed, stop.clone(), verbosity)?;
-    let mut manifest = Manifest::from_training(name, config, &train, &o)?;
-    manifest.holdout_classes = held;
+    let (manifest, o) = match config.train.block_rows {
+        None => in_memory(config, cache, verbosity, name, &stop)?,
+        Some(_) => streamed(config, cache, verbosity, name, &stop)?,
+    };
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(crate::ensemble::build::TrainError::Interrupted.into());
     }
+    let t = &config.train;
     save(&dir, &manifest, &o.weights)?;
     print!("{}", head_table(&manifest, &t.mlp.hidden));
     warn_c_at_bound(&manifest, verbosity);
@@ -68,6 +57,75 @@ pub fn run(
         dir.display()
     );
     Ok(())
+}
+
+/// Trains on train and val features loaded whole (the default).
+fn in_memory(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+    name: &str,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Manifest, TrainOutcome)> {
+    let (train, val, held) = known_sets(config, cache, verbosity)?;
+    announce(config, train.classes.len(), train.len(), None, verbosity);
+    let t = &config.train;
+    let o = train_ensemble(&train, &val, t, config.seed, stop.clone(), verbosity)?;
+    let mut manifest = Manifest::from_training(name, config, &train, &o)?;
+    manifest.holdout_classes = held;
+    Ok((manifest, o))
+}
+
+/// Trains on the training split's mapped file, read in blocks
+/// (`train.block_rows`): the feature matrix is never loaded whole.
+fn streamed(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+    name: &str,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Manifest, TrainOutcome)> {
+    let t = &config.train;
+    // Refuse what cannot stream before extracting anything.
+    let block_rows = streamed_block_rows(t)?;
+    let s = streamed_splits(config, cache, verbosity)?;
+    let (k, n) = (s.train.header.classes.len(), s.train.n);
+    announce(config, k, n, Some(block_rows), verbosity);
+    let o = train_ensemble_mapped(&s.train, &s.val, t, config.seed, stop.clone(), verbosity)?;
+    if verbosity >= Verbosity::Verbose {
+        eprintln!(
+            "streamed {} rows of {} in blocks of at most {} rows ({} row reads in all)",
+            n,
+            s.train.path().display(),
+            s.train.largest_read(),
+            s.train.rows_read()
+        );
+    }
+    let manifest =
+        Manifest::from_training_split(name, config, &s.train.header, n, s.train.dim, &o)?;
+    Ok((manifest, o))
+}
+
+/// The one line saying what is about to be trained.
+fn announce(config: &Config, k: usize, n: usize, block_rows: Option<usize>, verbosity: Verbosity) {
+    if verbosity <= Verbosity::Quiet {
+        return;
+    }
+    let t = &config.train;
+    let describe = |kind: HeadKind, grid: &[f64]| match kind {
+        HeadKind::Linear => format!("logistic x {} C values", grid.len()),
+        HeadKind::Mlp => format!("MLP {:?}", t.mlp.hidden),
+    };
+    let how = match block_rows {
+        Some(b) => format!(", streamed in blocks of {b} rows"),
+        None => String::new(),
+    };
+    eprintln!(
+        "training {k} specialists ({}) + multiclass ({}) on {n} images{how}, {} lane(s)",
+        describe(t.specialist_head, &t.c_grid),
+        describe(t.multiclass_head, &t.multiclass_c_grid),
+        t.lanes
+    );
 }
 
 /// Train and val features of the classes trained on, and the seeded

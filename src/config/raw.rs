@@ -125,6 +125,10 @@ pub struct RawTrain {
     pub multiclass_head: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<RawMlp>,
+    /// Rows per block when `ovr train` streams the training split: see
+    /// `ensemble::params::TrainParams::block_rows`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_rows: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -268,5 +268,9 @@ pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainPar
         specialist_head: head_kind("train.specialist_head", t.specialist_head.as_deref())?,
         multiclass_head: head_kind("train.multiclass_head", t.multiclass_head.as_deref())?,
         mlp: resolve_mlp(t.mlp)?,
+        block_rows: t
+            .block_rows
+            .map(|v| positive("train.block_rows", Some(v), 0, 1 << 30))
+            .transpose()?,
     })
 }

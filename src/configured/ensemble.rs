@@ -13,6 +13,7 @@ use crate::config::{CliSettings, Config, ConfigError};
 use crate::ensemble::build::TrainOutcome;
 use crate::ensemble::manifest::FORMAT;
 use crate::ensemble::{load, Ensemble, EnsembleError, Manifest};
+use crate::features::feature_set::SplitHeader;
 use crate::features::store::FeatureSet;
 use crate::heads::HeadKind;
 use crate::{Error, Result};
@@ -80,6 +81,19 @@ impl Manifest {
         train: &FeatureSet,
         o: &TrainOutcome,
     ) -> Result<Manifest, EnsembleError> {
+        Manifest::from_training_split(name, config, &train.header(), train.len(), train.dim, o)
+    }
+
+    /// [`Manifest::from_training`] from the training split's header, rows
+    /// and width (a mapped split, whose features are not loaded).
+    pub fn from_training_split(
+        name: &str,
+        config: &Config,
+        train: &SplitHeader,
+        rows: usize,
+        dim: usize,
+        o: &TrainOutcome,
+    ) -> Result<Manifest, EnsembleError> {
         let t = &config.train;
         Ok(Manifest {
             format: FORMAT,
@@ -92,10 +106,10 @@ impl Manifest {
             dataset: train.dataset.clone(),
             backbone: train.backbone.clone(),
             weights_sha256: train.weights_sha256.clone(),
-            feature_dim: train.dim,
+            feature_dim: dim,
             classes: train.classes.clone(),
             seed: config.seed,
-            train_images: train.len(),
+            train_images: rows,
             config: serde_json::to_value(config).map_err(|source| EnsembleError::Serialize {
                 what: "run config",
                 source,

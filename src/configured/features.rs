@@ -4,10 +4,12 @@
 //! command reads features through: config -> dataset (images stage) -> each
 //! configured backbone extracted (or reused from its per-content cache) on
 //! its own -> logits if asked -> backbones concatenated per split.
-//! `commands/` only wires this to the command line; the per-backbone
+//! A streamed training run maps the train split's file instead
+//! ([`streamed_splits`]). `commands/` only wires this to the command line; the per-backbone
 //! pipeline itself is [`crate::features::extract`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::assets::cache::{sha256_hex, Cache};
 use crate::assets::weights::fetch_weights;
@@ -15,16 +17,18 @@ use crate::config::Config;
 use crate::features::backbone::Backbone;
 use crate::features::efficientnet_lite::LiteVariant;
 use crate::features::extract::{ExtractError, ExtractOptions, ExtractReport};
+use crate::features::mapped::MappedFeatures;
 use crate::features::params::BackboneParams;
 use crate::features::registry::{lite_weights_path, load_backbone};
 use crate::features::shard::extract_scoped;
 use crate::features::shard::Scope;
 use crate::features::store::FeatureSet;
-use crate::features::variant::{apply_kind, concat};
+use crate::features::variant::{apply_kind, concat, FeatureKind};
 use crate::images::dataset::{Dataset, Split};
 use crate::images::inputs::{scoring_input, ScoreInput};
 use crate::images::open_dataset;
 use crate::progress::Verbosity;
+use crate::util::choice::Choice;
 use crate::{Error, Result};
 
 /// Fetches Lite weights on first use when the config points at the cache.
@@ -188,4 +192,63 @@ pub fn input_features(
         .find(|s| s.split == Split::Test.as_str())
         .ok_or_else(|| Error::Usage(format!("no readable images in {}", input.display())))?;
     Ok((si, set))
+}
+
+/// What a streamed `ovr train` reads (`train.block_rows`): the training
+/// split's file memory-mapped, its features left on disk, and the
+/// validation split loaded (the small one, which selects and calibrates).
+pub struct StreamedSplits {
+    pub train: Arc<MappedFeatures>,
+    pub val: FeatureSet,
+}
+
+/// The train split mapped and the val split loaded for a streamed run
+/// (extracting what is not cached yet). Only one backbone's penultimate
+/// features can be mapped as they are on disk: stacked backbones and
+/// logits are assembled in memory, so those configs are refused, named.
+pub fn streamed_splits(
+    config: &Config,
+    cache: &Cache,
+    verbosity: Verbosity,
+) -> Result<StreamedSplits> {
+    let parts = config.backbone.parts();
+    let part = match parts.as_slice() {
+        [one] if config.backbone.features == FeatureKind::Penultimate => one,
+        _ => {
+            return Err(Error::Usage(format!(
+                "train.block_rows streams the training split's feature file as it is on disk, \
+                 which needs one backbone and backbone.features = \"penultimate\" (this config \
+                 has {} backbone(s) and features = \"{}\"): unset train.block_rows",
+                parts.len(),
+                config.backbone.features.name()
+            )))
+        }
+    };
+    let ds = open_dataset(&config.dataset, cache, config.seed)?;
+    let (_, r) = extract_part(&ds, part, config, cache, verbosity, Scope::All)?;
+    if !r.failed.is_empty() && verbosity > Verbosity::Quiet {
+        eprintln!(
+            "warning: {} unreadable image(s) skipped (`ovr extract` lists them)",
+            r.failed.len()
+        );
+    }
+    let path_of = |split: Split| {
+        r.outputs
+            .iter()
+            .find(|(s, _, _)| *s == split)
+            .map(|(_, p, _)| p.clone())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "dataset `{}` has no {} images",
+                    ds.name,
+                    split.as_str()
+                ))
+            })
+    };
+    let train = MappedFeatures::open(&path_of(Split::Train)?).map_err(ExtractError::from)?;
+    let val = FeatureSet::load(&path_of(Split::Val)?).map_err(ExtractError::from)?;
+    Ok(StreamedSplits {
+        train: Arc::new(train),
+        val,
+    })
 }

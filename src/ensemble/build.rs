@@ -17,12 +17,13 @@ use super::params::TrainParams;
 use super::predict::{multiclass_probs, specialist_logits, specialists_probs};
 use super::rounds::{open_lanes, Rounds};
 use super::select::{self, Chosen, Val};
-use super::split::HeldOut;
+use super::split::{HeldOut, TrainSide};
 use super::Weights;
 use crate::calibration::{Combiner, JointParams, Temperature};
 use crate::features::store::FeatureSet;
 use crate::heads::Standardizer;
 use crate::progress::Verbosity;
+use crate::scheduler::lane::{Rows, TrainRows};
 
 pub use super::split::calibration_rows;
 pub use super::train_error::TrainError;
@@ -64,66 +65,107 @@ pub fn train_ensemble(
     let t0 = Instant::now();
     let held = HeldOut::new(train, cfg, seed);
     let (train, cal) = held.sets(train, val)?;
-    let (k, d) = (train.classes.len(), train.dim);
+    let d = train.dim;
     let std = Standardizer::try_fit(&train.features, train.len(), d).map_err(standardize)?;
     let x_tr = std.try_apply(&train.features).map_err(standardize)?;
-    let x_va = std.try_apply(&val.features).map_err(standardize)?;
-    let v = Val {
-        x: &x_va,
-        n: val.len(),
+    let rows = TrainRows::Loaded(Rows {
+        x: &x_tr,
+        n: train.len(),
         d,
-        labels: &val.labels,
-        k,
-    };
-    let lanes = open_lanes(cfg, &x_tr, &train.labels, &v)?;
-    let rounds = Rounds {
-        lanes: &lanes,
         labels: &train.labels,
-        cfg,
-        stop: &stop,
-        verbosity,
+    });
+    let fitting = Fitting {
+        train: TrainSide::from(train),
+        standardizer: &std,
+        rows,
+        cal,
+        cal_is_val: held.calibrates_on_val(),
     };
-    let trained = rounds.train(&v, seed)?;
-    let chosen = select::choose(
-        &trained.tried,
-        &trained.loss,
-        &train.classes,
-        &std,
-        cfg,
-        seed,
-    )
-    .ok_or(TrainError::Interrupted)?;
-    let heads_seconds = t0.elapsed().as_secs_f64();
-    let calibration = calibrate(&chosen.weights, cal, cfg, seed)?;
-    if verbosity >= Verbosity::Verbose {
-        let secs = t0.elapsed().as_secs_f64() - heads_seconds;
-        eprintln!("heads trained and selected in {heads_seconds:.2} s, calibrated in {secs:.2} s");
+    fitting.run(val, cfg, seed, (stop, verbosity, t0))
+}
+
+/// The training rows, however they are held, and what the later stages
+/// need beside them: the one pipeline after standardization, shared by the
+/// in-memory and the streamed (`super::streamed`) entry.
+pub(crate) struct Fitting<'a> {
+    pub train: TrainSide<'a>,
+    pub standardizer: &'a Standardizer,
+    pub rows: TrainRows<'a>,
+    /// The calibration rows (val, or a fraction held out of train).
+    pub cal: &'a FeatureSet,
+    pub cal_is_val: bool,
+}
+
+impl Fitting<'_> {
+    /// Lanes -> rounds -> selection -> calibration -> validation.
+    pub(crate) fn run(
+        self,
+        val: &FeatureSet,
+        cfg: &TrainParams,
+        seed: u64,
+        (stop, verbosity, t0): (Arc<AtomicBool>, Verbosity, Instant),
+    ) -> Result<TrainOutcome, TrainError> {
+        let (k, d, std) = (self.train.classes.len(), self.train.dim, self.standardizer);
+        let x_va = std.try_apply(&val.features).map_err(standardize)?;
+        let v = Val {
+            x: &x_va,
+            n: val.len(),
+            d,
+            labels: &val.labels,
+            k,
+        };
+        let lanes = open_lanes(cfg, &self.rows, &v)?;
+        let rounds = Rounds {
+            lanes: &lanes,
+            labels: self.train.labels,
+            cfg,
+            stop: &stop,
+            verbosity,
+        };
+        let trained = rounds.train(&v, seed)?;
+        drop(lanes);
+        let chosen = select::choose(
+            &trained.tried,
+            &trained.loss,
+            self.train.classes,
+            std,
+            cfg,
+            seed,
+        )
+        .ok_or(TrainError::Interrupted)?;
+        let heads_seconds = t0.elapsed().as_secs_f64();
+        let calibration = calibrate(&chosen.weights, self.cal, cfg, seed)?;
+        if verbosity >= Verbosity::Verbose {
+            let secs = t0.elapsed().as_secs_f64() - heads_seconds;
+            eprintln!(
+                "heads trained and selected in {heads_seconds:.2} s, calibrated in {secs:.2} s"
+            );
+        }
+        let combiner = cfg.combiner.unwrap_or(calibration.selection.chosen);
+        let (validation, validation_predictions) =
+            validate(&chosen.weights, &calibration, combiner, &v, self.cal_is_val)?;
+        // A stop requested after the last job started (during calibration, say)
+        // still means "nothing will be saved".
+        if stop.load(Ordering::SeqCst) {
+            return Err(TrainError::Interrupted);
+        }
+        let Chosen {
+            specialists,
+            multiclass,
+            weights,
+        } = chosen;
+        Ok(TrainOutcome {
+            weights,
+            specialists,
+            multiclass,
+            calibration,
+            validation,
+            validation_predictions,
+            timeline: trained.timeline,
+            heads_seconds,
+            train_seconds: t0.elapsed().as_secs_f64(),
+        })
     }
-    let combiner = cfg.combiner.unwrap_or(calibration.selection.chosen);
-    let on_val = held.calibrates_on_val();
-    let (validation, validation_predictions) =
-        validate(&chosen.weights, &calibration, combiner, &v, on_val)?;
-    // A stop requested after the last job started (during calibration, say)
-    // still means "nothing will be saved".
-    if stop.load(Ordering::SeqCst) {
-        return Err(TrainError::Interrupted);
-    }
-    let Chosen {
-        specialists,
-        multiclass,
-        weights,
-    } = chosen;
-    Ok(TrainOutcome {
-        weights,
-        specialists,
-        multiclass,
-        calibration,
-        validation,
-        validation_predictions,
-        timeline: trained.timeline,
-        heads_seconds,
-        train_seconds: t0.elapsed().as_secs_f64(),
-    })
 }
 
 /// Calibration stage on the held-out rows: every joint combiner, the
@@ -163,7 +205,7 @@ pub fn calibrate(
     })
 }
 
-fn standardize(source: crate::heads::HeadError) -> TrainError {
+pub(crate) fn standardize(source: crate::heads::HeadError) -> TrainError {
     TrainError::Logits {
         head: "the standardizer".to_string(),
         source: Box::new(source),

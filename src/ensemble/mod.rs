@@ -15,6 +15,7 @@ pub mod predict;
 pub mod rounds;
 pub mod select;
 mod split;
+pub mod streamed;
 mod train_error;
 
 use std::path::{Path, PathBuf};

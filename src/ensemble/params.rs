@@ -119,4 +119,10 @@ pub struct TrainParams {
     /// lane gets its own stream.
     #[serde(serialize_with = "crate::util::choice::serialize_display")]
     pub device: DeviceSpec,
+    /// Streaming (issue 15): `None` (default) loads the training matrix
+    /// whole; `Some(rows)` makes `ovr train` read the training split from
+    /// its memory-mapped file in blocks of `rows` (rounded up to whole
+    /// 256-row chunks), linear heads only (`super::streamed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_rows: Option<usize>,
 }

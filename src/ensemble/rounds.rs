@@ -17,7 +17,7 @@ use super::select::{self, Val};
 use super::train_error::TrainError;
 use crate::heads::FitOptions;
 use crate::progress::{bar, Verbosity};
-use crate::scheduler::lane::Rows;
+use crate::scheduler::lane::{Rows, TrainRows};
 use crate::scheduler::{self, Event, Job, JobOutcome, Lane};
 
 /// Every candidate trained, its validation loss, and the scheduler timeline.
@@ -121,20 +121,10 @@ fn timeline_entries(
         .collect()
 }
 
-/// One lane per device (on CUDA each has its own stream) over the
-/// standardized training rows `x_tr` (labels `labels`) and validation rows.
-pub fn open_lanes(
-    cfg: &TrainParams,
-    x_tr: &[f32],
-    labels: &[u32],
-    v: &Val,
-) -> Result<Vec<Lane>, TrainError> {
-    let rows_tr = Rows {
-        x: x_tr,
-        n: labels.len(),
-        d: v.d,
-        labels,
-    };
+/// One lane per device (on CUDA each has its own stream) over the training
+/// rows (standardized in memory, or the mapped split streamed in blocks)
+/// and the standardized validation rows.
+pub fn open_lanes(cfg: &TrainParams, train: &TrainRows, v: &Val) -> Result<Vec<Lane>, TrainError> {
     let rows_va = Rows {
         x: v.x,
         n: v.n,
@@ -145,7 +135,7 @@ pub fn open_lanes(
     let lanes = devices
         .iter()
         .enumerate()
-        .map(|(i, dev)| Lane::on_device(i, dev, &rows_tr, &rows_va))
+        .map(|(i, dev)| Lane::with_rows(i, dev, train, &rows_va))
         .collect::<Result<_, _>>()?;
     Ok(lanes)
 }

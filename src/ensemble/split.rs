@@ -8,9 +8,32 @@ use super::train_error::TrainError;
 use crate::features::store::FeatureSet;
 use crate::images::dataset::{stratified_split, Split};
 
+/// What the checks need of the training rows (a loaded set or a mapped
+/// split's header and labels).
+#[derive(Clone, Copy)]
+pub struct TrainSide<'a> {
+    pub classes: &'a [String],
+    pub dim: usize,
+    pub backbone: &'a str,
+    pub weights_sha256: &'a str,
+    pub labels: &'a [u32],
+}
+
+impl<'a> From<&'a FeatureSet> for TrainSide<'a> {
+    fn from(s: &'a FeatureSet) -> Self {
+        TrainSide {
+            classes: &s.classes,
+            dim: s.dim,
+            backbone: &s.backbone,
+            weights_sha256: &s.weights_sha256,
+            labels: &s.labels,
+        }
+    }
+}
+
 /// Checks that `val` has `train`'s classes and features, and that every
 /// class has a row in both.
-pub fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
+pub fn check(train: TrainSide, val: &FeatureSet) -> Result<(), TrainError> {
     let mismatch = |detail: String| TrainError::Mismatch {
         split: val.split.clone(),
         detail,
@@ -27,14 +50,16 @@ pub fn check(train: &FeatureSet, val: &FeatureSet) -> Result<(), TrainError> {
             train.backbone, train.dim, val.backbone, val.dim
         )));
     }
-    for (split, set) in [("train", train), (val.split.as_str(), val)] {
-        let mut seen = vec![false; set.classes.len()];
-        for &y in &set.labels {
-            seen[y as usize] = true;
+    for (split, labels) in [("train", train.labels), (val.split.as_str(), &val.labels)] {
+        let mut seen = vec![false; train.classes.len()];
+        for &y in labels {
+            if let Some(s) = seen.get_mut(y as usize) {
+                *s = true;
+            }
         }
         if let Some(c) = seen.iter().position(|s| !s) {
             return Err(TrainError::MissingClass {
-                class: set.classes[c].clone(),
+                class: train.classes[c].clone(),
                 split: split.to_string(),
             });
         }
@@ -105,8 +130,8 @@ impl HeldOut {
             Some((fit, cal)) => (fit, cal),
             None => (train, val),
         };
-        check(fit, val)?;
-        check(fit, cal)?;
+        check(fit.into(), val)?;
+        check(fit.into(), cal)?;
         Ok((fit, cal))
     }
 

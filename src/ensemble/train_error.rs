@@ -1,7 +1,7 @@
 //! Ensemble stage, what can stop training: bad splits, a failed job (its
 //! head error or panic kept as the source), lanes that cannot be opened (the
 //! device error kept, so a CPU build asked for CUDA still exits 2), a failed
-//! calibration, or a stop request.
+//! calibration, a stop request, or an option a streamed run cannot honour.
 
 use super::plan::FailedJob;
 use crate::calibration::CalibrationError;
@@ -39,6 +39,12 @@ pub enum TrainError {
     },
     #[error("training was interrupted before all heads finished")]
     Interrupted,
+    #[error("{field} = {value} cannot be used while `ovr train` streams its rows (train.block_rows is set): {reason}")]
+    NotStreamable {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("cannot open the training lanes' devices")]
     Device(#[from] DeviceError),
     #[error("cannot set up a training lane")]
@@ -52,8 +58,10 @@ impl From<FailedJob> for TrainError {
 }
 
 impl TrainError {
-    /// A usage problem (the device named cannot exist in this build).
+    /// A usage problem (the device named cannot exist in this build, or an
+    /// option a streamed run cannot honour).
     pub fn is_usage(&self) -> bool {
         matches!(self, TrainError::Device(d) if d.is_usage())
+            || matches!(self, TrainError::NotStreamable { .. })
     }
 }

@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use safetensors::tensor::Dtype;
@@ -42,6 +43,16 @@ pub struct MappedFeatures {
     pub n: usize,
     pub dim: usize,
     pub dtype: FeatureDtype,
+    /// The most rows one [`MappedFeatures::read_rows`] decoded, and the rows
+    /// decoded in all: what a streamed fit really held at once.
+    reads: ReadStats,
+}
+
+/// Counters of [`MappedFeatures::read_rows`].
+#[derive(Debug, Default)]
+struct ReadStats {
+    largest: AtomicUsize,
+    total: AtomicU64,
 }
 
 impl std::fmt::Debug for MappedFeatures {
@@ -87,7 +98,19 @@ impl MappedFeatures {
             n,
             dim,
             dtype,
+            reads: ReadStats::default(),
         })
+    }
+
+    /// The largest number of rows decoded by one read so far (a streamed
+    /// fit never holds more rows of this file at once).
+    pub fn largest_read(&self) -> usize {
+        self.reads.largest.load(Ordering::Relaxed)
+    }
+
+    /// Rows decoded so far, over every read (N per pass over the file).
+    pub fn rows_read(&self) -> u64 {
+        self.reads.total.load(Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -115,6 +138,8 @@ impl MappedFeatures {
                 format!("{} values asked for {len} rows of {}", out.len(), self.dim),
             ));
         }
+        self.reads.largest.fetch_max(len, Ordering::Relaxed);
+        self.reads.total.fetch_add(len as u64, Ordering::Relaxed);
         let bytes = &self.map[range];
         let row = self.dim * self.dtype.size();
         if row == 0 {
@@ -253,6 +278,9 @@ mod tests {
             let mut out = vec![0f32; 100 * 7];
             m.read_rows(150, 100, &mut out).unwrap();
             assert_eq!(out, loaded.features[150 * 7..250 * 7]);
+            m.read_rows(0, 30, &mut out[..30 * 7]).unwrap();
+            assert_eq!((m.largest_read(), m.rows_read()), (100, 130));
+            m.read_rows(150, 100, &mut out).unwrap();
             m.release(150, 100);
             m.read_rows(150, 100, &mut out).unwrap();
             assert_eq!(out, loaded.features[150 * 7..250 * 7]);

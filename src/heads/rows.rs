@@ -9,11 +9,15 @@
 //! standardized one block at a time, so a fit holds one block, not N rows.
 //!
 //! `blocked_pass` is one evaluation of a linear objective at a `[D, width]`
-//! weight matrix: per block `Z = X_b . W` on the device, the problem's
-//! per-row loss and residual on the host (fixed `ROW_CHUNK`-row chunks, in
-//! row order over all blocks), `G += X_b^T . R_b`. Blocks are whole numbers
-//! of chunks, so the host sums are the same for every block size; only the
-//! sum of `G` over blocks rounds differently from one matmul over all rows.
+//! weight matrix. It reads the rows block by block and computes unit by
+//! unit: per `REDUCE_ROWS`-row unit `Z = X_u . W` on the device, the
+//! problem's per-row loss and residual on the host (fixed `ROW_CHUNK`-row
+//! chunks), `G_u = X_u^T . R_u`, and `G` is the sum of the units' `G_u` in
+//! row order, in f64. Blocks are whole numbers of units, so every
+//! evaluation, and with it every fit, is bitwise the same whatever the
+//! block size: streaming a mapped file in blocks trains exactly the heads
+//! the in-memory matrix trains (a split of at most `REDUCE_ROWS` rows, as
+//! every dataset in `configs/`, is one unit: one matmul, as before blocks).
 
 use candle_core::{DType, Device, Tensor, WithDType};
 use rayon::prelude::*;
@@ -24,6 +28,10 @@ use crate::features::mapped::MappedFeatures;
 /// Rows per host chunk: fixed, so that summation order never depends on how
 /// many columns are fused or how rows are blocked.
 pub(crate) const ROW_CHUNK: usize = 256;
+
+/// Rows per reduction unit of [`blocked_pass`]: 4096 rows of 1280 f32
+/// features are 21 MB. Every block is a whole number of units.
+pub(crate) const REDUCE_ROWS: usize = 4096;
 
 /// Default rows per block of a streamed fit: 65536 rows of 1280 f32
 /// features are 335 MB; every split of the datasets in `configs/` (at most
@@ -39,16 +47,17 @@ pub trait RowBlocks: Sync {
     /// The dtype of the blocks (f32, or f64 for exact checks).
     fn dtype(&self) -> DType;
     fn device(&self) -> &Device;
-    /// Rows per block: a multiple of `ROW_CHUNK`, or at least [`Self::rows`].
+    /// Rows per block: a multiple of `REDUCE_ROWS`, or at least [`Self::rows`].
     fn block_rows(&self) -> usize;
     /// Rows `start..start + len` as a `[len, D]` tensor.
     fn block(&self, start: usize, len: usize) -> Result<Tensor, HeadError>;
 }
 
-/// `block_rows` rounded up to whole chunks (at least one): the block size
-/// a [`MappedRows`] or [`TensorRows::with_block_rows`] actually uses.
-pub fn whole_chunks(block_rows: usize) -> usize {
-    block_rows.max(1).next_multiple_of(ROW_CHUNK)
+/// `block_rows` rounded up to whole reduction units (at least one, 4096
+/// rows each): the block size a [`MappedRows`] or
+/// [`TensorRows::with_block_rows`] actually uses.
+pub fn whole_units(block_rows: usize) -> usize {
+    block_rows.max(1).next_multiple_of(REDUCE_ROWS)
 }
 
 /// A matrix already on a device.
@@ -76,9 +85,9 @@ impl<'a> TensorRows<'a> {
     }
 
     /// The same matrix in blocks of `block_rows` (rounded up to whole
-    /// `ROW_CHUNK`s): the blocked evaluation without a file.
+    /// reduction units): the blocked evaluation without a file.
     pub fn with_block_rows(mut self, block_rows: usize) -> Self {
-        self.block_rows = whole_chunks(block_rows);
+        self.block_rows = whole_units(block_rows);
         self
     }
 }
@@ -106,15 +115,18 @@ impl RowBlocks for TensorRows<'_> {
     }
 }
 
-/// A mapped split file, standardized block by block on the CPU.
+/// A mapped split file, decoded and standardized block by block on the
+/// CPU; each block then goes to the rows' device (the CPU unless
+/// [`MappedRows::on_device`]).
 pub struct MappedRows<'a> {
     map: &'a MappedFeatures,
     standardizer: &'a Standardizer,
     block_rows: usize,
+    device: Device,
 }
 
 impl<'a> MappedRows<'a> {
-    /// Blocks of `block_rows` (rounded up to whole `ROW_CHUNK`s) of `map`,
+    /// Blocks of `block_rows` (rounded up to whole reduction units) of `map`,
     /// each standardized by `standardizer` (of `map.dim` features).
     pub fn new(
         map: &'a MappedFeatures,
@@ -131,8 +143,16 @@ impl<'a> MappedRows<'a> {
         Ok(MappedRows {
             map,
             standardizer,
-            block_rows: whole_chunks(block_rows),
+            block_rows: whole_units(block_rows),
+            device: Device::Cpu,
         })
+    }
+
+    /// The same blocks, each uploaded to `device` once standardized (a
+    /// CUDA lane's own stream, say).
+    pub fn on_device(mut self, device: &Device) -> Self {
+        self.device = device.clone();
+        self
     }
 
     /// Raw (unstandardized) rows `start..start + len`, their pages released.
@@ -153,7 +173,7 @@ impl<'a> MappedRows<'a> {
         if map.n == 0 {
             return Err(HeadError::Empty { field: "x" });
         }
-        let block = whole_chunks(block_rows);
+        let block = whole_units(block_rows);
         Standardizer::fit_blocks(map.n, map.dim, |visit| {
             for start in (0..map.n).step_by(block) {
                 let len = block.min(map.n - start);
@@ -175,7 +195,7 @@ impl RowBlocks for MappedRows<'_> {
         DType::F32
     }
     fn device(&self) -> &Device {
-        &Device::Cpu
+        &self.device
     }
     fn block_rows(&self) -> usize {
         self.block_rows
@@ -185,7 +205,13 @@ impl RowBlocks for MappedRows<'_> {
         let mut buf = Self::raw(self.map, start, len)?;
         buf.par_chunks_mut(ROW_CHUNK * d.max(1))
             .try_for_each(|c| self.standardizer.apply_in_place(c))?;
-        Tensor::from_vec(buf, (len, d), &Device::Cpu).map_err(HeadError::candle("x: row block"))
+        let host = Tensor::from_vec(buf, (len, d), &Device::Cpu)
+            .map_err(HeadError::candle("x: row block"))?;
+        if self.device.is_cpu() {
+            return Ok(host);
+        }
+        host.to_device(&self.device)
+            .map_err(HeadError::candle("x: row block to the lane's device"))
     }
 }
 
@@ -268,32 +294,18 @@ pub(crate) fn blocked_pass<T: WithDType, A: Send>(
     let w = upload::<T>(w, d, width, device, "linear heads: upload W")?;
     let block = rows.block_rows().max(1);
     let mut partials = Vec::with_capacity(n.div_ceil(ROW_CHUNK));
-    let mut g_sum: Vec<f64> = Vec::new();
+    let mut g_sum = vec![0f64; d * width];
     for start in (0..n).step_by(block) {
         let len = block.min(n - start);
         let xb = rows.block(start, len)?;
-        let z = xb
-            .matmul(&w)
-            .map_err(HeadError::candle("linear heads: X . W"))?;
-        let z = download::<T>(&z, "linear heads: download X . W")?;
-        let mut r = vec![T::from_f64(0.0); len * width];
-        let part: Vec<A> = z
-            .par_chunks(ROW_CHUNK * width)
-            .zip(r.par_chunks_mut(ROW_CHUNK * width))
-            .zip(labels[start..start + len].par_chunks(ROW_CHUNK))
-            .map(|((zc, rc), lc)| chunk(zc, rc, lc))
-            .collect();
-        partials.extend(part);
-        let r = Tensor::from_vec(r, (len, width), device)
-            .map_err(HeadError::candle("linear heads: upload R"))?;
-        let g = xb
-            .t()
-            .and_then(|xt| xt.matmul(&r))
-            .map_err(HeadError::candle("linear heads: X^T . R"))?;
-        let g = download::<T>(&g, "linear heads: download X^T . R")?;
-        if g_sum.is_empty() {
-            g_sum = g.iter().map(|v| v.to_f64()).collect();
-        } else {
+        for off in (0..len).step_by(REDUCE_ROWS) {
+            let ulen = REDUCE_ROWS.min(len - off);
+            let xu = xb
+                .narrow(0, off, ulen)
+                .map_err(HeadError::candle("x: reduction unit"))?;
+            let lu = &labels[start + off..start + off + ulen];
+            let (part, g) = unit_pass(&xu, lu, &w, width, &chunk)?;
+            partials.extend(part);
             for (a, v) in g_sum.iter_mut().zip(&g) {
                 *a += v.to_f64();
             }
@@ -302,178 +314,35 @@ pub(crate) fn blocked_pass<T: WithDType, A: Send>(
     Ok((partials, g_sum))
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-    use crate::features::feature_set::{FeatureDtype, FeatureSet};
-    use crate::features::synthetic::Planted;
-    use crate::heads::{
-        fit_binary_from, fit_binary_rows, fit_softmax_from, fit_softmax_rows, BinaryJob,
-        ClassWeighting, FitOptions, LinearFit,
-    };
-
-    const N: usize = 3000;
-    const D: usize = 24;
-    const K: usize = 3;
-
-    fn data() -> FeatureSet {
-        let p = Planted::new(K, D, 2.5, 11);
-        let labels = p.labels(N);
-        FeatureSet {
-            dataset: "planted".into(),
-            split: "train".into(),
-            backbone: "none".into(),
-            weights_sha256: String::new(),
-            classes: (0..K).map(|c| c.to_string()).collect(),
-            keys: (0..N).map(|i| i.to_string()).collect(),
-            features: p
-                .rows(&labels, 0, N, 0)
-                .iter()
-                .map(|v| v * 2.0 + 1.0)
-                .collect(),
-            labels,
-            dim: D,
-        }
-    }
-
-    fn jobs() -> Vec<BinaryJob> {
-        (0..K as u32)
-            .map(|class| BinaryJob {
-                class,
-                c: 0.5,
-                weighting: if class == 1 {
-                    ClassWeighting::Balanced
-                } else {
-                    ClassWeighting::None
-                },
-            })
-            .collect()
-    }
-
-    fn fits(rows: &dyn RowBlocks, labels: &[u32]) -> (Vec<LinearFit>, LinearFit) {
-        let opts = FitOptions::default();
-        let ovr = fit_binary_rows(rows, labels, &jobs(), &[None; K], &opts).unwrap();
-        let soft =
-            fit_softmax_rows(rows, labels, K, 0.5, ClassWeighting::None, None, &opts).unwrap();
-        (ovr, soft)
-    }
-
-    /// `max |a - b| / max |b|` over weights and biases.
-    fn rel(a: &LinearFit, b: &LinearFit) -> f64 {
-        let scale =
-            b.w.iter()
-                .chain(&b.b)
-                .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
-        let diff = a.w.iter().chain(&a.b).zip(b.w.iter().chain(&b.b));
-        diff.fold(0f64, |m, (&x, &y)| m.max(f64::from(x - y).abs())) / scale
-    }
-
-    /// Counts the blocks asked for and the largest.
-    struct Counting<'a>(TensorRows<'a>, AtomicUsize, AtomicUsize);
-
-    impl RowBlocks for Counting<'_> {
-        fn rows(&self) -> usize {
-            self.0.rows()
-        }
-        fn dim(&self) -> usize {
-            self.0.dim()
-        }
-        fn dtype(&self) -> DType {
-            self.0.dtype()
-        }
-        fn device(&self) -> &Device {
-            self.0.device()
-        }
-        fn block_rows(&self) -> usize {
-            self.0.block_rows()
-        }
-        fn block(&self, start: usize, len: usize) -> Result<Tensor, HeadError> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            self.2.fetch_max(len, Ordering::Relaxed);
-            self.0.block(start, len)
-        }
-    }
-
-    #[test]
-    fn blocked_fits_match_the_in_memory_fits() {
-        let set = data();
-        let s = Standardizer::fit(&set.features, N, D);
-        let x = Tensor::from_vec(s.apply(&set.features), (N, D), &Device::Cpu).unwrap();
-        let opts = FitOptions::default();
-        let ovr = fit_binary_from(&x, &set.labels, &jobs(), &[None; K], &opts).unwrap();
-        let soft =
-            fit_softmax_from(&x, &set.labels, K, 0.5, ClassWeighting::None, None, &opts).unwrap();
-        assert!(ovr.iter().chain([&soft]).all(|f| f.converged));
-        // One block: the in-memory path itself, bitwise.
-        assert_eq!(
-            fits(&TensorRows::new(&x).unwrap(), &set.labels),
-            (ovr.clone(), soft.clone())
-        );
-        // 700 rows a block -> 768 (whole chunks): 4 blocks per evaluation,
-        // never more than 768 rows at once; the fits differ only by the
-        // rounding of G summed over blocks.
-        let counting = Counting(
-            TensorRows::new(&x).unwrap().with_block_rows(700),
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        );
-        let (bo, bs) = fits(&counting, &set.labels);
-        assert_eq!(counting.2.load(Ordering::Relaxed), 768);
-        assert!(counting.1.load(Ordering::Relaxed) >= 4 * 10);
-        assert_ne!((bo.clone(), bs.clone()), (ovr.clone(), soft.clone()));
-        for (a, b) in bo.iter().chain([&bs]).zip(ovr.iter().chain([&soft])) {
-            assert!(rel(a, b) < 1e-6, "relative difference {}", rel(a, b));
-            assert!((a.objective - b.objective).abs() <= 1e-6 * b.objective);
-        }
-        // In f64 the blocked sums agree to rounding.
-        let x64 = x.to_dtype(DType::F64).unwrap();
-        let (o64, s64) = fits(&TensorRows::new(&x64).unwrap(), &set.labels);
-        let (b64, t64) = fits(
-            &TensorRows::new(&x64).unwrap().with_block_rows(256),
-            &set.labels,
-        );
-        for (a, b) in b64.iter().chain([&t64]).zip(o64.iter().chain([&s64])) {
-            assert!(rel(a, b) < 1e-9, "f64 relative difference {}", rel(a, b));
-        }
-    }
-
-    #[test]
-    fn mapped_files_train_like_the_loaded_sets() {
-        let dir = tempfile::tempdir().unwrap();
-        let set = data();
-        for dtype in [FeatureDtype::F32, FeatureDtype::F16] {
-            let path = dir.path().join(format!("{dtype}.safetensors"));
-            set.save_as(&path, dtype).unwrap();
-            let loaded = FeatureSet::load(&path).unwrap();
-            let s = Standardizer::fit(&loaded.features, N, D);
-            let x = Tensor::from_vec(s.apply(&loaded.features), (N, D), &Device::Cpu).unwrap();
-            let in_memory = fits(&TensorRows::new(&x).unwrap(), &loaded.labels);
-            let map = MappedFeatures::open(&path).unwrap();
-            // Fitted in blocks of 512 rows: bitwise the in-memory statistics.
-            let sm = MappedRows::fit_standardizer(&map, 512).unwrap();
-            assert_eq!(sm, s);
-            let one_block = MappedRows::new(&map, &sm, N).unwrap();
-            assert_eq!(fits(&one_block, &map.labels), in_memory, "{dtype}");
-            let blocked = MappedRows::new(&map, &sm, 1000).unwrap();
-            assert_eq!(blocked.block_rows(), 1024);
-            let (bo, bs) = fits(&blocked, &map.labels);
-            for (a, b) in bo
-                .iter()
-                .chain([&bs])
-                .zip(in_memory.0.iter().chain([&in_memory.1]))
-            {
-                assert!(
-                    rel(a, b) < 1e-6,
-                    "{dtype}: relative difference {}",
-                    rel(a, b)
-                );
-            }
-        }
-        let wrong = Standardizer::fit(&[0.0; 4], 1, 4);
-        let map = MappedFeatures::open(&dir.path().join("f32.safetensors")).unwrap();
-        let e = MappedRows::new(&map, &wrong, 10).err().unwrap();
-        assert!(e.to_string().starts_with("standardizer"), "{e}");
-    }
+/// One reduction unit of [`blocked_pass`]: its chunks' partials and its
+/// `G_u = X_u^T . R_u` (`[D, width]`, dtype `T`).
+fn unit_pass<T: WithDType, A: Send>(
+    xu: &Tensor,
+    labels: &[u32],
+    w: &Tensor,
+    width: usize,
+    chunk: &(impl Fn(&[T], &mut [T], &[u32]) -> A + Sync),
+) -> Result<(Vec<A>, Vec<T>), HeadError> {
+    let len = labels.len();
+    let z = xu
+        .matmul(w)
+        .map_err(HeadError::candle("linear heads: X . W"))?;
+    let z = download::<T>(&z, "linear heads: download X . W")?;
+    let mut r = vec![T::from_f64(0.0); len * width];
+    let part: Vec<A> = z
+        .par_chunks(ROW_CHUNK * width)
+        .zip(r.par_chunks_mut(ROW_CHUNK * width))
+        .zip(labels.par_chunks(ROW_CHUNK))
+        .map(|((zc, rc), lc)| chunk(zc, rc, lc))
+        .collect();
+    let r = Tensor::from_vec(r, (len, width), xu.device())
+        .map_err(HeadError::candle("linear heads: upload R"))?;
+    let g = xu
+        .t()
+        .and_then(|xt| xt.matmul(&r))
+        .map_err(HeadError::candle("linear heads: X^T . R"))?;
+    Ok((part, download::<T>(&g, "linear heads: download X^T . R")?))
 }
+
+#[cfg(test)]
+mod tests;

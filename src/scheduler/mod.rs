@@ -5,7 +5,8 @@
 //! context: on the CPU a worker thread (candle's matmuls inside use the
 //! shared rayon pool), with `--features cuda` one CUDA stream of its own
 //! (`crate::device::DeviceSpec::open_lanes`). Each lane owns its copy of the
-//! standardized training matrix on its device. A panic inside a job becomes
+//! standardized training matrix on its device, or (`train.block_rows`)
+//! streams it block by block from the mapped split file (`lane.rs`). A panic inside a job becomes
 //! an error for that job's heads, not a crash of the run; a stop flag
 //! (Ctrl-C) makes lanes finish the job in hand and take no more; progress
 //! events go through one channel to one renderer.
@@ -72,6 +73,8 @@ pub enum JobError {
     Head(#[from] HeadError),
     #[error("panicked: {message}")]
     Panicked { message: String },
+    #[error("{job} trains on the whole training matrix in memory, and this lane streams its rows (train.block_rows): unset train.block_rows or use linear heads")]
+    NeedsMatrix { job: String },
 }
 
 impl Job {

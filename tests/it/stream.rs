@@ -1,6 +1,6 @@
-//! Features that stream: `extract.dtype = "f16"` split files, and
+//! Features that stream: `extract.dtype = "f16"` split files,
 //! `ovr bench train --synthetic N` (the linear heads streamed from a mapped
-//! file) as a user runs them.
+//! file) and `ovr train` with `train.block_rows`, as a user runs them.
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ fn bench(dir: &Path, extra: &[&str]) -> Vec<String> {
         "bench",
         "train",
         "--synthetic",
-        "3000",
+        "9000",
         "--dim",
         "32",
         "--classes",
@@ -51,12 +51,12 @@ fn bench_train_synthetic_streams_like_the_in_memory_path() {
     let mapped = bench(dir.path(), &[]);
     assert_eq!(
         &mapped[..5],
-        ["3000", "32", "4", "f32", "mapped"],
+        ["9000", "32", "4", "f32", "mapped"],
         "{mapped:?}"
     );
     let memory = bench(dir.path(), &["--in-memory"]);
     assert_eq!(memory[4], "in memory");
-    // One block (3000 rows < the default block): the same fits, so the
+    // One block (9000 rows < the default block): the same fits, so the
     // same held-out accuracies, which approach the Bayes rule's.
     assert_eq!(mapped[12..], memory[12..]);
     let pct = |s: &str| s.trim_end_matches('%').parse::<f64>().unwrap();
@@ -70,20 +70,18 @@ fn bench_train_synthetic_streams_like_the_in_memory_path() {
         mapped[11].parse::<u64>().unwrap() > 0,
         "peak RSS {mapped:?}"
     );
-    // 500 rows a block (-> 512): six blocks, fits within rounding, so the
-    // accuracies within a row or two of 10,000.
+    // 500 rows a block (-> 4096, whole reduction units): three blocks,
+    // bitwise the same fits, so the same accuracies.
     let blocked = bench(dir.path(), &["--block-rows", "500"]);
-    assert_eq!(blocked[5], "512");
-    for (b, m) in blocked[12..14].iter().zip(&mapped[12..14]) {
-        assert!((pct(b) - pct(m)).abs() <= 0.05, "{blocked:?}");
-    }
+    assert_eq!(blocked[5], "4096");
+    assert_eq!(blocked[12..], mapped[12..]);
     // f16 storage: 2 bytes less per feature value.
     let half = bench(dir.path(), &["--dtype", "f16"]);
     assert_eq!(half[3], "f16");
     let mb = |r: &[String]| r[6].parse::<f64>().unwrap();
     let saved = mb(&mapped) - mb(&half);
     assert!(
-        (saved - 3000.0 * 32.0 * 2.0 / 1e6).abs() < 0.002,
+        (saved - 9000.0 * 32.0 * 2.0 / 1e6).abs() < 0.002,
         "{half:?} {mapped:?}"
     );
     // The temporary file is gone; a bad option is refused.
@@ -174,6 +172,64 @@ fn extract_dtype_f16_writes_half_precision_splits_that_train() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(
         text(&bad.stderr).contains("extract.dtype"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn ovr_train_streams_the_mapped_split_to_the_same_heads() {
+    let weights = lite_weights("efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    small_tree(&root, 6);
+    let ens = dir.path().join("ens").display().to_string();
+    let cache = dir.path().join("cache");
+    let train = |name: &str, rest: &[&str]| {
+        let mut args = rest.to_vec();
+        args.extend(["train", "-v", "--name", name, "--out", &ens]);
+        ovr(&image_folder_args(&root, &weights, &args), &cache)
+    };
+    let memory = train("memory", &[]);
+    assert!(memory.status.success(), "{}", text(&memory.stderr));
+    let streamed = train("streamed", &["--set", "train.block_rows=1"]);
+    let err = text(&streamed.stderr);
+    assert!(streamed.status.success(), "{err}");
+    // The mapped path ran: blocks of one 4096-row unit, every row read
+    // from the file.
+    assert!(err.contains("streamed in blocks of 4096 rows"), "{err}");
+    assert!(err.contains("in blocks of at most"), "{err}");
+    assert!(!text(&memory.stderr).contains("streamed"));
+    // ... and trained bitwise the heads of the in-memory run.
+    let heads =
+        |n: &str| std::fs::read(dir.path().join("ens").join(n).join("heads.safetensors")).unwrap();
+    assert_eq!(heads("memory"), heads("streamed"));
+    let manifest = std::fs::read_to_string(dir.path().join("ens/streamed/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"block_rows\": 4096") || manifest.contains("\"block_rows\": 1"),
+        "{manifest}"
+    );
+    // What needs the whole matrix is refused before training, named.
+    for (set, field) in [
+        ("train.specialist_head=\"mlp\"", "train.specialist_head"),
+        ("train.multiclass_head=\"mlp\"", "train.multiclass_head"),
+        ("train.calibration_split=0.2", "train.calibration_split"),
+        ("train.holdout_classes=1", "train.holdout_classes"),
+        ("backbone.features=\"logits\"", "backbone.features"),
+    ] {
+        let out = train("refused", &["--set", "train.block_rows=4096", "--set", set]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{set}: {err}");
+        assert!(
+            err.contains(field) && err.contains("block_rows"),
+            "{set}: {err}"
+        );
+        assert!(!dir.path().join("ens/refused").exists(), "{set}");
+    }
+    let bad = train("bad", &["--set", "train.block_rows=0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("train.block_rows"),
         "{}",
         text(&bad.stderr)
     );
