@@ -20,9 +20,12 @@ use crossbeam::channel;
 
 use super::backbone::{Backbone, BackboneError};
 use super::cpu_gate::CpuGate;
+use super::feature_set::SplitHeader;
 use super::item_msg::{classify_item, Msg};
+use super::mapped::write_streamed;
 use super::shard_spec::{MissingShard, Scope};
-use super::store::{FeatureCache, FeatureSet, StoreError};
+use super::store::{FeatureCache, StoreError};
+use super::store_io::malformed;
 use crate::assets::cache::Cache;
 use crate::images::dataset::{Dataset, Split};
 use crate::images::decode::DecodeOptions;
@@ -393,7 +396,12 @@ pub(crate) fn embed_all(
     Ok(consumer.run)
 }
 
-/// Writes `<dir>/<split>.safetensors` for every split that has items.
+/// Rows read from the cache and written per step of a split file.
+const WRITE_BLOCK_ROWS: usize = 1024;
+
+/// Writes one file per split that has cached rows, streaming the rows from
+/// the cache in blocks (`mapped::write_streamed`: the same bytes as
+/// `FeatureSet::save_as`), so no split's matrix is ever held whole.
 fn write_splits(
     dataset: &Dataset,
     backbone: &dyn Backbone,
@@ -405,34 +413,68 @@ fn write_splits(
     let dim = backbone.feature_dim();
     let mut outputs = Vec::new();
     for split in Split::ALL {
-        let mut set = FeatureSet {
+        let head = SplitHeader {
             dataset: dataset.name.clone(),
             split: split.as_str().to_string(),
             backbone: backbone.id().to_string(),
             weights_sha256: backbone.weights_hash().to_string(),
             classes: dataset.classes.clone(),
-            keys: Vec::new(),
-            labels: Vec::new(),
-            dim,
-            features: Vec::new(),
         };
+        let (mut keys, mut labels, mut rows) = (Vec::new(), Vec::new(), Vec::new());
         for (item, hash) in dataset.items.iter().zip(hashes) {
-            let Some(f) = hash.as_deref().and_then(|h| fcache.get(h)) else {
+            let Some(h) = hash.as_deref().filter(|h| fcache.contains(h)) else {
                 continue;
             };
             if item.split != split {
                 continue;
             }
-            set.keys.push(item.key.clone());
-            set.labels.push(item.label.0);
-            set.features.extend_from_slice(f);
+            keys.push(item.key.clone());
+            labels.push(item.label.0);
+            rows.push(h);
         }
-        if set.is_empty() {
+        if keys.is_empty() {
             continue;
         }
         let path = dir.join(format!("{}.safetensors", split.as_str()));
-        set.save_as(&path, dtype)?;
-        outputs.push((split, path, set.len()));
+        write_split(&path, &head, (&keys, &labels, &rows), fcache, dim, dtype)?;
+        outputs.push((split, path, keys.len()));
     }
     Ok(outputs)
+}
+
+/// One split file from its keys, labels and the cache rows they name.
+fn write_split(
+    path: &Path,
+    head: &SplitHeader,
+    (keys, labels, rows): (&[String], &[u32], &[&str]),
+    fcache: &FeatureCache,
+    dim: usize,
+    dtype: crate::features::feature_set::FeatureDtype,
+) -> Result<(), ExtractError> {
+    let mut failed: Option<StoreError> = None;
+    let fill = |start: usize, n: usize| {
+        let mut block = vec![0f32; n * dim];
+        for (out, h) in block
+            .chunks_exact_mut(dim.max(1))
+            .zip(&rows[start..start + n])
+        {
+            match fcache.read_into(h, out) {
+                Ok(true) => {}
+                Ok(false) => {
+                    failed.get_or_insert(malformed(fcache.dir(), format!("{h} left the cache")));
+                    return Vec::new();
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    return Vec::new();
+                }
+            }
+        }
+        block
+    };
+    let written = write_streamed(path, head, keys, labels, dim, dtype, WRITE_BLOCK_ROWS, fill);
+    match (failed, written) {
+        (Some(e), _) | (None, Err(e)) => Err(e.into()),
+        (None, Ok(())) => Ok(()),
+    }
 }

@@ -4,6 +4,11 @@
 //!   for one backbone + weights + preprocessing, appended in small safetensors
 //!   shards written atomically after each batch. An interrupted extraction
 //!   keeps every finished batch; a re-run computes nothing already cached.
+//!   The cache holds an index (content hash -> shard file and byte offset),
+//!   not the vectors: every shard is read and verified once when the cache
+//!   is opened, and a vector is read back from its shard when asked for
+//!   ([`FeatureCache::read_into`]), so the memory of an extraction does not
+//!   grow with the features cached (about 100 B an image for the index).
 //!   Each shard records the SHA-256 of its image hashes and feature bytes and
 //!   is named by the SHA-256 of the whole file, so concurrent writers never
 //!   replace each other's shards (same name, same bytes). A shard that fails
@@ -13,7 +18,10 @@
 //!   of a dataset as the later stages read it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use safetensors::tensor::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -83,11 +91,33 @@ fn quarantine(path: &Path) -> Result<PathBuf, String> {
     Err(format!("{} is full", qdir.display()))
 }
 
+/// Where one cached vector lives: its shard (an index into
+/// `FeatureCache::shards`) and the byte offset of its row in that file.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    shard: u32,
+    offset: u64,
+}
+
 /// Per-content feature cache of one (backbone, weights, preprocessing).
 pub struct FeatureCache {
     dir: PathBuf,
     dim: usize,
-    map: HashMap<String, Vec<f32>>,
+    index: HashMap<String, Loc>,
+    /// Every verified shard, in the order indexed.
+    shards: Vec<PathBuf>,
+    /// The shard file last read from (reads go mostly in shard order).
+    open_shard: Mutex<Option<(u32, File)>>,
+}
+
+/// Byte offset of the `features` tensor's data in a shard's bytes.
+fn features_offset(path: &Path, bytes: &[u8]) -> Result<u64, StoreError> {
+    let (n, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| malformed(path, e.to_string()))?;
+    let info = meta
+        .info("features")
+        .ok_or_else(|| malformed(path, "no `features` tensor"))?;
+    Ok((8 + n + info.data_offsets.0) as u64)
 }
 
 impl FeatureCache {
@@ -103,7 +133,9 @@ impl FeatureCache {
         let mut cache = FeatureCache {
             dir: dir.to_path_buf(),
             dim,
-            map: HashMap::new(),
+            index: HashMap::new(),
+            shards: Vec::new(),
+            open_shard: Mutex::new(None),
         };
         let mut bad = Vec::new();
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -176,12 +208,21 @@ impl FeatureCache {
                 ),
             ));
         }
-        let v = bytes_f32(t.data());
-        for (i, h) in hashes.into_iter().enumerate() {
-            self.map
-                .insert(h, v[i * self.dim..(i + 1) * self.dim].to_vec());
-        }
+        let offset = features_offset(path, &bytes)?;
+        self.index_shard(path, hashes, offset);
         Ok(())
+    }
+
+    /// Makes a verified shard's rows visible: `hashes[i]`'s row starts at
+    /// `offset + i * dim * 4`.
+    fn index_shard(&mut self, path: &Path, hashes: Vec<String>, offset: u64) {
+        let shard = self.shards.len() as u32;
+        self.shards.push(path.to_path_buf());
+        let row = (self.dim * 4) as u64;
+        for (i, h) in hashes.into_iter().enumerate() {
+            let offset = offset + i as u64 * row;
+            self.index.insert(h, Loc { shard, offset });
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -189,24 +230,59 @@ impl FeatureCache {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
-    pub fn get(&self, hash: &str) -> Option<&[f32]> {
-        self.map.get(hash).map(Vec::as_slice)
+    /// The cached vector of `hash`, read from its shard (`None`: not cached).
+    pub fn get(&self, hash: &str) -> Result<Option<Vec<f32>>, StoreError> {
+        let mut v = vec![0f32; self.dim];
+        Ok(self.read_into(hash, &mut v)?.then_some(v))
+    }
+
+    /// Reads the cached vector of `hash` into `out` (`dim` values); false
+    /// if it is not cached. Shards are never changed in place (they are
+    /// named by their bytes and replaced only by an atomic rename), so a
+    /// row verified at open reads back the same.
+    pub fn read_into(&self, hash: &str, out: &mut [f32]) -> Result<bool, StoreError> {
+        let Some(&loc) = self.index.get(hash) else {
+            return Ok(false);
+        };
+        let path = &self.shards[loc.shard as usize];
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        if out.len() != self.dim {
+            return Err(malformed(
+                path,
+                format!("asked for {} values of a {}-wide row", out.len(), self.dim),
+            ));
+        }
+        let mut open = self.open_shard.lock().unwrap_or_else(|p| p.into_inner());
+        if open.as_ref().is_none_or(|(i, _)| *i != loc.shard) {
+            *open = Some((loc.shard, File::open(path).map_err(io)?));
+        }
+        let Some((_, file)) = open.as_mut() else {
+            return Ok(false);
+        };
+        let mut bytes = vec![0u8; self.dim * 4];
+        file.seek(SeekFrom::Start(loc.offset)).map_err(io)?;
+        file.read_exact(&mut bytes).map_err(io)?;
+        out.copy_from_slice(&bytes_f32(&bytes));
+        Ok(true)
     }
 
     pub fn contains(&self, hash: &str) -> bool {
-        self.map.contains_key(hash)
+        self.index.contains_key(hash)
     }
 
     /// Every cached content hash.
     pub fn hashes(&self) -> impl Iterator<Item = &String> {
-        self.map.keys()
+        self.index.keys()
     }
 
     /// Writes one shard atomically under a name derived from its bytes
@@ -259,9 +335,9 @@ impl FeatureCache {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        for (h, v) in entries {
-            self.map.insert(h, v);
-        }
+        let offset = features_offset(&path, &bytes)?;
+        let hashes = entries.into_iter().map(|(h, _)| h).collect();
+        self.index_shard(&path, hashes, offset);
         Ok(Some(path))
     }
 }

@@ -184,7 +184,8 @@ fn fuzz_feature_shard_reader() {
                 [] => {
                     // Accepted only when every cached value is the original.
                     for (h, v) in &entries {
-                        if cache.get(h) != Some(v.as_slice()) {
+                        if cache.get(h).map_err(|e| e.to_string())?.as_deref() != Some(v.as_slice())
+                        {
                             return Err(format!("accepted a changed shard: {h}"));
                         }
                     }

@@ -18,8 +18,20 @@ fn cache_shards_survive_reopen() {
     let (c2, bad) = FeatureCache::open(dir.path(), 3).unwrap();
     assert!(bad.is_empty());
     assert_eq!(c2.len(), 3);
-    assert_eq!(c2.get("b"), Some(&[4.0f32, 5.0, 6.0][..]));
-    assert!(c2.get("z").is_none());
+    assert_eq!(c2.get("b").unwrap(), Some(vec![4.0f32, 5.0, 6.0]));
+    assert_eq!(c2.get("z").unwrap(), None);
+    // The writer reads its own rows back from the shards it wrote, in any
+    // order, across shards.
+    let mut out = [0f32; 3];
+    for (h, want) in [
+        ("c", [7.0, 8.0, 9.0]),
+        ("a", [1.0, 2.0, 3.0]),
+        ("b", [4.0, 5.0, 6.0]),
+    ] {
+        assert!(c.read_into(h, &mut out).unwrap());
+        assert_eq!(out, want, "{h}");
+    }
+    assert!(c.read_into("a", &mut [0f32; 2]).is_err(), "wrong width");
     assert!(
         c.append(vec![("d".into(), vec![1.0])]).is_err(),
         "wrong dim"
@@ -129,8 +141,27 @@ fn writers_that_opened_the_same_cache_keep_each_others_shards() {
     let (all, bad) = FeatureCache::open(dir.path(), 1).unwrap();
     assert!(bad.is_empty());
     assert_eq!(
-        (all.get("x"), all.get("y")),
-        (Some(&[1.0f32][..]), Some(&[2.0f32][..]))
+        (all.get("x").unwrap(), all.get("y").unwrap()),
+        (Some(vec![1.0f32]), Some(vec![2.0f32]))
+    );
+}
+
+/// The cache indexes rows, it does not hold them: a shard removed after
+/// the cache was opened is an I/O error naming it, not stale data.
+#[test]
+fn rows_are_read_from_their_shard_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _) = FeatureCache::open(dir.path(), 2).unwrap();
+    let p = c
+        .append(vec![("a".into(), vec![1.0, 2.0])])
+        .unwrap()
+        .unwrap();
+    let (reopened, _) = FeatureCache::open(dir.path(), 2).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    let e = reopened.get("a").unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Io { path, .. } if *path == p),
+        "{e}"
     );
 }
 
