@@ -8,7 +8,8 @@
 pub use crate::metrics::dedup::Leak;
 use serde::Serialize;
 
-use super::neighbours::{search, Found, Unit};
+use super::near::{NearSearch, SearchUsed};
+use super::neighbours::{Found, Unit};
 use crate::features::store::FeatureSet;
 use crate::metrics::significance::percentile;
 
@@ -68,6 +69,8 @@ pub struct ClassDuplicates {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Duplicates {
     pub threshold: f64,
+    /// The search that ran against the training split (the largest).
+    pub search: SearchUsed,
     pub nearest_train: Vec<NeighbourStats>,
     pub split_pairs: Vec<SplitPairs>,
     pub per_class: Vec<ClassDuplicates>,
@@ -75,12 +78,12 @@ pub struct Duplicates {
     pub test_leaked: Vec<Leak>,
 }
 
-/// Which rows of `eval` have a near-duplicate (cosine >= `threshold`) in
+/// Which rows of `eval` have a near-duplicate (cosine >= the threshold) in
 /// `train`: one entry per such row, in row order. The hook `compare` uses.
-pub fn leaked_rows(train: &FeatureSet, eval: &FeatureSet, threshold: f64) -> Vec<Leak> {
+pub fn leaked_rows(train: &FeatureSet, eval: &FeatureSet, near: &NearSearch) -> Vec<Leak> {
     let t = Unit::new(&train.features, train.len(), train.dim);
     let e = Unit::new(&eval.features, eval.len(), eval.dim);
-    leaks(&search(&e, &t, false, threshold as f32), train, eval)
+    leaks(&near.run(&e, &t, false), train, eval)
 }
 
 fn leaks(found: &[Found], train: &FeatureSet, eval: &FeatureSet) -> Vec<Leak> {
@@ -100,12 +103,11 @@ fn leaks(found: &[Found], train: &FeatureSet, eval: &FeatureSet) -> Vec<Leak> {
 }
 
 /// The near-duplicate audit of three splits (train first).
-pub fn find_duplicates(sets: [&FeatureSet; 3], threshold: f64) -> Duplicates {
+pub fn find_duplicates(sets: [&FeatureSet; 3], near: &NearSearch) -> Duplicates {
     let units: Vec<Unit> = sets
         .iter()
         .map(|s| Unit::new(&s.features, s.len(), s.dim))
         .collect();
-    let t = threshold as f32;
     let mut split_pairs = Vec::new();
     let mut nearest_train = Vec::new();
     let mut test_leaked = Vec::new();
@@ -122,7 +124,7 @@ pub fn find_duplicates(sets: [&FeatureSet; 3], threshold: f64) -> Duplicates {
         .collect();
     for a in 0..3 {
         for b in a..3 {
-            let found = search(&units[b], &units[a], a == b, t);
+            let found = near.run(&units[b], &units[a], a == b);
             if a == 0 {
                 nearest_train.push(stats(sets[b], &found));
             }
@@ -137,7 +139,8 @@ pub fn find_duplicates(sets: [&FeatureSet; 3], threshold: f64) -> Duplicates {
         }
     }
     Duplicates {
-        threshold,
+        threshold: near.threshold,
+        search: near.used(sets[0].len()),
         nearest_train,
         split_pairs,
         per_class,

@@ -1,12 +1,14 @@
 //! Audit stage, the hook `compare` calls: an ensemble's approaches on the
 //! test split -> which test images have a near-duplicate in train (cosine
-//! at least `audit.duplicate_cosine`, [`super::duplicates::leaked_rows`])
+//! at least `audit.duplicate_cosine`, searched as `audit.index` says,
+//! [`super::duplicates::leaked_rows`])
 //! -> the headline metrics and the paired verdicts again on the test
 //! images without them, so a reader sees whether leakage moves any figure.
 
 use std::fmt::Write as _;
 
 use super::duplicates::leaked_rows;
+use super::near::NearSearch;
 use crate::features::store::FeatureSet;
 use crate::metrics::compare::ApproachInput;
 pub use crate::metrics::dedup::{DedupApproach, DedupPair, Deduplicated, Leak};
@@ -17,12 +19,12 @@ use crate::metrics::{mcnemar_exact, paired_bootstrap, summarize, verdict, Metric
 pub fn deduplicated(
     train: &FeatureSet,
     eval: &FeatureSet,
-    threshold: f64,
+    near: &NearSearch,
     approaches: &[ApproachInput],
     resamples: usize,
     seed: u64,
 ) -> Result<Option<Deduplicated>, MetricError> {
-    let leaked = leaked_rows(train, eval, threshold);
+    let leaked = leaked_rows(train, eval, near);
     let mut keep = vec![true; eval.len()];
     leaked.iter().for_each(|l| keep[l.row] = false);
     let rows: Vec<usize> = (0..eval.len()).filter(|&i| keep[i]).collect();
@@ -66,7 +68,7 @@ pub fn deduplicated(
         }
     }
     Ok(Some(Deduplicated {
-        threshold,
+        threshold: near.threshold,
         leaked,
         rows_left: rows.len(),
         approaches: out,

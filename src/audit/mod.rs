@@ -14,8 +14,10 @@
 pub mod confident;
 pub mod duplicates;
 pub mod html;
+pub mod ivf;
 pub mod label_errors;
 pub mod leakage;
+pub mod near;
 pub mod neighbours;
 pub mod thumbs;
 
@@ -96,7 +98,8 @@ pub fn audit(
             folds: a.folds,
         });
     }
-    let duplicates = duplicates::find_duplicates(sets, a.duplicate_cosine);
+    let near = near::NearSearch::new(a, config.seed);
+    let duplicates = duplicates::find_duplicates(sets, &near);
     let (probs, cs) =
         label_errors::out_of_fold(train, sets[1], &config.train, a.folds, config.seed, stop)?;
     let label_errors = label_errors::rank(train, &probs, a.candidates_per_class, a.folds, cs);
@@ -129,9 +132,16 @@ pub fn summary(a: &Audit) -> String {
         a.classes.len(),
         a.seconds
     );
+    let how = match d.search.index {
+        "exact" => "exact search".to_string(),
+        _ => format!(
+            "approximate search: {} cells, {} probed per image (audit.index)",
+            d.search.lists, d.search.probes
+        ),
+    };
     let _ = writeln!(
         s,
-        "\nnear-duplicates: cosine >= {} (audit.duplicate_cosine) of the raw features",
+        "\nnear-duplicates: cosine >= {} (audit.duplicate_cosine) of the raw features, {how}",
         d.threshold
     );
     let _ = writeln!(

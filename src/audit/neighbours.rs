@@ -4,10 +4,10 @@
 //! query x reference rows, each dot product in the same fixed order, so the
 //! result does not depend on the thread count). Exact search costs
 //! N_q x N_r x D multiply-adds: ~20 G for emoji40's 6,000 images, seconds on
-//! two cores; an approximate index would only pay off far beyond that.
+//! two cores. [`super::near::NearSearch`] picks it, or the approximate
+//! index of [`super::ivf`] (`audit.index`).
 
 use rayon::prelude::*;
-
 /// Query rows per parallel task.
 const QUERY_BLOCK: usize = 32;
 /// Reference rows per tile (a tile of 128 x 1280 f32 is 640 KiB).
@@ -35,13 +35,13 @@ impl Unit {
         Unit { rows, n, d }
     }
 
-    fn row(&self, i: usize) -> &[f32] {
+    pub(super) fn row(&self, i: usize) -> &[f32] {
         &self.rows[i * self.d..(i + 1) * self.d]
     }
 }
 
 /// Dot product with eight partial sums, always in the same order.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());

@@ -160,6 +160,62 @@ fn planted_duplicates_are_all_found_and_nothing_else() {
         .split_pairs
         .iter()
         .all(|p| p.label_conflicts == 0));
+    assert_eq!(a.duplicates.search.index, "exact");
+}
+
+#[test]
+fn the_approximate_index_finds_the_same_planted_pairs() {
+    let d = data();
+    let pairs = |a: &Audit| {
+        let mut v: Vec<(String, String, usize)> = a
+            .duplicates
+            .split_pairs
+            .iter()
+            .flat_map(|p| {
+                p.listed
+                    .iter()
+                    .map(|x| (x.key_a.clone(), x.key_b.clone(), p.pairs))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let exact = run(&d, &[]);
+    // `auto` with a row limit below train's size, and `approximate` with
+    // set cells and probes: the index runs, and finds every planted pair.
+    for o in [
+        vec!["audit.exact_max_rows=10"],
+        vec![
+            "audit.index=\"approximate\"",
+            "audit.lists=6",
+            "audit.probes=2",
+        ],
+    ] {
+        let a = run(&d, &o);
+        let s = &a.duplicates.search;
+        assert_eq!(s.index, "approximate", "{o:?}");
+        assert!(s.lists > 1, "{o:?}: {s:?}");
+        assert_eq!(pairs(&a), pairs(&exact), "{o:?}");
+        assert_eq!(
+            a.duplicates.test_leaked, exact.duplicates.test_leaked,
+            "{o:?}"
+        );
+    }
+    let a = run(
+        &d,
+        &[
+            "audit.index=\"approximate\"",
+            "audit.lists=6",
+            "audit.probes=2",
+        ],
+    );
+    assert_eq!(
+        (a.duplicates.search.lists, a.duplicates.search.probes),
+        (6, 2)
+    );
+    // `exact` stays exact whatever the row limit.
+    let a = run(&d, &["audit.index=\"exact\"", "audit.exact_max_rows=10"]);
+    assert_eq!(a.duplicates.search.index, "exact");
 }
 
 #[test]
@@ -252,6 +308,10 @@ fn bad_audit_values_are_refused_naming_the_field() {
         ("audit.duplicate_cosine=1.5", "audit.duplicate_cosine"),
         ("audit.folds=1", "audit.folds"),
         ("audit.candidates_per_class=0", "audit.candidates_per_class"),
+        ("audit.index=\"hnsw\"", "audit.index"),
+        ("audit.exact_max_rows=0", "audit.exact_max_rows"),
+        ("audit.lists=-1", "audit.lists"),
+        ("audit.probes=0", "audit.probes"),
     ] {
         let err = crate::config::Config::from_toml_str("", "(test)", &[o.to_string()])
             .expect_err(o)
@@ -271,7 +331,7 @@ fn leakage_hook_removes_exactly_the_leaked_test_rows() {
     let k = K;
     // An approach that is right on every row except the leaked ones would
     // show 100 % once they are removed.
-    let leaked = duplicates::leaked_rows(train, test, 0.95);
+    let leaked = duplicates::leaked_rows(train, test, &near::NearSearch::exact(0.95));
     assert_eq!(leaked.len(), 3);
     let mut preds = test.labels.clone();
     for l in &leaked {
@@ -287,12 +347,27 @@ fn leakage_hook_removes_exactly_the_leaked_test_rows() {
         probs: probs.clone(),
         preds: preds.clone(),
     };
-    let out = leakage::deduplicated(train, test, 0.95, &[approach("a"), approach("b")], 200, 1)
-        .expect("metrics")
-        .expect("leaked rows");
+    let out = leakage::deduplicated(
+        train,
+        test,
+        &near::NearSearch::exact(0.95),
+        &[approach("a"), approach("b")],
+        200,
+        1,
+    )
+    .expect("metrics")
+    .expect("leaked rows");
     assert_eq!(out.rows_left, test.len() - 3);
     assert_eq!(out.approaches[0].summary.accuracy, 1.0);
     assert_eq!(out.pairs.len(), 1);
-    let none = leakage::deduplicated(train, test, 1.0, &[approach("a")], 10, 1).expect("metrics");
+    let none = leakage::deduplicated(
+        train,
+        test,
+        &near::NearSearch::exact(1.0),
+        &[approach("a")],
+        10,
+        1,
+    )
+    .expect("metrics");
     assert!(none.is_none(), "no pair reaches cosine 1.0 with noise");
 }

@@ -183,7 +183,7 @@ fn audit_hooks(
         c.deduplicated = crate::audit::leakage::deduplicated(
             train,
             set,
-            config.audit.duplicate_cosine,
+            &crate::audit::near::NearSearch::new(&config.audit, config.seed),
             approaches,
             args.resamples,
             seed,

@@ -1,11 +1,12 @@
 //! Config, the audit stage's settings: the `[audit]` section of a config (raw serde
 //! layer and the checked [`AuditConfig`]). The audit reads the cached
 //! features (after the features stage) and trains multiclass heads through
-//! the scheduler; these fields say how near a duplicate is and how the
-//! out-of-fold predictions are made.
+//! the scheduler; these fields say how near a duplicate is, how neighbours
+//! are searched and how the out-of-fold predictions are made.
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::choice::choice;
 use crate::config::{invalid, ConfigError};
 
 /// Default cosine similarity at or above which two images are near-duplicates.
@@ -17,6 +18,32 @@ pub const DUPLICATE_COSINE_DEFAULT: f64 = 0.95;
 pub const FOLDS_DEFAULT: usize = 5;
 /// Default label-error candidates listed per class.
 pub const CANDIDATES_DEFAULT: usize = 5;
+/// `audit.index = "auto"` searches exactly up to this many reference rows
+/// (20,000 x 20,000 x 1,280 is 5 x 10^11 multiply-adds, minutes on two cores).
+pub const EXACT_MAX_ROWS_DEFAULT: usize = 20_000;
+/// Default cells searched per query by the approximate index.
+pub const PROBES_DEFAULT: usize = 8;
+
+/// How the near-duplicate search finds neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourIndex {
+    /// Exact up to `audit.exact_max_rows` reference rows, approximate above.
+    Auto,
+    /// Every pair compared (`audit::neighbours::search`).
+    Exact,
+    /// The inverted-file index (`audit::ivf`).
+    Approximate,
+}
+
+impl crate::util::choice::Choice for NeighbourIndex {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("auto", NeighbourIndex::Auto),
+        ("exact", NeighbourIndex::Exact),
+        ("approximate", NeighbourIndex::Approximate),
+    ];
+    const UNKNOWN: &'static str = "unknown neighbour index";
+}
+crate::util::choice::choice_serde!(NeighbourIndex);
 
 /// `[audit]` as written.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -28,6 +55,14 @@ pub struct RawAudit {
     pub folds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates_per_class: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_max_rows: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lists: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<i64>,
 }
 
 /// `[audit]` checked.
@@ -40,6 +75,14 @@ pub struct AuditConfig {
     pub folds: usize,
     /// Label-error candidates listed per class.
     pub candidates_per_class: usize,
+    /// Exact or approximate neighbour search (default `auto`).
+    pub index: NeighbourIndex,
+    /// `auto` is exact up to this many reference rows.
+    pub exact_max_rows: usize,
+    /// Cells of the approximate index (0: the square root of the rows).
+    pub lists: usize,
+    /// Cells searched per query by the approximate index.
+    pub probes: usize,
 }
 
 impl Default for AuditConfig {
@@ -48,6 +91,10 @@ impl Default for AuditConfig {
             duplicate_cosine: DUPLICATE_COSINE_DEFAULT,
             folds: FOLDS_DEFAULT,
             candidates_per_class: CANDIDATES_DEFAULT,
+            index: NeighbourIndex::Auto,
+            exact_max_rows: EXACT_MAX_ROWS_DEFAULT,
+            lists: 0,
+            probes: PROBES_DEFAULT,
         }
     }
 }
@@ -88,9 +135,34 @@ pub fn resolve_audit(raw: Option<RawAudit>) -> Result<AuditConfig, ConfigError> 
             ))
         }
     };
+    let index = choice(
+        "audit.index",
+        r.index.as_deref(),
+        NeighbourIndex::Auto,
+        None,
+    )?;
+    let count = |field: &str, v: Option<i64>, default: usize, min: i64| match v {
+        None => Ok(default),
+        Some(v) if (min..=100_000_000).contains(&v) => Ok(v as usize),
+        Some(v) => Err(invalid(
+            field,
+            v,
+            "out of range",
+            &format!("an integer in {min}..=100000000"),
+        )),
+    };
     Ok(AuditConfig {
         duplicate_cosine,
         folds,
         candidates_per_class,
+        index,
+        exact_max_rows: count(
+            "audit.exact_max_rows",
+            r.exact_max_rows,
+            EXACT_MAX_ROWS_DEFAULT,
+            1,
+        )?,
+        lists: count("audit.lists", r.lists, 0, 0)?,
+        probes: count("audit.probes", r.probes, PROBES_DEFAULT, 1)?,
     })
 }

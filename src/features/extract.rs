@@ -5,7 +5,7 @@
 //! decoded images through the backbone (whose ops use all cores) and appends
 //! each batch to the per-content [`FeatureCache`] at once, so an interrupted
 //! run loses at most one batch. Finally each split is written as a
-//! [`FeatureSet`] in dataset order. Bad images are reported and skipped.
+//! [`FeatureSet`](super::feature_set::FeatureSet) in dataset order. Bad images are reported and skipped.
 //! Decoders and the network share the cores through a [`CpuGate`], so
 //! together they never run more threads than there are cores. What the
 //! decoders do per item is `item_msg`; a run covers every image,
