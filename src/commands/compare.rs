@@ -20,26 +20,23 @@ pub fn run(args: &CompareArgs, g: &Global) -> Result<()> {
     let (e, config, cache) = open_ensemble(&args.ensemble, g.set, &g.cli, g.cache_dir)?;
     same_split_as_training(&e, &config)?;
     let c = comparison(args, &e, &config, &cache, g.verbosity)?;
+    warn_leaked(args, &c);
     crate::output::print(&export::render(Format::Table, Document::Comparison(&c))?)?;
-    print_audit_hooks(args, &c)?;
     write_files(args, &c, g.verbosity)
 }
 
-/// The TOST / flip table of every pair, and the figures without the test
-/// images that have a near-duplicate in train (with a warning).
-fn print_audit_hooks(args: &CompareArgs, c: &Comparison) -> Result<()> {
-    crate::output::print(&crate::metrics::equivalence::table(&c.equivalence))?;
+/// The warning when test images have a near-duplicate in train (the
+/// figures without them close the table).
+fn warn_leaked(args: &CompareArgs, c: &Comparison) {
     if let Some(d) = &c.deduplicated {
         eprintln!(
-            "warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the figures without them follow",
+            "warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the table ends with the figures without them",
             d.leaked.len(),
             c.n,
             args.split.as_str(),
             d.threshold
         );
-        crate::output::print(&crate::audit::leakage::table(d, args.split.as_str()))?;
     }
-    Ok(())
 }
 
 /// The rows of `split` the ensemble knows, and those of its held-out classes.
