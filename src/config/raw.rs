@@ -125,6 +125,10 @@ pub struct RawTrain {
     pub multiclass_head: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mlp: Option<RawMlp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c_rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c_rule_folds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

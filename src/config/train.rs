@@ -225,6 +225,8 @@ pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainPar
         None,
     )?;
     let (max_iter, tol) = fit_limits(&t)?;
+    let (c_rule, c_rule_folds) =
+        super::c_rule::resolve_c_rule(t.c_rule.as_deref(), t.c_rule_folds)?;
     let fuse = match t.fuse {
         None | Some(0) => 0,
         Some(v) => positive("train.fuse", Some(v), 0, 100_000)?,
@@ -268,5 +270,7 @@ pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainPar
         specialist_head: head_kind("train.specialist_head", t.specialist_head.as_deref())?,
         multiclass_head: head_kind("train.multiclass_head", t.multiclass_head.as_deref())?,
         mlp: resolve_mlp(t.mlp)?,
+        c_rule,
+        c_rule_folds,
     })
 }

@@ -91,7 +91,9 @@ pub fn train_ensemble(
         &std,
         cfg,
         seed,
+        &v,
     )
+    .map_err(|e| TrainError::Selection(Box::new(e)))?
     .ok_or(TrainError::Interrupted)?;
     let heads_seconds = t0.elapsed().as_secs_f64();
     let calibration = calibrate(&chosen.weights, cal, cfg, seed)?;

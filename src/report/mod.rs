@@ -37,6 +37,7 @@ macro_rules! w {
 
 pub mod audit;
 pub mod bars;
+pub mod c_rule;
 pub mod calibration;
 pub mod confusion;
 pub mod curves;
