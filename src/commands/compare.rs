@@ -12,7 +12,7 @@ use crate::ensemble::Ensemble;
 use crate::export::{self, Document, Format};
 use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
-use crate::metrics::compare::{compare, CompareContext, Comparison};
+use crate::metrics::compare::{compare, CompareContext, Comparison, HeadCRule};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -151,7 +151,22 @@ fn comparison(
         seed,
         &mut c,
     )?;
+    c.c_rule = c_rule_records(&e.manifest);
     Ok(c)
+}
+
+/// Every head's C rule record in the manifest (specialists, then multiclass).
+fn c_rule_records(m: &crate::ensemble::Manifest) -> Vec<HeadCRule> {
+    m.specialists
+        .iter()
+        .chain(std::iter::once(&m.multiclass))
+        .filter_map(|h| {
+            h.c_rule.clone().map(|record| HeadCRule {
+                head: h.name.clone(),
+                record,
+            })
+        })
+        .collect()
 }
 
 /// TOST equivalence of every pair (`--equivalence-margin`) and the metrics

@@ -72,8 +72,20 @@ pub struct Comparison {
     /// Paired-bootstrap intervals on every approach's ECE, MCE, NLL, Brier
     /// and per-class F1, and on every pair's differences.
     pub intervals: super::intervals::Intervals,
+    /// Each linear head's C rule and spread over validation folds, from the
+    /// ensemble's manifest (filled by `compare`; empty for ensembles trained
+    /// before the rule was recorded).
+    pub c_rule: Vec<HeadCRule>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
+}
+
+/// One head's C rule record (`train.c_rule`) as the ensemble saved it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadCRule {
+    pub head: String,
+    #[serde(flatten)]
+    pub record: crate::ensemble::manifest::CRuleRecord,
 }
 
 /// Identity and context of a comparison (everything but the predictions).
@@ -172,6 +184,7 @@ pub fn compare(
         deduplicated: None,
         equivalence: Vec::new(),
         intervals,
+        c_rule: Vec::new(),
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })

@@ -88,7 +88,10 @@ pub fn section(o: &mut String, c: &Comparison) {
         "<p class=\"note\">95% percentile intervals of a paired bootstrap: {} resamples of the {} rows, \
          seed {}, every approach scored on the same resampled rows, so a difference's interval is \
          paired. ECE / MCE in percent (differences in points), 15 equal-width bins; a class absent \
-         from a resample scores F1 0 there. Green: a difference whose interval excludes 0.</p>\n</section>\n",
+         from a resample scores F1 0 there. MCE (and, less, ECE) is biased upward under resampling: \
+         a resample's sparse bins have larger gaps, so its percentile interval can lie above the \
+         observed value; read it as the spread, not as a confidence set for the observed MCE. \
+         Green: a difference whose interval excludes 0.</p>\n</section>\n",
         iv.resamples,
         c.n,
         iv.seed

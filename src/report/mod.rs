@@ -7,7 +7,7 @@
 //! archived as one file. Sections (each with an `id`): header + headline
 //! verdict, then [`SECTION_IDS`] in order (`summary`, `pairs`,
 //! `intervals`, `equivalence`, `calibration`, `reliability`, `confusion`,
-//! `f1-diff`, `specialists`, `open-set`, `shift`, `deduplicated`,
+//! `f1-diff`, `specialists`, `c-rule`, `open-set`, `shift`, `deduplicated`,
 //! `timeline`). Every plot is an `<svg class="plot"
 //! data-plot="...">` (`reliability`, `confusion`, `f1-diff`, `timeline`).
 //!
@@ -15,6 +15,7 @@
 //! * [`intervals`]: intervals on every figure, per approach, per pair and
 //!   per class (key pair).
 //! * [`audit`]: the TOST / flip table and the figures without leaked rows.
+//! * [`c_rule`]: each linear head's C and its spread over validation folds.
 //! * [`reliability`]: reliability diagrams with a bin-count histogram.
 //! * [`confusion`]: row-normalized confusion heatmaps.
 //! * [`bars`]: per-class F1 difference bars and the scheduler timeline.
@@ -64,7 +65,7 @@ pub const KEY_APPROACH: &str = Approach::SpecialistsCalibrated.name();
 pub const KEY_BASELINE: &str = Approach::MulticlassTemperature.name();
 
 /// Section ids, in page order.
-pub const SECTION_IDS: [&str; 13] = [
+pub const SECTION_IDS: [&str; 14] = [
     "summary",
     "pairs",
     "intervals",
@@ -74,6 +75,7 @@ pub const SECTION_IDS: [&str; 13] = [
     "confusion",
     "f1-diff",
     "specialists",
+    "c-rule",
     "open-set",
     "shift",
     "deduplicated",
@@ -101,6 +103,7 @@ pub fn render_html(c: &Comparison) -> String {
     confusion::section(&mut o, c);
     bars::f1_diff_section(&mut o, c);
     tables::specialists_section(&mut o, c);
+    c_rule::section(&mut o, c);
     open_set::section(&mut o, c);
     shift::section(&mut o, c);
     audit::deduplicated_section(&mut o, c);
@@ -197,6 +200,7 @@ fn header(o: &mut String, c: &Comparison) {
         "Confusion",
         "Per-class F1",
         "Specialists",
+        "C rule",
         "Open set",
         "Shift",
         "Without duplicates",

@@ -2,7 +2,8 @@
 //! on the synthetic comparison of `tests.rs`: every approach and pair has
 //! its row, the key pair's per-class F1 table one row per class, the TOST
 //! figures and flips of every pair appear, and the deduplicated figures
-//! with their verdicts when the comparison has them (a note otherwise).
+//! with their verdicts when the comparison has them (a note otherwise),
+//! and the C rule of every head with the count of heads it moved.
 
 use super::tests::synthetic;
 use super::*;
@@ -102,4 +103,47 @@ fn equivalence_and_deduplicated_sections_show_the_audit_figures() {
     let d = section(&html, "deduplicated");
     assert!(d.contains("1 of the 120 test images") && d.contains("other 119 rows"));
     assert!(d.contains("between x and &lt;y&gt;"));
+}
+
+#[test]
+fn c_rule_section_lists_every_head_and_counts_the_moved_ones() {
+    use crate::ensemble::manifest::CRuleRecord;
+    use crate::ensemble::params::CRule;
+    use crate::heads::ClassWeighting;
+    use crate::metrics::compare::HeadCRule;
+    let mut c = synthetic(Vec::new());
+    let html = render_html(&c);
+    assert!(section(&html, "c-rule").contains("No C rule recorded"));
+    let record = |chosen_c: f64, best_mean_c: f64| CRuleRecord {
+        rule: CRule::OneSe,
+        folds: 4,
+        folds_used: 4,
+        chosen_c,
+        chosen_fold_losses: vec![Some(0.5); 4],
+        chosen_fold_mean: Some(0.5),
+        chosen_fold_se: Some(0.0125),
+        best_mean_c,
+        best_mean_weighting: ClassWeighting::None,
+        best_fold_mean: Some(0.49),
+        best_fold_se: None,
+        fallback: false,
+    };
+    c.c_rule = vec![
+        HeadCRule {
+            head: "<cat>".into(),
+            record: record(0.1, 1.0),
+        },
+        HeadCRule {
+            head: "multiclass".into(),
+            record: record(0.3, 0.3),
+        },
+    ];
+    let html = render_html(&c);
+    let s = section(&html, "c-rule");
+    assert_eq!(s.matches("<tr").count(), 1 + 2);
+    assert_eq!(s.matches("<tr class=\"key\">").count(), 1, "one head moved");
+    assert!(s.contains("&lt;cat&gt;") && s.contains("1e-1") && s.contains("1e0"));
+    assert!(s.contains("0.5000 ± 0.0125") && s.contains("0.4900 ± -"));
+    assert!(s.contains("<code>one-se</code> over 4 validation folds"));
+    assert!(s.contains("1 of 2 linear heads took a smaller C"));
 }

@@ -3,7 +3,7 @@
 //! than the least-mean one and moves some head to a smaller C; `best` keeps
 //! every earlier choice and still records the spread), and as a user runs
 //! it (`ovr train --set train.c_rule="one-se"` changes the manifest's Cs and
-//! says so).
+//! says so; `compare` carries the records into its JSON and report).
 
 use ovr::ensemble::manifest::HeadRecord;
 
@@ -142,6 +142,38 @@ fn ovr_train_with_one_se_changes_the_chosen_cs_and_the_manifest_says_so() {
         "{best_out}"
     );
     assert!(one_out.contains("C rule `one-se`"), "{one_out}");
+    // compare carries the records into its JSON and the report's section.
+    let (json, html) = (dir.path().join("one.json"), dir.path().join("one.html"));
+    let cmp = ovr(
+        &[
+            "compare",
+            "--ensemble",
+            ens.join("one").to_str().unwrap(),
+            "--split",
+            "val",
+            "--resamples",
+            "50",
+            "--json",
+            json.to_str().unwrap(),
+            "--report",
+            html.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(cmp.status.success(), "{}", text(&cmp.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let records = v["c_rule"].as_array().unwrap();
+    assert_eq!(records.len(), co.len());
+    assert_eq!(records.last().unwrap()["head"], "multiclass");
+    assert_eq!(
+        records.last().unwrap()["chosen_c"].as_f64(),
+        one["multiclass"]["c"].as_f64()
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains("<section id=\"c-rule\">") && html.contains("<code>one-se</code> over 5")
+    );
     // A misspelt rule is refused, naming the field and the choices.
     let bad = ovr(
         &image_folder_args(

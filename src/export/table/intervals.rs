@@ -31,7 +31,7 @@ pub(super) fn section(s: &mut String, c: &Comparison) {
     }
     let _ = writeln!(
         s,
-        "intervals: 95% paired bootstrap ({} resamples, seed {}; every approach scored on the same resampled rows), ECE / MCE in % with 15 bins",
+        "intervals: 95% paired bootstrap ({} resamples, seed {}; every approach scored on the same resampled rows), ECE / MCE in % with 15 bins; MCE is biased upward under resampling, so its interval can lie above the point",
         iv.resamples, iv.seed
     );
     let _ = writeln!(s, "| approach | ECE % | MCE % | NLL | Brier |");
