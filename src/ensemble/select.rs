@@ -15,7 +15,7 @@
 //! chosen by its validation NLL under its own weighting (unweighted by
 //! default); MLP heads by their early-stopping loss. Which of a linear
 //! head's Cs is kept (`train.c_rule`: the least loss, or the one-SE rule
-//! over validation folds) and the spread recorded: [`c_rule`].
+//! over validation folds) and the spread recorded: `select/c_rule.rs`.
 
 use candle_core::{Device, Tensor};
 

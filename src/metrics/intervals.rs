@@ -5,7 +5,7 @@
 //!
 //! * Resamples: `resamples` draws of N row indices with replacement (ChaCha8
 //!   seeded with the comparison's seed: the same draws as
-//!   [`super::calibration_uncertainty`] and [`super::paired_bootstrap`], so
+//!   [`super::calibration_uncertainty()`] and [`super::paired_bootstrap`], so
 //!   this ECE interval is theirs). Every approach is scored on the same
 //!   draw, so a pair's value in resample r is figure_A(r) − figure_B(r):
 //!   the differences are paired by construction.
