@@ -5,8 +5,6 @@
 //! -> the headline metrics and the paired verdicts again on the test
 //! images without them, so a reader sees whether leakage moves any figure.
 
-use std::fmt::Write as _;
-
 use super::duplicates::leaked_rows;
 use super::near::NearSearch;
 use crate::features::store::FeatureSet;
@@ -74,47 +72,4 @@ pub fn deduplicated(
         approaches: out,
         pairs,
     }))
-}
-
-/// The warning and the table `compare` prints.
-pub fn table(d: &Deduplicated, split: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "without the {} {split} image(s) that have a near-duplicate in train (cosine >= {}, `ovr audit` lists them): {} rows",
-        d.leaked.len(),
-        d.threshold,
-        d.rows_left
-    );
-    let _ = writeln!(
-        s,
-        "| approach | accuracy | macro-F1 | NLL | ECE % |\n|---|---:|---:|---:|---:|"
-    );
-    for a in &d.approaches {
-        let m = &a.summary;
-        let _ = writeln!(
-            s,
-            "| {} | {:.2}% | {:.4} | {:.4} | {:.2} |",
-            a.name,
-            100.0 * m.accuracy,
-            m.macro_f1,
-            m.nll,
-            m.ece
-        );
-    }
-    for p in &d.pairs {
-        let f = &p.macro_f1;
-        let _ = writeln!(
-            s,
-            "  {} vs {}: {}; macro-F1 {:+.1} points (95% CI {:+.1} to {:+.1})",
-            p.a,
-            p.b,
-            p.verdict,
-            100.0 * f.observed,
-            100.0 * f.low,
-            100.0 * f.high
-        );
-    }
-    let _ = writeln!(s);
-    s
 }

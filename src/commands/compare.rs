@@ -12,7 +12,7 @@ use crate::ensemble::Ensemble;
 use crate::export::{self, Document, Format};
 use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
-use crate::metrics::compare::{compare, CompareContext, Comparison};
+use crate::metrics::compare::{compare, CompareContext, Comparison, HeadCRule};
 use crate::progress::Verbosity;
 use crate::{Error, Result};
 
@@ -20,26 +20,23 @@ pub fn run(args: &CompareArgs, g: &Global) -> Result<()> {
     let (e, config, cache) = open_ensemble(&args.ensemble, g.set, &g.cli, g.cache_dir)?;
     same_split_as_training(&e, &config)?;
     let c = comparison(args, &e, &config, &cache, g.verbosity)?;
+    warn_leaked(args, &c);
     crate::output::print(&export::render(Format::Table, Document::Comparison(&c))?)?;
-    print_audit_hooks(args, &c)?;
     write_files(args, &c, g.verbosity)
 }
 
-/// The TOST / flip table of every pair, and the figures without the test
-/// images that have a near-duplicate in train (with a warning).
-fn print_audit_hooks(args: &CompareArgs, c: &Comparison) -> Result<()> {
-    crate::output::print(&crate::metrics::equivalence::table(&c.equivalence))?;
+/// The warning when test images have a near-duplicate in train (the
+/// figures without them close the table).
+fn warn_leaked(args: &CompareArgs, c: &Comparison) {
     if let Some(d) = &c.deduplicated {
         eprintln!(
-            "warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the figures without them follow",
+            "warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the table ends with the figures without them",
             d.leaked.len(),
             c.n,
             args.split.as_str(),
             d.threshold
         );
-        crate::output::print(&crate::audit::leakage::table(d, args.split.as_str()))?;
     }
-    Ok(())
 }
 
 /// The rows of `split` the ensemble knows, and those of its held-out classes.
@@ -154,7 +151,22 @@ fn comparison(
         seed,
         &mut c,
     )?;
+    c.c_rule = c_rule_records(&e.manifest);
     Ok(c)
+}
+
+/// Every head's C rule record in the manifest (specialists, then multiclass).
+fn c_rule_records(m: &crate::ensemble::Manifest) -> Vec<HeadCRule> {
+    m.specialists
+        .iter()
+        .chain(std::iter::once(&m.multiclass))
+        .filter_map(|h| {
+            h.c_rule.clone().map(|record| HeadCRule {
+                head: h.name.clone(),
+                record,
+            })
+        })
+        .collect()
 }
 
 /// TOST equivalence of every pair (`--equivalence-margin`) and the metrics

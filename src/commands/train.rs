@@ -40,6 +40,7 @@ pub fn run(
     let t = &config.train;
     save(&dir, &manifest, &o.weights)?;
     print!("{}", head_table(&manifest, &t.mlp.hidden));
+    print!("{}", crate::report::c_rule::text(&manifest));
     warn_c_at_bound(&manifest, verbosity);
     print_combiners(&manifest, verbosity);
     let v = &manifest.validation;

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod backbone;
+pub mod c_rule;
 pub mod choice;
 pub mod cli;
 pub mod dataset;

@@ -129,6 +129,10 @@ pub struct RawTrain {
     /// `ensemble::params::TrainParams::block_rows`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_rows: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c_rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c_rule_folds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -225,6 +225,8 @@ pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainPar
         None,
     )?;
     let (max_iter, tol) = fit_limits(&t)?;
+    let (c_rule, c_rule_folds) =
+        super::c_rule::resolve_c_rule(t.c_rule.as_deref(), t.c_rule_folds)?;
     let fuse = match t.fuse {
         None | Some(0) => 0,
         Some(v) => positive("train.fuse", Some(v), 0, 100_000)?,
@@ -272,5 +274,7 @@ pub fn resolve_train(t: Option<RawTrain>, device: DeviceSpec) -> Result<TrainPar
             .block_rows
             .map(|v| positive("train.block_rows", Some(v), 0, 1 << 30))
             .transpose()?,
+        c_rule,
+        c_rule_folds,
     })
 }

@@ -131,7 +131,9 @@ impl Fitting<'_> {
             std,
             cfg,
             seed,
+            &v,
         )
+        .map_err(|e| TrainError::Selection(Box::new(e)))?
         .ok_or(TrainError::Interrupted)?;
         let heads_seconds = t0.elapsed().as_secs_f64();
         let calibration = calibrate(&chosen.weights, self.cal, cfg, seed)?;

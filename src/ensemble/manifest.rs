@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::params::CRule;
 use crate::calibration::{Combiner, JointCalibration, Selection, Temperature};
 use crate::heads::HeadKind;
 use crate::heads::{ClassWeighting, MlpSpec};
@@ -19,6 +20,36 @@ pub struct GridPoint {
     pub weighting: ClassWeighting,
     pub c: Option<f64>,
     pub val_loss: f64,
+    /// Mean and standard error of the criterion over the validation folds
+    /// (`train.c_rule_folds`); linear heads only.
+    #[serde(default)]
+    pub fold_mean: Option<f64>,
+    #[serde(default)]
+    pub fold_se: Option<f64>,
+}
+
+/// How a linear head's C was picked (`train.c_rule`) and how much its
+/// validation loss moves over the validation folds, recorded under either
+/// rule. Means and SEs are `None` where undefined (fewer than 2 folds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CRuleRecord {
+    pub rule: CRule,
+    /// Validation folds configured, and those where the criterion was
+    /// defined (a `calibrated-nll` fold needs a positive).
+    pub folds: usize,
+    pub folds_used: usize,
+    /// The chosen C, its criterion on each fold, their mean and SE.
+    pub chosen_c: f64,
+    pub chosen_fold_losses: Vec<Option<f64>>,
+    pub chosen_fold_mean: Option<f64>,
+    pub chosen_fold_se: Option<f64>,
+    /// The candidate with the least fold mean (`one-se`'s anchor).
+    pub best_mean_c: f64,
+    pub best_mean_weighting: ClassWeighting,
+    pub best_fold_mean: Option<f64>,
+    pub best_fold_se: Option<f64>,
+    /// `one-se` kept `best`'s choice because the spread was undefined.
+    pub fallback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +87,10 @@ pub struct HeadRecord {
     pub val_loss_grid: Vec<GridPoint>,
     /// Set when the best C was on an end of the configured grid.
     pub grid_edge: Option<GridEdge>,
+    /// The C rule and the spread over validation folds (linear heads;
+    /// absent from ensembles trained before the rule existed).
+    #[serde(default)]
+    pub c_rule: Option<CRuleRecord>,
     /// L-BFGS iterations (linear) or epochs (MLP) of the chosen fit, and
     /// whether it met the tolerance (linear) or stopped early (MLP).
     pub iterations: usize,

@@ -74,6 +74,23 @@ impl Choice for Selection {
 }
 choice_serde!(Selection);
 
+/// Which candidate C a linear head keeps (`train.c_rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CRule {
+    /// The least validation loss (the default; every earlier figure).
+    Best,
+    /// The smallest C (strongest L2) whose mean loss over the validation
+    /// folds is within one standard error of the best mean.
+    OneSe,
+}
+
+impl Choice for CRule {
+    const TABLE: &'static [(&'static str, Self)] =
+        &[("best", CRule::Best), ("one-se", CRule::OneSe)];
+    const UNKNOWN: &'static str = "unknown C rule";
+}
+choice_serde!(CRule);
+
 /// The checked `[train]` section: everything `train_ensemble` needs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainParams {
@@ -115,6 +132,10 @@ pub struct TrainParams {
     pub multiclass_head: HeadKind,
     /// Settings of MLP heads (used where a head kind is `mlp`).
     pub mlp: MlpSpec,
+    /// How a linear head's C is picked (`train.c_rule`) and over how many
+    /// validation folds its spread is measured (`train.c_rule_folds`).
+    pub c_rule: CRule,
+    pub c_rule_folds: usize,
     /// Where the lanes run (the config's top-level `device`): on CUDA each
     /// lane gets its own stream.
     #[serde(serialize_with = "crate::util::choice::serialize_display")]

@@ -13,11 +13,17 @@
 //! best cross-validated NLL after calibration on emoji40 and on the
 //! Fashion-MNIST subset (docs/experiments.md). The multiclass head is
 //! chosen by its validation NLL under its own weighting (unweighted by
-//! default); MLP heads by their early-stopping loss.
+//! default); MLP heads by their early-stopping loss. Which of a linear
+//! head's Cs is kept (`train.c_rule`: the least loss, or the one-SE rule
+//! over validation folds) and the spread recorded: `select/c_rule.rs`.
 
 use candle_core::{Device, Tensor};
 
-use super::manifest::{head_seed, EdgeSide, GridEdge, GridPoint, HeadRecord};
+mod c_rule;
+
+pub use c_rule::{mean_se, pick, stratified_folds, Candidate, Pick};
+
+use super::manifest::{head_seed, CRuleRecord, EdgeSide, GridEdge, GridPoint, HeadRecord};
 use super::params::{Selection, TrainParams};
 use super::plan::{Extension, Tried};
 use super::Weights;
@@ -235,18 +241,85 @@ pub fn extensions(
     out
 }
 
+/// Mean, SE and folds used of each candidate's fold losses (`None`: MLP).
+type Spread = Option<(f64, f64, usize)>;
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
 /// Every candidate of `head`, for the manifest, in training order.
-pub fn grid_points(tried: &[Tried], loss: &[f64], head: usize) -> Vec<GridPoint> {
+pub fn grid_points(
+    tried: &[Tried],
+    loss: &[f64],
+    spread: &[Spread],
+    head: usize,
+) -> Vec<GridPoint> {
     tried
         .iter()
-        .zip(loss)
+        .zip(loss.iter().zip(spread))
         .filter(|(t, _)| t.slot.head == head)
-        .map(|(t, &l)| GridPoint {
+        .map(|(t, (&l, s))| GridPoint {
             weighting: t.slot.weighting,
             c: t.slot.c,
             val_loss: l,
+            fold_mean: s.and_then(|s| finite(s.0)),
+            fold_se: s.and_then(|s| finite(s.1)),
         })
         .collect()
+}
+
+/// `train.c_rule` on `head`'s linear candidates: the index (into `tried`)
+/// it keeps and its record; `best_loss` (and no record) where the head has
+/// no C to choose.
+fn apply_rule(
+    tried: &[Tried],
+    folds: &[Option<Vec<f64>>],
+    spread: &[Spread],
+    head: usize,
+    best_loss: usize,
+    cfg: &TrainParams,
+) -> (usize, Option<CRuleRecord>) {
+    let members: Vec<usize> = (0..tried.len())
+        .filter(|&i| tried[i].slot.head == head && tried[i].slot.c.is_some())
+        .filter(|&i| spread[i].is_some())
+        .collect();
+    let cands: Vec<Candidate> = members
+        .iter()
+        .filter_map(|&i| {
+            let (mean, se, _) = spread[i]?;
+            let (weighting, c) = (tried[i].slot.weighting, tried[i].slot.c?);
+            Some(Candidate {
+                weighting,
+                c,
+                mean,
+                se,
+            })
+        })
+        .collect();
+    let Some(at) = members.iter().position(|&i| i == best_loss) else {
+        return (best_loss, None);
+    };
+    let Some(p) = pick(cfg.c_rule, &cands, at) else {
+        return (best_loss, None);
+    };
+    let (chosen, bm) = (members[p.chosen], members[p.best_mean]);
+    let (ch, b) = (&cands[p.chosen], &cands[p.best_mean]);
+    let record = CRuleRecord {
+        rule: cfg.c_rule,
+        folds: cfg.c_rule_folds,
+        folds_used: spread[chosen].map_or(0, |s| s.2),
+        chosen_c: ch.c,
+        chosen_fold_losses: folds[chosen].iter().flatten().map(|&x| finite(x)).collect(),
+        chosen_fold_mean: finite(ch.mean),
+        chosen_fold_se: finite(ch.se),
+        best_mean_c: b.c,
+        best_mean_weighting: tried[bm].slot.weighting,
+        best_fold_mean: finite(b.mean),
+        best_fold_se: finite(b.se),
+        fallback: p.fallback,
+    };
+    (chosen, Some(record))
 }
 
 /// The grid-edge record of a head's final choice: `None` when its C was
@@ -277,8 +350,9 @@ pub struct Chosen {
     pub weights: Weights,
 }
 
-/// Every head's best candidate among `tried` (`None` when some head has
-/// none: its jobs did not run). `classes` names the specialists.
+/// Every head's candidate kept by `train.c_rule` among `tried` (`Ok(None)`
+/// when some head has none: its jobs did not run), with the spread of its
+/// loss over the validation folds of `v`. `classes` names the specialists.
 pub fn choose(
     tried: &[Tried],
     loss: &[f64],
@@ -286,11 +360,14 @@ pub fn choose(
     standardizer: &Standardizer,
     cfg: &TrainParams,
     seed: u64,
-) -> Option<Chosen> {
+    v: &Val,
+) -> Result<Option<Chosen>, HeadError> {
     let k = classes.len();
     let best = best(tried, loss, k + 1);
+    let folds = c_rule::fold_losses(tried, v, cfg, seed)?;
+    let spread: Vec<Spread> = folds.iter().map(|f| f.as_deref().map(mean_se)).collect();
     let record = |name: &str, head: usize| -> Option<(HeadRecord, HeadParams)> {
-        let i = best[head]?;
+        let (i, c_rule) = apply_rule(tried, &folds, &spread, head, best[head]?, cfg);
         let t = &tried[i];
         let r = HeadRecord {
             name: name.to_string(),
@@ -298,8 +375,9 @@ pub fn choose(
             c: t.slot.c,
             weighting: t.slot.weighting,
             val_loss: loss[i],
-            val_loss_grid: grid_points(tried, loss, head),
+            val_loss_grid: grid_points(tried, loss, &spread, head),
             grid_edge: grid_edge(tried, t, cfg, k),
+            c_rule,
             iterations: t.fit.iterations(),
             converged: t.fit.converged(),
             objective: t.fit.objective(),
@@ -309,15 +387,19 @@ pub fn choose(
         };
         Some((r, t.fit.clone()))
     };
-    let (specialists, params): (Vec<HeadRecord>, Vec<HeadParams>) = classes
+    let Some(records) = classes
         .iter()
         .enumerate()
         .map(|(c, name)| record(name, c))
-        .collect::<Option<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    let (multiclass, multiclass_params) = record("multiclass", k)?;
-    Some(Chosen {
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(None);
+    };
+    let (specialists, params): (Vec<HeadRecord>, Vec<HeadParams>) = records.into_iter().unzip();
+    let Some((multiclass, multiclass_params)) = record("multiclass", k) else {
+        return Ok(None);
+    };
+    Ok(Some(Chosen {
         specialists,
         multiclass,
         weights: Weights {
@@ -325,5 +407,5 @@ pub fn choose(
             specialists: params,
             multiclass: multiclass_params,
         },
-    })
+    }))
 }

@@ -23,12 +23,14 @@ impl Exporter for CsvExporter {
     }
 }
 
-/// One CSV row per approach with the headline metrics.
+/// One CSV row per approach with the headline metrics, then the 95 %
+/// paired-bootstrap intervals of its MCE, NLL and Brier (`intervals`; the
+/// ECE's are `ece_ci_*`). Per-class F1 and pair intervals: JSON and report.
 fn csv(c: &Comparison) -> String {
-    let mut s = String::from("ensemble,split,approach,n,accuracy,top5,macro_f1,balanced_accuracy,nll,brier,ece_percent,mce_percent,ece_ci_low,ece_ci_high,perfect_ece_mean,calibration_p\n");
+    let mut s = String::from("ensemble,split,approach,n,accuracy,top5,macro_f1,balanced_accuracy,nll,brier,ece_percent,mce_percent,ece_ci_low,ece_ci_high,perfect_ece_mean,calibration_p,mce_ci_low,mce_ci_high,nll_ci_low,nll_ci_high,brier_ci_low,brier_ci_high\n");
     for a in &c.approaches {
         let m = &a.summary;
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             c.ensemble,
@@ -48,6 +50,16 @@ fn csv(c: &Comparison) -> String {
             a.calibration.perfect_ece_mean,
             a.calibration.p_value
         );
+        let iv = c.intervals.approaches.iter().find(|i| i.name == a.name);
+        match iv.map(|i| &i.figures) {
+            Some(f) => {
+                for i in [&f.mce, &f.nll, &f.brier] {
+                    let _ = write!(s, ",{},{}", i.low, i.high);
+                }
+                s.push('\n');
+            }
+            None => s.push_str(",,,,,,\n"),
+        }
     }
     s
 }

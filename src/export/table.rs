@@ -1,7 +1,11 @@
 //! Export, table: the Markdown-style tables printed on stdout — a
-//! comparison (every approach, the calibration uncertainty, the open-set and
-//! shift figures when present, the paired tests) and the ranked learning
-//! curves (worded by the report stage).
+//! comparison (every approach, the calibration uncertainty, the intervals on
+//! every figure, the open-set and shift figures when present, the paired
+//! tests, the TOST / flip table and the figures without leaked test images)
+//! and the ranked learning curves (worded by the report stage).
+
+mod audit;
+mod intervals;
 
 use std::fmt::Write as _;
 
@@ -62,6 +66,7 @@ fn table(c: &Comparison) -> String {
     }
     let _ = writeln!(s);
     calibration_table(&mut s, c);
+    intervals::section(&mut s, c);
     if let Some(o) = &c.open_set {
         open_set_table(&mut s, o);
     }
@@ -101,6 +106,10 @@ fn table(c: &Comparison) -> String {
                 signed(d.brier.high, 4)
             );
         }
+    }
+    audit::equivalence(&mut s, &c.equivalence);
+    if let Some(d) = &c.deduplicated {
+        audit::deduplicated(&mut s, d, &c.split);
     }
     s
 }

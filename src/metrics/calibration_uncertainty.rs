@@ -55,18 +55,19 @@ pub struct CalibrationDiff {
     pub brier: Interval,
 }
 
-/// What the bootstrap needs of each row, computed once.
-struct Rows {
+/// What the bootstrap needs of each row, computed once (shared with
+/// [`super::intervals`]).
+pub(crate) struct Rows {
     bin: Vec<usize>,
     conf: Vec<f64>,
     correct: Vec<bool>,
-    nll: Vec<f64>,
-    brier: Vec<f64>,
+    pub(crate) nll: Vec<f64>,
+    pub(crate) brier: Vec<f64>,
     bins: usize,
 }
 
 impl Rows {
-    fn new(labels: &[u32], probs: &[f32], k: usize, bins: usize) -> Rows {
+    pub(crate) fn new(labels: &[u32], probs: &[f32], k: usize, bins: usize) -> Rows {
         let uppers = upper_edges(bins);
         let mut r = Rows {
             bin: Vec::with_capacity(labels.len()),
@@ -95,7 +96,7 @@ impl Rows {
     }
 
     /// ECE (percent) of the rows `idx` with correctness `correct(i)`.
-    fn ece(&self, idx: &[usize], correct: impl Fn(usize) -> bool) -> f64 {
+    pub(crate) fn ece(&self, idx: &[usize], correct: impl Fn(usize) -> bool) -> f64 {
         let mut gap = vec![0.0f64; self.bins];
         for &i in idx {
             gap[self.bin[i]] += f64::from(u8::from(correct(i))) - self.conf[i];
@@ -104,12 +105,37 @@ impl Rows {
         100.0 * total / idx.len() as f64
     }
 
-    fn mean(v: &[f64], idx: &[usize]) -> f64 {
+    /// ECE and MCE (percent) of the rows `idx` with their own correctness:
+    /// MCE is the largest |acc_b - conf_b| over the bins non-empty in `idx`.
+    pub(crate) fn ece_mce(&self, idx: &[usize]) -> (f64, f64) {
+        let mut gap = vec![0.0f64; self.bins];
+        let mut count = vec![0usize; self.bins];
+        for &i in idx {
+            gap[self.bin[i]] += f64::from(u8::from(self.correct[i])) - self.conf[i];
+            count[self.bin[i]] += 1;
+        }
+        let total: f64 = gap.iter().map(|g| g.abs()).sum();
+        let mce = gap
+            .iter()
+            .zip(&count)
+            .filter(|(_, &c)| c > 0)
+            .map(|(g, &c)| g.abs() / c as f64)
+            .fold(0.0, f64::max);
+        (100.0 * total / idx.len() as f64, 100.0 * mce)
+    }
+
+    pub(crate) fn mean(v: &[f64], idx: &[usize]) -> f64 {
         idx.iter().map(|&i| v[i]).sum::<f64>() / idx.len() as f64
     }
 }
 
-fn check(labels: &[u32], probs: &[f32], k: usize, bins: usize, resamples: usize) -> Result<()> {
+pub(crate) fn check(
+    labels: &[u32],
+    probs: &[f32],
+    k: usize,
+    bins: usize,
+    resamples: usize,
+) -> Result<()> {
     check_labels("labels", labels, k)?;
     check_probs(probs, labels.len(), k)?;
     if bins == 0 {
@@ -126,7 +152,7 @@ fn check(labels: &[u32], probs: &[f32], k: usize, bins: usize, resamples: usize)
 }
 
 /// Draws `resamples` bootstrap index sets of `n` rows, calling `f` on each.
-fn bootstrap(n: usize, resamples: usize, seed: u64, mut f: impl FnMut(&[usize])) {
+pub(crate) fn bootstrap(n: usize, resamples: usize, seed: u64, mut f: impl FnMut(&[usize])) {
     let Ok(uniform) = Uniform::new(0, n) else {
         return;
     };

@@ -12,6 +12,7 @@ use super::{
     PerClass, Summary, ECE_BINS,
 };
 
+use super::intervals::{intervals, Scored};
 pub use crate::ensemble::predict::ApproachInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,8 +69,23 @@ pub struct Comparison {
     pub deduplicated: Option<super::dedup::Deduplicated>,
     /// TOST on each pair's accuracy difference and its flip table.
     pub equivalence: Vec<super::equivalence::PairEquivalence>,
+    /// Paired-bootstrap intervals on every approach's ECE, MCE, NLL, Brier
+    /// and per-class F1, and on every pair's differences.
+    pub intervals: super::intervals::Intervals,
+    /// Each linear head's C rule and spread over validation folds, from the
+    /// ensemble's manifest (filled by `compare`; empty for ensembles trained
+    /// before the rule was recorded).
+    pub c_rule: Vec<HeadCRule>,
     pub bootstrap_resamples: usize,
     pub seed: u64,
+}
+
+/// One head's C rule record (`train.c_rule`) as the ensemble saved it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadCRule {
+    pub head: String,
+    #[serde(flatten)]
+    pub record: crate::ensemble::manifest::CRuleRecord,
 }
 
 /// Identity and context of a comparison (everything but the predictions).
@@ -115,6 +131,15 @@ pub fn compare(
             )?,
         });
     }
+    let scored: Vec<Scored> = approaches
+        .iter()
+        .map(|a| Scored {
+            name: &a.name,
+            probs: &a.probs,
+            preds: &a.preds,
+        })
+        .collect();
+    let intervals = intervals(labels, &scored, k, ECE_BINS, ctx.resamples, ctx.seed)?;
     let specialists = one_vs_rest(labels, specialist_scores, specialist_probs, k)?;
     let mut pairs = Vec::new();
     for i in 0..approaches.len() {
@@ -158,6 +183,8 @@ pub fn compare(
         shift: None,
         deduplicated: None,
         equivalence: Vec::new(),
+        intervals,
+        c_rule: Vec::new(),
         bootstrap_resamples: ctx.resamples,
         seed: ctx.seed,
     })

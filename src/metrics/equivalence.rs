@@ -161,29 +161,6 @@ pub fn pairs(
     Ok(out)
 }
 
-/// The stdout table: per pair, the flips and the TOST sentence.
-pub fn table(pairs: &[PairEquivalence]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    if pairs.is_empty() {
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "equivalence and flips (TOST, paired t on per-image correctness; A right & B wrong / A wrong & B right):"
-    );
-    for p in pairs {
-        let f = &p.flips;
-        let _ = writeln!(
-            s,
-            "  {} vs {}: {} / {} flips (both right {}, both wrong {}); {}",
-            p.a, p.b, f.a_only, f.b_only, f.both_right, f.both_wrong, p.sentence
-        );
-    }
-    let _ = writeln!(s);
-    s
-}
-
 /// P(T > t) for Student's t with `df` degrees of freedom.
 pub fn t_sf(t: f64, df: f64) -> f64 {
     if t.is_infinite() {

@@ -16,6 +16,8 @@
 //! * [`binary`]: AUROC, average precision and Brier of one specialist.
 //! * [`significance`]: McNemar's exact test, a seeded paired bootstrap, and a
 //!   plain-sentence verdict.
+//! * [`intervals`]: paired-bootstrap intervals on ECE, MCE, NLL, Brier and
+//!   per-class F1 of every approach and on every pair's differences.
 //!
 //! [`summarize`] computes the headline numbers of one approach on one split.
 //! Every function validates its inputs and returns a [`MetricError`] naming
@@ -31,6 +33,7 @@ pub mod classification;
 pub mod compare;
 pub mod dedup;
 pub mod equivalence;
+pub mod intervals;
 pub mod open_set;
 pub mod probabilistic;
 pub mod reliability;
@@ -40,6 +43,8 @@ pub mod significance;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_intervals;
 #[cfg(test)]
 mod tests_open_set;
 #[cfg(test)]

@@ -5,11 +5,17 @@
 //! metrics -> `**`report`**. The page has inline CSS and inline SVG only: no
 //! JavaScript, no fonts, no external URL of any kind, so it can be mailed or
 //! archived as one file. Sections (each with an `id`): header + headline
-//! verdict, `summary`, `pairs`, `reliability`, `confusion`, `f1-diff`,
-//! `specialists`, `timeline`. Every plot is an `<svg class="plot"
+//! verdict, then [`SECTION_IDS`] in order (`summary`, `pairs`,
+//! `intervals`, `equivalence`, `calibration`, `reliability`, `confusion`,
+//! `f1-diff`, `specialists`, `c-rule`, `open-set`, `shift`, `deduplicated`,
+//! `timeline`). Every plot is an `<svg class="plot"
 //! data-plot="...">` (`reliability`, `confusion`, `f1-diff`, `timeline`).
 //!
 //! * [`tables`]: summary, pairwise and per-specialist tables.
+//! * [`intervals`]: intervals on every figure, per approach, per pair and
+//!   per class (key pair).
+//! * [`audit`]: the TOST / flip table and the figures without leaked rows.
+//! * [`c_rule`]: each linear head's C and its spread over validation folds.
 //! * [`reliability`]: reliability diagrams with a bin-count histogram.
 //! * [`confusion`]: row-normalized confusion heatmaps.
 //! * [`bars`]: per-class F1 difference bars and the scheduler timeline.
@@ -30,10 +36,13 @@ macro_rules! w {
     }};
 }
 
+pub mod audit;
 pub mod bars;
+pub mod c_rule;
 pub mod calibration;
 pub mod confusion;
 pub mod curves;
+pub mod intervals;
 pub mod open_set;
 pub mod reliability;
 pub mod shift;
@@ -43,6 +52,8 @@ pub mod text;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sections;
 
 use crate::ensemble::predict::Approach;
 use crate::metrics::compare::{ApproachResult, Comparison};
@@ -54,16 +65,20 @@ pub const KEY_APPROACH: &str = Approach::SpecialistsCalibrated.name();
 pub const KEY_BASELINE: &str = Approach::MulticlassTemperature.name();
 
 /// Section ids, in page order.
-pub const SECTION_IDS: [&str; 10] = [
+pub const SECTION_IDS: [&str; 14] = [
     "summary",
     "pairs",
+    "intervals",
+    "equivalence",
     "calibration",
     "reliability",
     "confusion",
     "f1-diff",
     "specialists",
+    "c-rule",
     "open-set",
     "shift",
+    "deduplicated",
     "timeline",
 ];
 
@@ -81,13 +96,17 @@ pub fn render_html(c: &Comparison) -> String {
     header(&mut o, c);
     tables::summary_section(&mut o, c);
     tables::pairs_section(&mut o, c);
+    intervals::section(&mut o, c);
+    audit::equivalence_section(&mut o, c);
     calibration::section(&mut o, c);
     reliability::section(&mut o, c);
     confusion::section(&mut o, c);
     bars::f1_diff_section(&mut o, c);
     tables::specialists_section(&mut o, c);
+    c_rule::section(&mut o, c);
     open_set::section(&mut o, c);
     shift::section(&mut o, c);
+    audit::deduplicated_section(&mut o, c);
     bars::timeline_section(&mut o, c);
     w!(
         &mut o,
@@ -174,13 +193,17 @@ fn header(o: &mut String, c: &Comparison) {
     let labels = [
         "Summary",
         "Pairwise tests",
+        "Intervals",
+        "Equivalence",
         "Calibration",
         "Reliability",
         "Confusion",
         "Per-class F1",
         "Specialists",
+        "C rule",
         "Open set",
         "Shift",
+        "Without duplicates",
         "Timeline",
     ];
     for (id, label) in SECTION_IDS.iter().zip(labels) {
@@ -200,6 +223,7 @@ header, section { background: #fff; border: 1px solid #dde1e6; border-radius: 6p
 h1 { font-size: 21px; margin: 0 0 8px; }
 h1 .name { color: #2a5d9f; }
 h2 { font-size: 17px; margin: 0 0 8px; }
+h3 { font-size: 14.5px; margin: 12px 0 6px; }
 code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
 dl.facts { display: flex; flex-wrap: wrap; gap: 6px 26px; margin: 0 0 8px; }
 dl.facts div { display: flex; gap: 6px; }

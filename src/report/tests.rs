@@ -86,7 +86,14 @@ pub(crate) fn synthetic(timeline: Vec<TimelineEntry>) -> Comparison {
         resamples: 200,
         seed: 3,
     };
-    compare(ctx, &labels, &approaches, &scores, &probs).expect("synthetic comparison")
+    let mut c = compare(ctx, &labels, &approaches, &scores, &probs).expect("synthetic comparison");
+    // As `ovr compare` fills it: the TOST and flips of every pair.
+    let named: Vec<(&str, &[u32])> = approaches
+        .iter()
+        .map(|a| (a.name.as_str(), a.preds.as_slice()))
+        .collect();
+    c.equivalence = crate::metrics::equivalence::pairs(&labels, &named, 0.01).expect("TOST");
+    c
 }
 
 fn timeline() -> Vec<TimelineEntry> {

@@ -85,6 +85,36 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
         );
         assert!(p > 0.0 && p <= 1.0 && mean >= 0.0, "{c}");
     }
+    // Intervals on every figure: same resamples and seed, one per approach
+    // and pair, per-class F1 for each of the 2 classes.
+    let iv = &v["intervals"];
+    assert_eq!(
+        (iv["resamples"].as_u64(), iv["seed"].as_u64()),
+        (Some(77), Some(5))
+    );
+    let ia = iv["approaches"].as_array().unwrap();
+    assert_eq!(ia.len(), approaches.len());
+    for (i, a) in ia.iter().zip(approaches) {
+        assert_eq!(i["name"], a["name"]);
+        let mce = i["mce"]["observed"].as_f64().unwrap();
+        assert!(
+            (mce - a["summary"]["mce"].as_f64().unwrap()).abs() < 1e-9,
+            "{i}"
+        );
+        assert_eq!(
+            i["ece"], a["calibration"]["ece"],
+            "same draws as the ECE interval"
+        );
+        assert_eq!(i["f1"].as_array().unwrap().len(), 2);
+        for f in ["ece", "mce", "nll", "brier"] {
+            assert!(
+                i[f]["low"].as_f64().unwrap() <= i[f]["high"].as_f64().unwrap(),
+                "{f}"
+            );
+        }
+    }
+    let n = approaches.len();
+    assert_eq!(iv["pairs"].as_array().unwrap().len(), n * (n - 1) / 2);
     for p in v["pairs"].as_array().unwrap() {
         let d = &p["calibration"]["ece"];
         assert!(
@@ -94,18 +124,28 @@ fn json_csv_and_report_carry_every_approach_with_calibration_intervals() {
     }
     let csv = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].ends_with("ece_ci_low,ece_ci_high,perfect_ece_mean,calibration_p"));
+    assert!(lines[0].ends_with(
+        "ece_ci_low,ece_ci_high,perfect_ece_mean,calibration_p,mce_ci_low,mce_ci_high,nll_ci_low,nll_ci_high,brier_ci_low,brier_ci_high"
+    ));
     assert_eq!(lines.len(), 1 + approaches.len());
     assert!(lines[1..]
         .iter()
-        .all(|l| l.split(',').count() == 16 && l.contains(",val,")));
+        .all(|l| l.split(',').count() == 22 && l.contains(",val,")));
     let html = std::fs::read_to_string(&html).unwrap();
     for id in ovr::report::SECTION_IDS {
         assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
     }
     assert!(html.contains("77 resamples, seed 5"));
+    assert!(html.contains("77 resamples of the") && html.contains("per-class-f1"));
     assert!(
-        stdout.contains("/ val (") && stdout.contains("perfect-model ECE"),
+        html.contains("±7.0") && html.contains("within ±7 points"),
+        "TOST margin in the report"
+    );
+    assert!(
+        stdout.contains("/ val (")
+            && stdout.contains("perfect-model ECE")
+            && stdout.contains("intervals: 95% paired bootstrap (77 resamples, seed 5")
+            && stdout.contains("equivalence and flips"),
         "{stdout}"
     );
     // A different seed moves the intervals, not the point estimates.

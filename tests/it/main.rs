@@ -3,6 +3,7 @@
 //! through `ovr`'s own fetch code into `$OVR_CACHE` (pip download etc.).
 
 mod audit;
+mod c_rule;
 mod cache;
 mod cli;
 mod common;
