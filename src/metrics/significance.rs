@@ -44,6 +44,17 @@ pub struct Interval {
     pub high: f64,
 }
 
+impl Interval {
+    /// The same interval for B − A.
+    pub fn negated(&self) -> Interval {
+        Interval {
+            observed: -self.observed,
+            low: -self.high,
+            high: -self.low,
+        }
+    }
+}
+
 /// Paired bootstrap of A − B on the same rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bootstrap {

@@ -59,15 +59,8 @@ pub fn section(o: &mut String, c: &Comparison) {
     });
     if let Some(p) = pair {
         // Oriented KEY_APPROACH − KEY_BASELINE, as the pairs table.
-        let sign = if p.a == KEY_APPROACH { 1.0 } else { -1.0 };
-        let orient = |i: &Interval| {
-            let (l, h) = (sign * i.low, sign * i.high);
-            Interval {
-                observed: sign * i.observed,
-                low: l.min(h),
-                high: l.max(h),
-            }
-        };
+        let key_first = p.a == KEY_APPROACH;
+        let orient = |i: &Interval| if key_first { *i } else { i.negated() };
         let d = &p.calibration;
         w!(
             o,

@@ -113,15 +113,8 @@ fn per_class(o: &mut String, c: &Comparison) {
         return;
     };
     // Oriented KEY_APPROACH − KEY_BASELINE.
-    let sign = if p.a == KEY_APPROACH { 1.0 } else { -1.0 };
-    let orient = |i: &Interval| {
-        let (l, h) = (sign * i.low, sign * i.high);
-        Interval {
-            observed: sign * i.observed,
-            low: l.min(h),
-            high: l.max(h),
-        }
-    };
+    let key_first = p.a == KEY_APPROACH;
+    let orient = |i: &Interval| if key_first { *i } else { i.negated() };
     w!(
         o,
         "<h3>Per-class F1 (%), {KEY_APPROACH} vs {KEY_BASELINE}</h3>\n\

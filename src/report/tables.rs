@@ -146,14 +146,6 @@ pub struct PairView {
     pub key: bool,
 }
 
-fn flip(i: &Interval) -> Interval {
-    Interval {
-        observed: -i.observed,
-        low: -i.high,
-        high: -i.low,
-    }
-}
-
 /// Every pair of the comparison, the key pair first and oriented
 /// `KEY_APPROACH - KEY_BASELINE` (its verdict re-worded for that order).
 pub fn ordered_pairs(c: &Comparison) -> Vec<PairView> {
@@ -172,7 +164,7 @@ pub fn ordered_pairs(c: &Comparison) -> Vec<PairView> {
         if p.a == KEY_APPROACH && p.b == KEY_BASELINE {
             key.push(PairView { key: true, ..view });
         } else if p.a == KEY_BASELINE && p.b == KEY_APPROACH {
-            let accuracy = flip(&p.bootstrap.accuracy);
+            let accuracy = p.bootstrap.accuracy.negated();
             let mcnemar = McNemar {
                 b: p.mcnemar.c,
                 c: p.mcnemar.b,
@@ -183,7 +175,7 @@ pub fn ordered_pairs(c: &Comparison) -> Vec<PairView> {
                 b: p.a.clone(),
                 verdict: verdict(&p.b, &p.a, &accuracy, &mcnemar),
                 accuracy,
-                macro_f1: flip(&p.bootstrap.macro_f1),
+                macro_f1: p.bootstrap.macro_f1.negated(),
                 mcnemar,
                 key: true,
             });
