@@ -71,9 +71,9 @@ fn side(map: &MappedFeatures) -> TrainSide<'_> {
 
 /// [`super::build::train_ensemble`] over a mapped training split, read in
 /// blocks of `train.block_rows`; `val` (in memory) selects and calibrates.
-/// With one block (`block_rows >= N`) the outcome is bitwise the in-memory
-/// one; with several, the fits differ by the rounding of the gradient's sum
-/// over blocks (docs/scale.md).
+/// The outcome is bitwise the in-memory one for every block size: the
+/// gradient is reduced in fixed 4,096-row units whatever the block
+/// (`heads::rows`, docs/scale.md).
 pub fn train_ensemble_mapped(
     map: &Arc<MappedFeatures>,
     val: &FeatureSet,
