@@ -4,7 +4,10 @@
 //! `(x - 127) / 128` is folded in: the 1/128 into the packed weights, the
 //! `- 127` into the gather of each output row's 27-value patches (so the
 //! zero padding of TF "SAME", asymmetric at stride 2, stays exact). One row
-//! of patches at a time feeds the pointwise GEMM kernel with K = 27.
+//! of patches at a time feeds the pointwise GEMM kernel with K = 27; a
+//! patch is ordered (colour, ky, kx), so each (colour, kernel row) pair
+//! fills `k` adjacent entries from one input row, a fixed-size copy for
+//! the interior pixels of the 3 x 3 stem.
 
 use super::dw::same_pad;
 use super::gemm::{gemm, Dense, Out};
@@ -33,7 +36,7 @@ impl Stem {
             for c in 0..3 {
                 for ky in 0..k {
                     for kx in 0..k {
-                        let row = (ky * k + kx) * 3 + c;
+                        let row = (c * k + ky) * k + kx;
                         m[row * cout + n] = w[((n * 3 + c) * k + ky) * k + kx] / STD;
                     }
                 }
@@ -70,22 +73,12 @@ impl Stem {
         assert!(px.len() >= 3 * s * s && patch.len() >= wo * kk);
         for (i, oy) in oys.enumerate() {
             let iy0 = (oy * self.stride) as isize - pad as isize;
-            for ox in 0..wo {
-                let ix0 = (ox * self.stride) as isize - pad as isize;
-                let p = &mut patch[ox * kk..(ox + 1) * kk];
-                for ky in 0..k {
-                    let iy = iy0 + ky as isize;
-                    for kx in 0..k {
-                        let ix = ix0 + kx as isize;
-                        let inside = iy >= 0 && ix >= 0 && (iy as usize) < s && (ix as usize) < s;
-                        for c in 0..3 {
-                            p[(ky * k + kx) * 3 + c] = if inside {
-                                px[(c * s + iy as usize) * s + ix as usize] - MEAN
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
+            for ky in 0..k {
+                let iy = iy0 + ky as isize;
+                for c in 0..3 {
+                    let plane = (iy >= 0 && (iy as usize) < s)
+                        .then(|| &px[(c * s + iy as usize) * s..][..s]);
+                    self.gather(plane, &mut patch[..wo * kk], (c * k + ky) * k, wo, pad);
                 }
             }
             let o = &mut out[i * wo * cout..(i + 1) * wo * cout];
@@ -98,5 +91,112 @@ impl Stem {
                 0..self.dense.panel_count(),
             );
         }
+    }
+
+    /// Patch entries `first..first + k` (the taps kx) of every output
+    /// pixel from one input row of one colour plane (`None`: a padding row,
+    /// zeros), centred by `- MEAN`; columns left and right of the image are
+    /// the zero padding.
+    fn gather(
+        &self,
+        plane: Option<&[f32]>,
+        patch: &mut [f32],
+        first: usize,
+        wo: usize,
+        pad: usize,
+    ) {
+        match self.k {
+            3 => gather_k::<3>(plane, patch, first, wo, pad, self.stride, self.dense.k),
+            k => gather_any(plane, patch, first, wo, pad, self.stride, self.dense.k, k),
+        }
+    }
+}
+
+/// Output pixels whose `k` taps all fall inside a row of `s` pixels:
+/// `ox * stride - pad` in `0..=s - k`.
+fn interior(s: usize, k: usize, stride: usize, pad: usize, wo: usize) -> std::ops::Range<usize> {
+    let lo = pad.div_ceil(stride);
+    let hi = if s + pad >= k {
+        ((s + pad - k) / stride + 1).min(wo)
+    } else {
+        0
+    };
+    lo.min(hi)..hi
+}
+
+/// [`Stem::gather`] for a kernel of `K` taps known at compile time: the
+/// interior pixels are fixed-size copies.
+fn gather_k<const K: usize>(
+    plane: Option<&[f32]>,
+    patch: &mut [f32],
+    first: usize,
+    wo: usize,
+    pad: usize,
+    stride: usize,
+    kk: usize,
+) {
+    let Some(row) = plane else {
+        gather_any(None, patch, first, wo, pad, stride, kk, K);
+        return;
+    };
+    let inner = interior(row.len(), K, stride, pad, wo);
+    gather_any(
+        plane,
+        &mut patch[..inner.start * kk],
+        first,
+        inner.start,
+        pad,
+        stride,
+        kk,
+        K,
+    );
+    for ox in inner.clone() {
+        let ix = ox * stride - pad;
+        let dst = &mut patch[ox * kk + first..][..K];
+        for (d, &v) in dst.iter_mut().zip(&row[ix..ix + K]) {
+            *d = v - MEAN;
+        }
+    }
+    // The right border: pixels from `inner.end` on, with their own offsets.
+    for ox in inner.end..wo {
+        let p = &mut patch[ox * kk..(ox + 1) * kk];
+        tap_row(
+            row,
+            &mut p[first..first + K],
+            (ox * stride) as isize - pad as isize,
+        );
+    }
+}
+
+/// [`Stem::gather`] for any kernel size, every tap bounds-checked.
+#[allow(clippy::too_many_arguments)]
+fn gather_any(
+    plane: Option<&[f32]>,
+    patch: &mut [f32],
+    first: usize,
+    wo: usize,
+    pad: usize,
+    stride: usize,
+    kk: usize,
+    k: usize,
+) {
+    for (ox, p) in patch.chunks_exact_mut(kk).take(wo).enumerate() {
+        let dst = &mut p[first..first + k];
+        match plane {
+            None => dst.fill(0.0),
+            Some(row) => tap_row(row, dst, (ox * stride) as isize - pad as isize),
+        }
+    }
+}
+
+/// `dst[kx] = row[ix0 + kx] - MEAN`, zero outside the row.
+fn tap_row(row: &[f32], dst: &mut [f32], ix0: isize) {
+    for (kx, d) in dst.iter_mut().enumerate() {
+        let ix = ix0 + kx as isize;
+        *d = if ix >= 0 && (ix as usize) < row.len() {
+            row[ix as usize] - MEAN
+        } else {
+            0.0
+        };
     }
 }
