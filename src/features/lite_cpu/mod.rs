@@ -8,7 +8,8 @@
 //! and, for the head, the global average pool ([`gemm`]), the depthwise
 //! convolutions as tap-major vectors ([`dw`]).
 //!
-//! Parallelism is one level, one scoped fork/join per batch ([`par`]): with
+//! Parallelism is one level, one fork/join per batch on workers parked
+//! between batches ([`par::Workers`]): with
 //! at least as many images as workers each worker takes whole images from a
 //! shared counter; otherwise all workers run each image together, splitting
 //! every layer's rows (the head: its output panels) between barriers.
@@ -28,7 +29,7 @@ use std::sync::Mutex;
 use dw::{out_size, Depthwise};
 use forward::{Bufs, Scratch};
 use gemm::Dense;
-use par::{Shared, SpinBarrier};
+use par::{Shared, SpinBarrier, Workers};
 pub use simd::Isa;
 use stem::Stem;
 
@@ -99,7 +100,7 @@ struct Sizes {
 /// EfficientNet-Lite packed for one [`Isa`], ready to run on the CPU.
 pub struct LiteEngine {
     isa: Isa,
-    threads: usize,
+    workers: Workers,
     input: usize,
     stem: Stem,
     blocks: Vec<Block>,
@@ -136,7 +137,7 @@ impl LiteEngine {
         let head = pack(&spec.head);
         let mut engine = LiteEngine {
             isa,
-            threads: threads.max(1),
+            workers: Workers::new(threads),
             input: spec.input,
             stem,
             blocks,
@@ -183,11 +184,13 @@ impl LiteEngine {
 
     /// Worker threads one batch runs on.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.workers.count()
     }
 
     pub fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
+        if threads.max(1) != self.workers.count() {
+            self.workers = Workers::new(threads);
+        }
     }
 
     /// Run blocks whose input map exceeds `bytes` per output row (the rest
@@ -248,14 +251,16 @@ impl LiteEngine {
         if batch == 0 {
             return;
         }
-        let workers = self.threads;
+        let workers = self.workers.count();
         let mut arenas = self.take_arenas(workers);
         let feats = Shared::new(&mut out[..batch * dim]);
         let px = |i: usize| &pixels[i * img..(i + 1) * img];
         if workers == 1 || batch >= workers {
             // Whole images per worker, from one shared counter.
             let next = AtomicUsize::new(0);
-            let work = |a: &mut Arena| {
+            let cells: Vec<Mutex<&mut Arena>> = arenas.iter_mut().map(Mutex::new).collect();
+            self.workers.run(&|t| {
+                let mut a = cells[t].lock().unwrap_or_else(|e| e.into_inner());
                 let Arena {
                     x,
                     y,
@@ -263,7 +268,7 @@ impl LiteEngine {
                     d,
                     scratch,
                     pool,
-                } = a;
+                } = &mut **a;
                 let bufs = Bufs::new(x, y, e, d, pool);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -275,13 +280,6 @@ impl LiteEngine {
                     let row = unsafe { feats.part(i * dim..(i + 1) * dim) };
                     self.image(px(i), &bufs, scratch, Some(row), 0, 1, &|| {});
                 }
-            };
-            let (first, rest) = arenas.split_at_mut(1);
-            std::thread::scope(|sc| {
-                for a in rest.iter_mut() {
-                    sc.spawn(|| work(a));
-                }
-                work(&mut first[0]);
             });
         } else {
             // Fewer images than workers: all workers run each image together
@@ -298,19 +296,15 @@ impl LiteEngine {
                 pool,
             } = &mut first[0];
             let bufs = Bufs::new(x, y, e, d, pool);
-            let (bufs, sync) = (&bufs, &sync);
-            std::thread::scope(|sc| {
-                for (t, a) in rest.iter_mut().enumerate() {
-                    sc.spawn(move || {
-                        for i in 0..batch {
-                            self.image(px(i), bufs, &mut a.scratch, None, t + 1, workers, sync);
-                        }
-                    });
-                }
+            let mut scratches: Vec<&mut Scratch> = vec![scratch];
+            scratches.extend(rest.iter_mut().map(|a| &mut a.scratch));
+            let cells: Vec<Mutex<&mut Scratch>> = scratches.into_iter().map(Mutex::new).collect();
+            self.workers.run(&|t| {
+                let mut sc = cells[t].lock().unwrap_or_else(|e| e.into_inner());
                 for i in 0..batch {
                     // SAFETY: only worker 0 writes feature rows.
-                    let row = unsafe { feats.part(i * dim..(i + 1) * dim) };
-                    self.image(px(i), bufs, scratch, Some(row), 0, workers, sync);
+                    let row = (t == 0).then(|| unsafe { feats.part(i * dim..(i + 1) * dim) });
+                    self.image(px(i), &bufs, &mut sc, row, t, workers, &sync);
                 }
             });
         }
