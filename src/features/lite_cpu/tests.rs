@@ -256,8 +256,15 @@ fn tiny_spec(input: usize) -> LiteSpec {
 
 #[test]
 fn batch_modes_and_threads_agree_with_one_worker() {
-    let spec = tiny_spec(37);
-    let img = 3 * 37 * 37;
+    // 37: odd maps; 40: two blocks in a row on even maps (20 -> 10, 10).
+    for side in [37, 40] {
+        modes_agree(side);
+    }
+}
+
+fn modes_agree(side: usize) {
+    let spec = tiny_spec(side);
+    let img = 3 * side * side;
     let px = values(5 * img, 80, 0.0, 255.0);
     for isa in levels() {
         let mut one = LiteEngine::new(&spec, isa, 1);
