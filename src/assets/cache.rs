@@ -84,7 +84,7 @@ pub enum AssetError {
     NoCacheDir,
 
     /// Any I/O failure, with the path it happened on.
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
         #[source]

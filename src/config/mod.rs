@@ -36,7 +36,7 @@ pub use crate::features::variant::FeatureKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -55,7 +55,7 @@ pub enum ConfigError {
     Missing { field: String, hint: String },
     #[error("override `{text}` must look like `section.key=value`")]
     BadOverride { text: String },
-    #[error("config {origin}: cannot write it as TOML: {source}")]
+    #[error("config {origin}: cannot write it as TOML")]
     Encode {
         origin: String,
         #[source]

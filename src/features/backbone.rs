@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 /// Errors from building or running a backbone.
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
-    #[error("backbone `{name}`: cannot load weights from {path}: {source}")]
+    #[error("backbone `{name}`: cannot load weights from {path}")]
     Load {
         name: String,
         path: PathBuf,
@@ -23,7 +23,7 @@ pub enum BackboneError {
     Invalid { name: String, message: String },
     #[error("unknown backbone `{name}`; allowed: {allowed}")]
     Unknown { name: String, allowed: String },
-    #[error("backbone `{name}` forward pass failed: {source}")]
+    #[error("backbone `{name}` forward pass failed")]
     Forward {
         name: String,
         #[source]

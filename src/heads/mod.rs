@@ -112,12 +112,12 @@ pub enum HeadError {
     },
     #[error("{head}: the objective is not finite at the starting point (non-finite values in x?)")]
     NonFinite { head: String },
-    #[error("training rows: {source}")]
+    #[error("training rows")]
     Features {
         #[source]
         source: crate::features::store::StoreError,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Candle {
         context: &'static str,
         #[source]
