@@ -15,6 +15,19 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// [`chain`] as a method, for tests that check what a message says.
+#[cfg(test)]
+pub(crate) trait Chained {
+    fn chained(&self) -> String;
+}
+
+#[cfg(test)]
+impl<E: std::error::Error> Chained for E {
+    fn chained(&self) -> String {
+        chain(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
