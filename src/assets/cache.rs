@@ -75,6 +75,16 @@ pub enum AssetError {
     #[error("cannot read archive {archive}: {detail}")]
     BadArchive { archive: PathBuf, detail: String },
 
+    /// The archive, or one entry of it, cannot be read (corrupt data, a CRC
+    /// mismatch): the zip / tar / I/O error is the source.
+    #[error("cannot read archive {archive}{}", entry_text(.entry))]
+    Unreadable {
+        archive: PathBuf,
+        entry: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// [`super::atomic_dir::build_dir_atomic`] refuses to replace an existing directory.
     #[error("destination {path} already exists (delete it to rebuild)")]
     DestinationExists { path: PathBuf },
@@ -90,6 +100,14 @@ pub enum AssetError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The entry part of [`AssetError::Unreadable`]'s text, if any.
+fn entry_text(entry: &Option<String>) -> String {
+    entry
+        .as_ref()
+        .map(|e| format!(", entry `{e}`"))
+        .unwrap_or_default()
 }
 
 /// Shorthand for `map_err(io_err(path))`.
