@@ -51,11 +51,11 @@ impl Standardizer {
         })
     }
 
-    /// [`Standardizer::fit`] over rows that come in blocks: `pass(visit)`
+    /// [`Standardizer::try_fit`] over rows that come in blocks: `pass(visit)`
     /// must call `visit` with every row-major block of `d`-feature rows, in
     /// row order; it is called twice (means, then deviations). Features
     /// are summed row by row in f64 (in parallel over feature groups), so
-    /// the result does not depend on the blocks: bitwise [`Standardizer::fit`].
+    /// the result does not depend on the blocks: bitwise [`Standardizer::try_fit`].
     pub fn fit_blocks<E>(
         n: usize,
         d: usize,
