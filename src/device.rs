@@ -27,18 +27,28 @@ pub const ALLOWED: &str = "cpu, cuda (= cuda:0), cuda:N (N = 0, 1, ...)";
 pub const REBUILD_HINT: &str =
     "rebuild with `cargo build --release --features cuda` (see tests/cuda/build.sh)";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("unknown device `{spelling}`; allowed: {ALLOWED}")]
     Unknown { spelling: String },
     #[error("device `{spec}` needs CUDA, but this `ovr` was built without it: {REBUILD_HINT}")]
     CudaNotBuilt { spec: DeviceSpec },
-    #[error("device `{spec}`: no CUDA driver or GPU found ({reason}); check `nvidia-smi`")]
-    NoDriver { spec: DeviceSpec, reason: String },
+    /// The source is the driver's own error (only a CUDA build has that
+    /// type, hence the box).
+    #[error("device `{spec}`: no CUDA driver or GPU found; check `nvidia-smi`")]
+    NoDriver {
+        spec: DeviceSpec,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("device `{spec}` does not exist: {}", ordinals(*.count))]
     NoSuchDevice { spec: DeviceSpec, count: usize },
-    #[error("cannot open device `{spec}`: {reason}")]
-    Open { spec: DeviceSpec, reason: String },
+    #[error("cannot open device `{spec}`")]
+    Open {
+        spec: DeviceSpec,
+        #[source]
+        source: Box<candle_core::Error>,
+    },
 }
 
 /// "this machine has no CUDA device" / "this machine has cuda:0 to cuda:3".
@@ -125,9 +135,9 @@ impl DeviceSpec {
 
     #[cfg(feature = "cuda")]
     fn open_cuda(&self, ordinal: usize, own_stream: bool) -> Result<Device, DeviceError> {
-        let count = cuda::device_count().map_err(|reason| DeviceError::NoDriver {
+        let count = cuda::device_count().map_err(|source| DeviceError::NoDriver {
             spec: *self,
-            reason,
+            source,
         })?;
         if ordinal >= count {
             return Err(DeviceError::NoSuchDevice { spec: *self, count });
@@ -137,9 +147,9 @@ impl DeviceSpec {
         } else {
             Device::new_cuda(ordinal)
         };
-        device.map_err(|e| DeviceError::Open {
+        device.map_err(|source| DeviceError::Open {
             spec: *self,
-            reason: e.to_string(),
+            source: Box::new(source),
         })
     }
 }
@@ -150,9 +160,9 @@ mod cuda {
 
     /// Number of CUDA devices; `Err` when the driver cannot be initialized
     /// (no GPU, no or too old a driver, the build's stub library).
-    pub fn device_count() -> Result<usize, String> {
-        let n = CudaContext::device_count().map_err(|e| e.to_string())?;
-        usize::try_from(n).map_err(|_| format!("the driver reported {n} devices"))
+    pub fn device_count() -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        let n = CudaContext::device_count()?;
+        usize::try_from(n).map_err(|_| format!("the driver reported {n} devices").into())
     }
 }
 

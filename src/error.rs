@@ -1,5 +1,11 @@
 //! Crate-wide error type: each stage has its own `thiserror` enum with context;
 //! this one only gathers them so commands can use `?` across stages.
+//!
+//! Convention (as ripgrep and anyhow): an error's `Display` is its own layer's
+//! context only; the error it wraps is reached through `source()`, never also
+//! written into the text. `main` prints the chain, one cause a line;
+//! [`crate::util::chain`] joins it into one line where an error is reported
+//! as text (a skipped image, a quarantined shard).
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -43,10 +49,17 @@ pub enum Error {
     Curves(#[from] crate::curves::CurvesError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    #[error("cannot read image {path}: {reason}")]
+    #[error("cannot read image {path}")]
     Image {
         path: std::path::PathBuf,
-        reason: String,
+        #[source]
+        source: Box<ImageError>,
+    },
+    #[error("cannot read {path}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("`ovr {command}` is not implemented yet ({issue})")]
     NotImplemented {
@@ -61,6 +74,15 @@ pub enum Error {
     Export(#[from] crate::export::ExportError),
     #[error(transparent)]
     Study(#[from] crate::study::StudyError),
+}
+
+/// Why one image given on the command line could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Decode(#[from] crate::images::decode::DecodeError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
 }
 
 impl Error {

@@ -1,5 +1,6 @@
 //! The `ovr` binary: parse the command line, run it, report errors on stderr
-//! (a closed stdout pipe ends the run quietly with exit code 0).
+//! (a closed stdout pipe ends the run quietly with exit code 0): the error's
+//! context, then each cause once, one a line.
 
 fn main() {
     ovr::output::exit_quietly_on_broken_pipe();
@@ -11,10 +12,7 @@ fn main() {
         let mut msg = format!("error: {e}");
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
-            let text = s.to_string();
-            if !msg.contains(&text) {
-                msg.push_str(&format!("\n  caused by: {text}"));
-            }
+            msg.push_str(&format!("\n  caused by: {s}"));
             source = s.source();
         }
         eprintln!("{msg}");

@@ -7,7 +7,7 @@ use std::io::Write;
 
 /// Writing results to stdout failed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write results to stdout: {source}")]
+#[error("cannot write results to stdout")]
 pub struct StdoutError {
     #[source]
     pub source: std::io::Error,

@@ -56,10 +56,16 @@ fn unsafe_entry(archive: &Path, entry: &str, reason: impl Into<String>) -> Asset
     }
 }
 
-fn bad_archive(archive: &Path, detail: impl std::fmt::Display) -> AssetError {
-    AssetError::BadArchive {
+/// `archive` (or its `entry`) cannot be read; `source` says why.
+fn bad_archive(
+    archive: &Path,
+    entry: Option<&str>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> AssetError {
+    AssetError::Unreadable {
         archive: archive.to_path_buf(),
-        detail: detail.to_string(),
+        entry: entry.map(str::to_string),
+        source: source.into(),
     }
 }
 
@@ -79,7 +85,7 @@ fn copy_entry(
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(bad_archive(archive, format!("entry `{entry}`: {e}"))),
+            Err(e) => return Err(bad_archive(archive, Some(entry), e)),
         };
         writer.write_all(&buf[..n]).map_err(io_err(out_path))?;
         total += n as u64;
@@ -90,7 +96,7 @@ type Zip = zip::ZipArchive<BufReader<File>>;
 
 fn open_zip(zip: &Path) -> Result<Zip, AssetError> {
     let file = File::open(zip).map_err(io_err(zip))?;
-    zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad_archive(zip, e))
+    zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad_archive(zip, None, e))
 }
 
 /// What a zip entry is, after the safety checks.
@@ -105,7 +111,10 @@ fn check_zip_entry<R: Read>(
     zip: &Path,
     entry: &zip::read::ZipFile<'_, R>,
 ) -> Result<(String, ZipKind), AssetError> {
-    let raw = entry.name().map_err(|e| bad_archive(zip, e))?.into_owned();
+    let raw = entry
+        .name()
+        .map_err(|e| bad_archive(zip, None, e))?
+        .into_owned();
     let name = safe_relative_name(&raw).map_err(|reason| unsafe_entry(zip, &raw, reason))?;
     if entry.is_symlink() {
         return Err(unsafe_entry(zip, &raw, "symbolic link"));
@@ -143,7 +152,7 @@ pub fn extract_zip_member(zip: &Path, member: &str, dest: &Path) -> Result<(), A
                 member: member.to_string(),
             })
         }
-        Err(e) => return Err(bad_archive(zip, e)),
+        Err(e) => return Err(bad_archive(zip, None, e)),
     };
     let (_, kind) = check_zip_entry(zip, &entry)?;
     if kind != ZipKind::File {
@@ -167,7 +176,7 @@ pub fn extract_zip_all(zip: &Path, dest_dir: &Path) -> Result<Vec<PathBuf>, Asse
     for index in 0..archive.len() {
         let entry = archive
             .by_index_raw(index)
-            .map_err(|e| bad_archive(zip, e))?;
+            .map_err(|e| bad_archive(zip, None, e))?;
         let (name, kind) = check_zip_entry(zip, &entry)?;
         if kind == ZipKind::File && !seen.insert(name.clone()) {
             return Err(unsafe_entry(zip, &name, "duplicate entry"));
@@ -184,7 +193,9 @@ pub fn extract_zip_all(zip: &Path, dest_dir: &Path) -> Result<Vec<PathBuf>, Asse
                 continue;
             }
             ensure_parent(&out)?;
-            let mut entry = archive.by_index(*index).map_err(|e| bad_archive(zip, e))?;
+            let mut entry = archive
+                .by_index(*index)
+                .map_err(|e| bad_archive(zip, Some(name), e))?;
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -211,8 +222,8 @@ pub fn visit_tgz(
     use tar::EntryType;
     let file = File::open(tgz).map_err(io_err(tgz))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-    for entry in archive.entries().map_err(|e| bad_archive(tgz, e))? {
-        let mut entry = entry.map_err(|e| bad_archive(tgz, e))?;
+    for entry in archive.entries().map_err(|e| bad_archive(tgz, None, e))? {
+        let mut entry = entry.map_err(|e| bad_archive(tgz, None, e))?;
         let raw_bytes = entry.path_bytes().into_owned();
         let raw = match String::from_utf8(raw_bytes) {
             Ok(s) => s,
@@ -235,7 +246,7 @@ pub fn visit_tgz(
                 let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
                 entry
                     .read_to_end(&mut bytes)
-                    .map_err(|e| bad_archive(tgz, format!("entry `{raw}`: {e}")))?;
+                    .map_err(|e| bad_archive(tgz, Some(&raw), e))?;
                 visit(&name, bytes)?;
             }
             EntryType::Directory

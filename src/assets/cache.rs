@@ -75,6 +75,16 @@ pub enum AssetError {
     #[error("cannot read archive {archive}: {detail}")]
     BadArchive { archive: PathBuf, detail: String },
 
+    /// The archive, or one entry of it, cannot be read (corrupt data, a CRC
+    /// mismatch): the zip / tar / I/O error is the source.
+    #[error("cannot read archive {archive}{}", entry_text(.entry))]
+    Unreadable {
+        archive: PathBuf,
+        entry: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// [`super::atomic_dir::build_dir_atomic`] refuses to replace an existing directory.
     #[error("destination {path} already exists (delete it to rebuild)")]
     DestinationExists { path: PathBuf },
@@ -84,12 +94,20 @@ pub enum AssetError {
     NoCacheDir,
 
     /// Any I/O failure, with the path it happened on.
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// The entry part of [`AssetError::Unreadable`]'s text, if any.
+fn entry_text(entry: &Option<String>) -> String {
+    entry
+        .as_ref()
+        .map(|e| format!(", entry `{e}`"))
+        .unwrap_or_default()
 }
 
 /// Shorthand for `map_err(io_err(path))`.

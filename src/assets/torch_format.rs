@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TorchLegacyError {
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     InFile {
         path: PathBuf,
         #[source]
@@ -66,7 +66,7 @@ pub enum TorchLegacyError {
     TrailingBytes { offset: usize, len: usize },
     #[error("tensor `{name}`: {reason}")]
     BadRawTensor { name: String, reason: String },
-    #[error("writing safetensors {path}: {source}")]
+    #[error("writing safetensors {path}")]
     Safetensors {
         path: PathBuf,
         source: safetensors::SafeTensorError,

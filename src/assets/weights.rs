@@ -18,7 +18,7 @@ pub enum WeightsError {
     Unknown { name: String, allowed: String },
     #[error(transparent)]
     Asset(#[from] AssetError),
-    #[error("cannot convert {path}: {source}")]
+    #[error("cannot convert {path}")]
     Convert {
         path: PathBuf,
         #[source]

@@ -24,9 +24,10 @@ use crate::ensemble::predict::multiclass_probs;
 use crate::ensemble::TrainParams;
 use crate::features::store::FeatureSet;
 use crate::heads::HeadParams;
-use crate::heads::{try_linear_logits, FitOptions, Standardizer};
-use crate::scheduler::lane::{Lane, Rows};
-use crate::scheduler::{self, Job};
+use crate::heads::{try_linear_logits, FitOptions, HeadError, Standardizer};
+use crate::metrics::MetricError;
+use crate::scheduler::lane::{Lane, LaneError, Rows};
+use crate::scheduler::{self, Job, JobError};
 
 use super::{confident, AuditError};
 
@@ -107,10 +108,10 @@ pub fn out_of_fold(
             continue;
         }
         let (p, c) =
-            fit_fold(train, val, cfg, &inside, &out, stop).map_err(|message| AuditError::Fold {
+            fit_fold(train, val, cfg, &inside, &out, stop).map_err(|source| AuditError::Fold {
                 fold: f,
                 folds,
-                message,
+                source: Box::new(source),
             })?;
         for (r, &i) in out.iter().enumerate() {
             probs[i * k..(i + 1) * k].copy_from_slice(&p[r * k..(r + 1) * k]);
@@ -118,6 +119,25 @@ pub fn out_of_fold(
         cs.push(c);
     }
     Ok((probs, cs))
+}
+
+/// Why one fold's training failed (inside [`AuditError::Fold`]).
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Metric(#[from] MetricError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("the multiclass path returned a non-linear head")]
+    NotLinear,
+    #[error("the multiclass path returned no head")]
+    NoHead,
 }
 
 fn rows_of(set: &FeatureSet, rows: &[usize]) -> Vec<f32> {
@@ -136,11 +156,11 @@ fn fit_fold(
     inside: &[usize],
     out: &[usize],
     stop: &Arc<AtomicBool>,
-) -> Result<(Vec<f32>, f64), String> {
+) -> Result<(Vec<f32>, f64), FoldError> {
     let (d, k) = (train.dim, train.classes.len());
     let x_in = rows_of(train, inside);
-    let std = Standardizer::try_fit(&x_in, inside.len(), d).map_err(|e| e.to_string())?;
-    let apply = |x: &[f32]| std.try_apply(x).map_err(|e| e.to_string());
+    let std = Standardizer::try_fit(&x_in, inside.len(), d)?;
+    let apply = |x: &[f32]| std.try_apply(x);
     let (xs_in, xs_val, xs_out) = (
         apply(&x_in)?,
         apply(&val.features)?,
@@ -159,7 +179,7 @@ fn fit_fold(
         d,
         labels: &val.labels,
     };
-    let lane = Lane::cpu(0, &rows_in, &rows_val).map_err(|e| e.to_string())?;
+    let lane = Lane::cpu(0, &rows_in, &rows_val)?;
     let job = Job::SoftmaxPath {
         cs: cfg.multiclass_c_grid.clone(),
         weighting: cfg.multiclass_class_weight,
@@ -184,26 +204,25 @@ fn fit_fold(
         .into_iter()
         .next()
         .flatten()
-        .ok_or("interrupted")?
-        .result
-        .map_err(|e| e.to_string())?;
+        .ok_or(FoldError::Interrupted)?
+        .result?;
     let mut best: Option<(f64, usize)> = None;
     for (i, fit) in fits.iter().enumerate() {
         let HeadParams::Linear(fit) = fit else {
-            return Err("the multiclass path returned a non-linear head".into());
+            return Err(FoldError::NotLinear);
         };
-        let z = try_linear_logits(&xs_val, val.len(), d, fit).map_err(|e| e.to_string())?;
+        let z = try_linear_logits(&xs_val, val.len(), d, fit)?;
         let (p, _) = multiclass_probs(&z, val.len(), k);
-        let nll = crate::metrics::nll(&val.labels, &p, k).map_err(|e| e.to_string())?;
+        let nll = crate::metrics::nll(&val.labels, &p, k)?;
         if best.is_none_or(|(b, _)| nll < b) {
             best = Some((nll, i));
         }
     }
-    let (_, i) = best.ok_or("the multiclass path returned no head")?;
+    let (_, i) = best.ok_or(FoldError::NoHead)?;
     let HeadParams::Linear(fit) = &fits[i] else {
-        return Err("the multiclass path returned a non-linear head".into());
+        return Err(FoldError::NotLinear);
     };
-    let z = try_linear_logits(&xs_out, out.len(), d, fit).map_err(|e| e.to_string())?;
+    let z = try_linear_logits(&xs_out, out.len(), d, fit)?;
     Ok((
         multiclass_probs(&z, out.len(), k).0,
         cfg.multiclass_c_grid[i],

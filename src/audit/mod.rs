@@ -39,11 +39,12 @@ pub use label_errors::LabelErrors;
 pub enum AuditError {
     #[error("the {split} split's features disagree with train's: {detail}")]
     Mismatch { split: String, detail: String },
-    #[error("out-of-fold training, fold {} of {folds}: {message}", fold + 1)]
+    #[error("out-of-fold training, fold {} of {folds}", fold + 1)]
     Fold {
         fold: usize,
         folds: usize,
-        message: String,
+        #[source]
+        source: Box<label_errors::FoldError>,
     },
     #[error("the training split has {rows} images, too few for {folds} folds")]
     TooFew { rows: usize, folds: usize },

@@ -319,8 +319,8 @@ fn bad_audit_values_are_refused_naming_the_field() {
         assert!(err.contains(field), "{o}: {err}");
     }
     let err = crate::config::Config::from_toml_str("", "(test)", &["audit.fold=3".into()])
-        .expect_err("unknown key")
-        .to_string();
+        .expect_err("unknown key");
+    let err = crate::util::chain::chain(&err);
     assert!(err.contains("fold"), "{err}");
 }
 

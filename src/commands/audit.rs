@@ -30,8 +30,10 @@ pub fn run(config: &Config, cache: &Cache, verbosity: Verbosity, args: &AuditArg
     }
     let a = crate::audit::audit([&train, &val, &test], config, &stop)?;
     if let Some(p) = args.json {
-        let json = serde_json::to_string_pretty(&a)
-            .map_err(|e| Error::Usage(format!("cannot encode the audit as JSON: {e}")))?;
+        let json = serde_json::to_string_pretty(&a).map_err(|source| Error::Json {
+            what: "the audit",
+            source,
+        })?;
         write_atomic(p, json.as_bytes())?;
     }
     if let Some(p) = args.report {

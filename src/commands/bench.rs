@@ -233,7 +233,7 @@ fn test_accuracy(
     te: &crate::features::store::FeatureSet,
 ) -> Result<(f64, f64), crate::heads::HeadError> {
     let (n, d, k) = (te.len(), te.dim, te.classes.len());
-    let x = o.weights.standardizer.apply(&te.features);
+    let x = o.weights.standardizer.try_apply(&te.features)?;
     let mut z = vec![0f32; n * k];
     for (c, h) in o.weights.specialists.iter().enumerate() {
         for (i, v) in h.logits(&x, n, d)?.into_iter().enumerate() {

@@ -17,7 +17,10 @@ use crate::images::resize::to_input;
 use crate::{Error, Result};
 
 fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let io = |e: std::io::Error| Error::Usage(format!("cannot list {}: {e}", dir.display()));
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -82,7 +85,11 @@ pub fn decode(config: &Config, dir: &Path, threads: Option<usize>, repeat: usize
                         }
                         Err(e) => {
                             failed.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("warning: {}: {e}", p.display());
+                            eprintln!(
+                                "warning: {}: {}",
+                                p.display(),
+                                crate::util::chain::chain(&e)
+                            );
                         }
                     }
                 });

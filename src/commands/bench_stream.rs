@@ -19,7 +19,7 @@ use crate::features::feature_set::{FeatureDtype, FeatureSet};
 use crate::features::mapped::MappedFeatures;
 use crate::features::synthetic::Planted;
 use crate::heads::{
-    fit_binary_rows, fit_softmax_rows, linear_logits, BinaryJob, ClassWeighting, FitOptions,
+    fit_binary_rows, fit_softmax_rows, try_linear_logits, BinaryJob, ClassWeighting, FitOptions,
     HeadError, LinearFit, MappedRows, RowBlocks, Standardizer, TensorRows,
 };
 use crate::{Error, Result};
@@ -101,12 +101,15 @@ fn held_out(
     let (k, d) = (p.k, p.d);
     let mut z = vec![0f32; TEST_ROWS * k];
     for (c, h) in ovr.iter().enumerate() {
-        for (i, v) in linear_logits(&x, TEST_ROWS, d, h).into_iter().enumerate() {
+        for (i, v) in try_linear_logits(&x, TEST_ROWS, d, h)?
+            .into_iter()
+            .enumerate()
+        {
             z[i * k + c] = v;
         }
     }
     let argmax = |r: &[f32]| (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b]));
-    let m = linear_logits(&x, TEST_ROWS, d, softmax);
+    let m = try_linear_logits(&x, TEST_ROWS, d, softmax)?;
     let frac = |f: &dyn Fn(usize) -> Option<usize>| {
         (0..TEST_ROWS)
             .filter(|&i| f(i) == Some(labels[i] as usize))

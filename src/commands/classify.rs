@@ -8,6 +8,7 @@ use candle_core::{Tensor, D};
 use crate::assets::cache::Cache;
 use crate::config::Config;
 use crate::configured::features::ensure_weights;
+use crate::error::ImageError;
 use crate::features::registry::load_lite;
 use crate::images::decode::{prepare, read_image_file};
 use crate::progress::Verbosity;
@@ -32,19 +33,19 @@ pub fn run(images: &[PathBuf], top: usize, config: &Config, cache: &Cache) -> Re
     let names = imagenet_classes();
     let s = variant.input_size();
     for img in images {
-        let bad = |reason: String| Error::Image {
+        let bad = |e: ImageError| Error::Image {
             path: img.clone(),
-            reason,
+            source: Box::new(e),
         };
         let opts = config.extract.decode_options();
-        let bytes = read_image_file(img, &opts).map_err(|e| bad(e.to_string()))?;
-        let pixels = prepare(&bytes, s, &opts).map_err(|e| bad(e.to_string()))?;
+        let bytes = read_image_file(img, &opts).map_err(|e| bad(e.into()))?;
+        let pixels = prepare(&bytes, s, &opts).map_err(|e| bad(e.into()))?;
         let x = Tensor::from_vec(pixels, (1, 3, s, s), &candle_core::Device::Cpu)
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(e.into()))?;
         let (_, logits) = net.forward_both(&x)?;
         let probs = candle_nn::ops::softmax(&logits, D::Minus1)
             .and_then(|p| p.squeeze(0)?.to_vec1::<f32>())
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(e.into()))?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         println!("{}", img.display());

@@ -36,14 +36,23 @@ pub use crate::features::variant::FeatureKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The text is not a config of this kind (no underlying error).
     #[error("config {origin}: {message}")]
     Parse { origin: String, message: String },
+    /// `what` of the file failed to parse; the source is toml's error.
+    #[error("config {origin}: {what}")]
+    Toml {
+        origin: String,
+        what: &'static str,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("config field `{field}` = {value}: {reason}; allowed: {allowed}")]
     Invalid {
         field: String,
@@ -55,12 +64,24 @@ pub enum ConfigError {
     Missing { field: String, hint: String },
     #[error("override `{text}` must look like `section.key=value`")]
     BadOverride { text: String },
-    #[error("config {origin}: cannot write it as TOML: {source}")]
+    #[error("config {origin}: cannot write it as TOML")]
     Encode {
         origin: String,
         #[source]
         source: toml::ser::Error,
     },
+}
+
+/// Shorthand for `map_err(toml_error(origin, what))` on a toml parse.
+pub(crate) fn toml_error<'a>(
+    origin: &'a str,
+    what: &'static str,
+) -> impl FnOnce(toml::de::Error) -> ConfigError + 'a {
+    move |source| ConfigError::Toml {
+        origin: origin.to_string(),
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// The checked configuration of one run.
@@ -131,7 +152,7 @@ impl Config {
         };
         let mut table = text
             .parse::<toml::Table>()
-            .map_err(|e| parse(e.to_string()))?;
+            .map_err(toml_error(origin, "not valid TOML"))?;
         if table.contains_key("study") {
             return Err(parse(
                 "this is a study file (it has a [study] table): run it with `ovr study FILE`"
@@ -143,7 +164,7 @@ impl Config {
         }
         let mut raw: RawConfig = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| parse(e.to_string()))?;
+            .map_err(toml_error(origin, "not a valid ovr config"))?;
         raw.apply_cli(cli);
         let source_toml = toml::to_string(&raw).map_err(|source| ConfigError::Encode {
             origin: origin.to_string(),

@@ -18,7 +18,9 @@
 
 use serde::Deserialize;
 
-use super::{apply_override, invalid, set_path, table_text, CliSettings, Config, ConfigError};
+use super::{
+    apply_override, invalid, set_path, table_text, toml_error, CliSettings, Config, ConfigError,
+};
 use crate::heads::finetune::FinetuneSpec;
 
 /// What an arm trains and which of its outputs is scored.
@@ -123,17 +125,11 @@ pub fn parse_study_cli(
     overrides: &[String],
     cli: &CliSettings,
 ) -> Result<Study, ConfigError> {
-    let parse = |message: String| ConfigError::Parse {
-        origin: origin.to_string(),
-        message,
-    };
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| parse(e.to_string()))?;
+    let mut table: toml::Table = text.parse().map_err(toml_error(origin, "not valid TOML"))?;
     let raw: RawStudy = match table.remove("study") {
         Some(v) => v
             .try_into()
-            .map_err(|e: toml::de::Error| parse(format!("[study]: {e}")))?,
+            .map_err(toml_error(origin, "the [study] table is not valid"))?,
         None => {
             return Err(ConfigError::Missing {
                 field: "study.arms".into(),

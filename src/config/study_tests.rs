@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::features::variant::FeatureKind;
+use crate::util::chain::Chained;
 
 const BASE: &str = r#"
 seed = 7
@@ -62,33 +63,27 @@ fn arms_resolve_to_checked_configs() {
 #[test]
 fn mistakes_name_the_arm_and_field() {
     let bad_head = BASE.replace("head = \"multiclass-linear\"", "head = \"svm\"");
-    let e = parse_study(&bad_head, "t.toml", &[])
-        .unwrap_err()
-        .to_string();
+    let e = parse_study(&bad_head, "t.toml", &[]).unwrap_err().chained();
     assert!(
         e.contains("study.arms[1].head") && e.contains("finetune"),
         "{e}"
     );
     let bad_ref = BASE.replace("reference = \"c\"", "reference = \"z\"");
-    let e = parse_study(&bad_ref, "t.toml", &[])
-        .unwrap_err()
-        .to_string();
+    let e = parse_study(&bad_ref, "t.toml", &[]).unwrap_err().chained();
     assert!(
         e.contains("study.reference") && e.contains("a, c, f"),
         "{e}"
     );
     let bad_set = BASE.replace("train.mlp.lr=0.0001", "train.mlp.rate=0.1");
-    let e = parse_study(&bad_set, "t.toml", &[])
-        .unwrap_err()
-        .to_string();
+    let e = parse_study(&bad_set, "t.toml", &[]).unwrap_err().chained();
     assert!(e.contains("arm `a`") && e.contains("rate"), "{e}");
     let bad_ft = BASE.replace("blocks = 2", "block = 2");
-    let e = parse_study(&bad_ft, "t.toml", &[]).unwrap_err().to_string();
+    let e = parse_study(&bad_ft, "t.toml", &[]).unwrap_err().chained();
     assert!(e.contains("block"), "{e}");
     let dup = BASE.replace("name = \"f\"", "name = \"a\"");
-    let e = parse_study(&dup, "t.toml", &[]).unwrap_err().to_string();
+    let e = parse_study(&dup, "t.toml", &[]).unwrap_err().chained();
     assert!(e.contains("study.arms[2].name"), "{e}");
     let none = "[dataset]\nkind = \"emoji40\"\n";
-    let e = parse_study(none, "t.toml", &[]).unwrap_err().to_string();
+    let e = parse_study(none, "t.toml", &[]).unwrap_err().chained();
     assert!(e.contains("study.arms"), "{e}");
 }

@@ -1,6 +1,7 @@
 //! Tests of config resolution: defaults, overrides, and errors that name the field.
 
 use super::*;
+use crate::util::chain::Chained;
 
 fn load_str(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
@@ -24,7 +25,7 @@ fn defaults_are_emoji40_lite0() {
 fn unknown_key_is_named_with_allowed_keys() {
     let err = load_str("[extract]\nbatchsize = 3\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("batchsize"), "{err}");
     assert!(err.contains("batch_size"), "{err}");
 }
@@ -33,14 +34,14 @@ fn unknown_key_is_named_with_allowed_keys() {
 fn bad_enum_value_lists_allowed_values() {
     let err = load_str("[extract]\nresize = \"stretch\"\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(
         err.contains("extract.resize") && err.contains("center-crop, squash"),
         "{err}"
     );
     let err = load_str("[backbone]\nname = \"vgg16\"\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(
         err.contains("backbone.name") && err.contains("efficientnet-lite0"),
         "{err}"
@@ -51,15 +52,15 @@ fn bad_enum_value_lists_allowed_values() {
 fn out_of_range_numbers_are_rejected() {
     let err = load_str("[extract]\nbatch_size = 0\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("extract.batch_size"), "{err}");
     let err = load_str("[dataset]\nval_fraction = 0.6\ntest_fraction = 0.5\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("val_fraction"), "{err}");
     let err = load_str("[dataset]\nval_fraction = -0.1\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("dataset.val_fraction"), "{err}");
 }
 
@@ -99,7 +100,7 @@ fn malformed_override_is_an_error() {
     // A wrong type through an override is caught by the raw layer.
     let err = load_str("", &["extract.batch_size=many"])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("batch_size"), "{err}");
 }
 
@@ -107,7 +108,7 @@ fn malformed_override_is_an_error() {
 fn image_folder_needs_root() {
     let err = load_str("[dataset]\nkind = \"image-folder\"\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("dataset.root"), "{err}");
 }
 
@@ -124,7 +125,7 @@ fn shipped_configs_resolve() {
                 let s = study::parse_study(&text, &origin, &[]);
                 s.unwrap_or_else(|e| panic!("{origin}: {e}"));
                 // A study file is not a run config, and says so.
-                let e = Config::load(Some(&p), &[]).unwrap_err().to_string();
+                let e = Config::load(Some(&p), &[]).unwrap_err().chained();
                 assert!(e.contains("ovr study"), "{e}");
             } else {
                 Config::load(Some(&p), &[]).unwrap_or_else(|e| panic!("{origin}: {e}"));
@@ -158,14 +159,14 @@ fn a_list_of_backbones_is_stacked_in_order() {
 fn bad_feature_kinds_and_backbone_lists_name_the_field() {
     let e = load_str("[backbone]\nfeatures = \"scores\"\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(
         e.contains("backbone.features") && e.contains("penultimate, logits"),
         "{e}"
     );
     let e = load_str("[backbone]\nname = []\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(
         e.contains("backbone.name") && e.contains("non-empty"),
         "{e}"
@@ -175,14 +176,14 @@ fn bad_feature_kinds_and_backbone_lists_name_the_field() {
         &[],
     )
     .unwrap_err()
-    .to_string();
+    .chained();
     assert!(e.contains("listed twice"), "{e}");
     let e = load_str(
         "[backbone]\nname = [\"efficientnet-lite0\", \"resnet18\"]\n",
         &[],
     )
     .unwrap_err()
-    .to_string();
+    .chained();
     assert!(e.contains("resnet18") && e.contains("stacked"), "{e}");
 }
 
@@ -213,12 +214,12 @@ fn extract_preprocessing_fields_resolve_and_bad_values_name_the_field() {
     ] {
         let err = load_str(&format!("[extract]\n{text}\n"), &[])
             .unwrap_err()
-            .to_string();
+            .chained();
         assert!(err.contains(field) && err.contains(allowed), "{err}");
     }
     let err = load_str("[extract]\nexif_orientation = \"yes\"\n", &[])
         .unwrap_err()
-        .to_string();
+        .chained();
     assert!(err.contains("exif_orientation"), "{err}");
 }
 

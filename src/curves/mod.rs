@@ -49,7 +49,7 @@ pub const APPROACHES: [Approach; 2] = [
 pub enum CurvesError {
     #[error("{0}")]
     Spec(String),
-    #[error("training on {percent}% of the training images (curve seed {seed}): {source}")]
+    #[error("training on {percent}% of the training images (curve seed {seed})")]
     Train {
         percent: f64,
         seed: usize,

@@ -17,8 +17,8 @@ fn parses_every_allowed_spelling() {
         ("CUDA:12", DeviceSpec::Cuda(12)),
     ];
     for (s, want) in cases {
-        assert_eq!(DeviceSpec::parse(s), Ok(want), "{s:?}");
-        assert_eq!(s.parse::<DeviceSpec>(), Ok(want), "{s:?}");
+        assert_eq!(DeviceSpec::parse(s).ok(), Some(want), "{s:?}");
+        assert_eq!(s.parse::<DeviceSpec>().ok(), Some(want), "{s:?}");
     }
     assert_eq!(DeviceSpec::default(), DeviceSpec::Cpu);
 }
@@ -26,7 +26,7 @@ fn parses_every_allowed_spelling() {
 #[test]
 fn display_round_trips() {
     for spec in [DeviceSpec::Cpu, DeviceSpec::Cuda(0), DeviceSpec::Cuda(7)] {
-        assert_eq!(DeviceSpec::parse(&spec.to_string()), Ok(spec));
+        assert_eq!(DeviceSpec::parse(&spec.to_string()).ok(), Some(spec));
     }
     assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
 }
@@ -47,11 +47,9 @@ fn rejects_other_spellings_naming_the_allowed_ones() {
         "cuda:99999999999999999999999",
     ] {
         let e = DeviceSpec::parse(s).expect_err(s);
-        assert_eq!(
-            e,
-            DeviceError::Unknown {
-                spelling: s.to_string()
-            }
+        assert!(
+            matches!(&e, DeviceError::Unknown { spelling } if spelling == s),
+            "{e:?}"
         );
         let msg = e.to_string();
         assert!(msg.contains(&format!("`{s}`")), "{msg}");
@@ -79,7 +77,10 @@ fn cuda_without_the_feature_says_how_to_rebuild() {
     assert!(spec.is_cuda());
     for r in [spec.open(), spec.open_stream()] {
         let e = r.expect_err("a CPU build cannot open CUDA");
-        assert_eq!(e, DeviceError::CudaNotBuilt { spec });
+        assert!(
+            matches!(e, DeviceError::CudaNotBuilt { spec: got } if got == spec),
+            "{e:?}"
+        );
         let msg = e.to_string();
         assert!(msg.contains("`cuda:1`"), "{msg}");
         assert!(
@@ -90,7 +91,7 @@ fn cuda_without_the_feature_says_how_to_rebuild() {
     }
     assert!(spec.open_lanes(2).is_err());
     // No lanes asked: nothing to open, no error.
-    assert_eq!(spec.open_lanes(0).map(|v| v.len()), Ok(0));
+    assert_eq!(spec.open_lanes(0).map(|v| v.len()).ok(), Some(0));
 }
 
 #[test]
@@ -107,7 +108,7 @@ fn missing_ordinals_are_listed() {
     assert!(e(4).contains("cuda:0 to cuda:3"), "{}", e(4));
     let d = DeviceError::NoDriver {
         spec: DeviceSpec::Cuda(0),
-        reason: "CUDA_ERROR_NO_DEVICE".into(),
+        source: "CUDA_ERROR_NO_DEVICE".into(),
     }
     .to_string();
     assert!(

@@ -28,6 +28,13 @@ fn write_err(
     }
 }
 
+fn unreadable(path: &Path) -> impl FnOnce(safetensors::SafeTensorError) -> EnsembleError + '_ {
+    move |source| EnsembleError::Tensors {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
 fn malformed(path: &Path, message: impl ToString) -> EnsembleError {
     EnsembleError::Malformed {
         path: path.to_path_buf(),
@@ -169,7 +176,7 @@ pub fn load(dir: &Path) -> Result<Ensemble, EnsembleError> {
         path: hpath.clone(),
         source,
     })?;
-    let st = SafeTensors::deserialize(&raw).map_err(|e| malformed(&hpath, e))?;
+    let st = SafeTensors::deserialize(&raw).map_err(unreadable(&hpath))?;
     let (k, d) = (manifest.classes.len(), manifest.feature_dim);
     if manifest.specialists.len() != k || manifest.calibration.specialists.k() != k {
         return Err(malformed(
@@ -205,7 +212,11 @@ fn read_manifest(mpath: &Path) -> Result<Manifest, EnsembleError> {
         path: mpath.to_path_buf(),
         source,
     })?;
-    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| malformed(mpath, e))?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|source| EnsembleError::Manifest {
+            path: mpath.to_path_buf(),
+            source,
+        })?;
     if manifest.format != super::manifest::FORMAT {
         return Err(malformed(
             mpath,
@@ -243,7 +254,7 @@ impl Heads<'_> {
         name: &str,
         shape: Option<&[usize]>,
     ) -> Result<(Vec<f32>, Vec<usize>), EnsembleError> {
-        let t = self.st.tensor(name).map_err(|e| malformed(self.path, e))?;
+        let t = self.st.tensor(name).map_err(unreadable(self.path))?;
         if t.dtype() != Dtype::F32 || shape.is_some_and(|s| t.shape() != s) {
             return Err(malformed(
                 self.path,

@@ -29,14 +29,27 @@ use crate::heads::Standardizer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnsembleError {
-    #[error("cannot read ensemble {path}: {source}")]
+    #[error("cannot read ensemble {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// A check on the contents failed (no underlying error).
     #[error("ensemble {path} is malformed: {message}")]
     Malformed { path: PathBuf, message: String },
+    #[error("ensemble {path} is malformed: not a readable safetensors file")]
+    Tensors {
+        path: PathBuf,
+        #[source]
+        source: Box<safetensors::SafeTensorError>,
+    },
+    #[error("ensemble {path} is malformed: not a manifest this ovr can parse")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("cannot write ensemble {path}")]
     Write {
         path: PathBuf,

@@ -86,13 +86,13 @@ pub enum ExportError {
         format: &'static str,
         document: &'static str,
     },
-    #[error("cannot encode the {document} as JSON: {source}")]
+    #[error("cannot encode the {document} as JSON")]
     Json {
         document: &'static str,
         #[source]
         source: serde_json::Error,
     },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
         /// Boxed: an asset error is large and this one is rare.

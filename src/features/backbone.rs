@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 /// Errors from building or running a backbone.
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
-    #[error("backbone `{name}`: cannot load weights from {path}: {source}")]
+    #[error("backbone `{name}`: cannot load weights from {path}")]
     Load {
         name: String,
         path: PathBuf,
@@ -19,11 +19,27 @@ pub enum BackboneError {
     },
     #[error("backbone `{name}`: weights file {path} does not exist (run `ovr fetch weights {name}` or set `backbone.weights`)")]
     MissingWeights { name: String, path: PathBuf },
+    /// A check on the weights or inputs failed (no underlying error).
     #[error("backbone `{name}`: {message}")]
     Invalid { name: String, message: String },
+    #[error("backbone `{name}`: cannot hash weights {path}")]
+    Hash {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: Box<crate::assets::cache::AssetError>,
+    },
+    /// Preparing a layer from the loaded weights failed (`what`: which).
+    #[error("backbone `{name}`: {what}")]
+    Prepare {
+        name: String,
+        what: String,
+        #[source]
+        source: Box<candle_core::Error>,
+    },
     #[error("unknown backbone `{name}`; allowed: {allowed}")]
     Unknown { name: String, allowed: String },
-    #[error("backbone `{name}` forward pass failed: {source}")]
+    #[error("backbone `{name}` forward pass failed")]
     Forward {
         name: String,
         #[source]

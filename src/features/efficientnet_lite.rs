@@ -142,9 +142,10 @@ impl Weights<'_> {
 
     /// Conv `prefix` followed by BatchNorm `bn`, folded into one weight and bias.
     fn conv_bn(&self, conv: &str, bn: &str, stride: usize) -> Result<Conv, BackboneError> {
-        let err = |source| BackboneError::Invalid {
+        let err = |source| BackboneError::Prepare {
             name: self.name.to_string(),
-            message: format!("cannot fold `{bn}` into `{conv}`: {source}"),
+            what: format!("cannot fold `{bn}` into `{conv}`"),
+            source: Box::new(source),
         };
         let w = self
             .get(&format!("{conv}.weight"))?
@@ -261,9 +262,10 @@ impl EfficientNetLite {
             let cout = dims(&project.weight, name)?.0;
             let depthwise =
                 DepthwiseConv::new(&dw.weight, &dw.bias, stride, true).map_err(|source| {
-                    BackboneError::Invalid {
+                    BackboneError::Prepare {
                         name: name.to_string(),
-                        message: format!("block {i} depthwise: {source}"),
+                        what: format!("block {i} depthwise"),
+                        source: Box::new(source),
                     }
                 })?;
             blocks.push(Block {

@@ -12,7 +12,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::st_file::TensorBytes;
-use super::store_io::{f32_bytes, malformed, read, save, StoreError};
+use super::store_io::{bad_metadata, f32_bytes, malformed, read, save, unreadable, StoreError};
 
 /// How a split file stores its features: f32 (the default, exact) or f16
 /// (half the bytes; rounded to nearest, about 3 significant digits).
@@ -119,7 +119,7 @@ impl FeatureSet {
         }
         let fb = dtype.encode(&self.features);
         let lb = label_bytes(&self.labels);
-        let meta = self.header().metadata(&self.keys);
+        let meta = self.header().metadata(path, &self.keys)?;
         let tensors = [
             TensorBytes {
                 name: "features",
@@ -183,18 +183,28 @@ pub struct SplitHeader {
 }
 
 impl SplitHeader {
-    /// The file's `__metadata__` with these item keys.
-    pub(super) fn metadata(&self, keys: &[String]) -> BTreeMap<String, String> {
-        let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
-        BTreeMap::from([
+    /// The file's `__metadata__` with these item keys (for the file at `path`).
+    pub(super) fn metadata(
+        &self,
+        path: &Path,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let json = |what: &'static str, v: &[String]| {
+            serde_json::to_string(v).map_err(|source| StoreError::Encode {
+                path: path.to_path_buf(),
+                what,
+                source,
+            })
+        };
+        Ok(BTreeMap::from([
             ("format".to_string(), "ovr-features-1".to_string()),
             ("dataset".to_string(), self.dataset.clone()),
             ("split".to_string(), self.split.clone()),
             ("backbone".to_string(), self.backbone.clone()),
             ("weights_sha256".to_string(), self.weights_sha256.clone()),
-            ("classes".to_string(), json(&self.classes)),
-            ("keys".to_string(), json(keys)),
-        ])
+            ("classes".to_string(), json("class names", &self.classes)?),
+            ("keys".to_string(), json("item keys", keys)?),
+        ]))
     }
 }
 
@@ -221,35 +231,30 @@ pub(super) fn parse<'a>(
     bytes: &'a [u8],
     keep_keys: bool,
 ) -> Result<Parsed<'a>, StoreError> {
-    let (_, meta) =
-        SafeTensors::read_metadata(bytes).map_err(|e| malformed(path, e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(unreadable(path))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let text = |k: &str| {
         meta.get(k)
             .cloned()
             .ok_or_else(|| malformed(path, format!("no `{k}` metadata")))
     };
-    let bad_list = |k: &str, e: serde_json::Error| malformed(path, format!("`{k}`: {e}"));
     let keys_json = meta
         .get("keys")
         .ok_or_else(|| malformed(path, "no `keys` metadata"))?;
     let (keys, key_count) = if keep_keys {
-        let keys: Vec<String> = serde_json::from_str(keys_json).map_err(|e| bad_list("keys", e))?;
+        let keys: Vec<String> =
+            serde_json::from_str(keys_json).map_err(bad_metadata(path, "keys"))?;
         let count = keys.len();
         (keys, count)
     } else {
         let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(keys_json)
-            .map_err(|e| bad_list("keys", e))?
+            .map_err(bad_metadata(path, "keys"))?
             .len();
         (Vec::new(), count)
     };
-    let st = SafeTensors::deserialize(bytes).map_err(|e| malformed(path, e.to_string()))?;
-    let f = st
-        .tensor("features")
-        .map_err(|e| malformed(path, e.to_string()))?;
-    let l = st
-        .tensor("labels")
-        .map_err(|e| malformed(path, e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(unreadable(path))?;
+    let f = st.tensor("features").map_err(unreadable(path))?;
+    let l = st.tensor("labels").map_err(unreadable(path))?;
     let [n, dim] = *f.shape() else {
         return Err(malformed(path, "features must be 2-d"));
     };
@@ -272,7 +277,7 @@ pub(super) fn parse<'a>(
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let classes: Vec<String> =
-        serde_json::from_str(&text("classes")?).map_err(|e| bad_list("classes", e))?;
+        serde_json::from_str(&text("classes")?).map_err(bad_metadata(path, "classes"))?;
     if let Some(bad) = labels.iter().find(|&&y| y as usize >= classes.len()) {
         return Err(malformed(
             path,

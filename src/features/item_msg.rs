@@ -107,7 +107,7 @@ pub(super) fn classify_item(
             return Msg::Failed {
                 idx,
                 hash: None,
-                reason: e.to_string(),
+                reason: crate::util::chain::chain(&e),
             }
         }
     };
@@ -127,7 +127,7 @@ pub(super) fn classify_item(
         Err(e) => Msg::Failed {
             idx,
             hash: Some(hash),
-            reason: e.to_string(),
+            reason: crate::util::chain::chain(&e),
         },
     }
 }

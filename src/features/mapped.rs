@@ -26,7 +26,7 @@ use safetensors::tensor::Dtype;
 
 use super::feature_set::{label_bytes, parse, FeatureDtype, SplitHeader};
 use super::st_file::{header, TensorSpec};
-use super::store_io::{malformed, StoreError};
+use super::store_io::{bad_header, malformed, write_failed, StoreError};
 use crate::assets::cache::{io_err, write_atomic_with};
 
 /// Rows decoded per rayon task in [`MappedFeatures::read_rows`].
@@ -214,7 +214,7 @@ pub fn write_streamed(
             bytes: n * 4,
         },
     ];
-    let head_bytes = header(&specs, &head.metadata(keys)).map_err(write_err)?;
+    let head_bytes = header(&specs, &head.metadata(path, keys)?).map_err(bad_header(path))?;
     let mut bad_block = None;
     write_atomic_with(path, |file, tmp| {
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -238,7 +238,7 @@ pub fn write_streamed(
         Some((start, got)) => write_err(format!(
             "the block at row {start} has {got} values, expected rows x {dim}"
         )),
-        None => write_err(e.to_string()),
+        None => write_failed(path)(e),
     })
 }
 

@@ -19,9 +19,10 @@ pub fn lite_weights_path(cache: &Cache, variant: LiteVariant) -> PathBuf {
 }
 
 fn hash(cfg: &BackboneParams, path: &Path) -> Result<String, BackboneError> {
-    sha256_file(path).map_err(|e| BackboneError::Invalid {
+    sha256_file(path).map_err(|source| BackboneError::Hash {
         name: cfg.name.clone(),
-        message: format!("cannot hash weights {}: {e}", path.display()),
+        path: path.to_path_buf(),
+        source: Box::new(source),
     })
 }
 

@@ -21,6 +21,7 @@ use super::extract::{
 };
 pub use super::shard_spec::{shard_of, DoneMarker, FailedItem, MissingShard, Scope, ShardSpec};
 use super::store::StoreError;
+use super::store_io::write_failed;
 use crate::assets::cache::write_atomic;
 use crate::assets::cache::Cache;
 use crate::images::dataset::Dataset;
@@ -39,12 +40,12 @@ pub fn marker_path(dir: &Path, spec: ShardSpec) -> PathBuf {
 
 /// Writes the marker atomically (same marker, same bytes).
 pub fn write_marker(path: &Path, marker: &DoneMarker) -> Result<(), StoreError> {
-    let write_err = |message: String| StoreError::Write {
+    let text = serde_json::to_string_pretty(marker).map_err(|source| StoreError::Encode {
         path: path.to_path_buf(),
-        message,
-    };
-    let text = serde_json::to_string_pretty(marker).map_err(|e| write_err(e.to_string()))?;
-    write_atomic(path, text.as_bytes()).map_err(|e| write_err(e.to_string()))
+        what: "done-marker",
+        source,
+    })?;
+    write_atomic(path, text.as_bytes()).map_err(write_failed(path))
 }
 
 /// Every readable done-marker in `dir` (none if it does not exist), sorted
@@ -60,8 +61,10 @@ pub fn read_markers(dir: &Path) -> (Vec<DoneMarker>, Vec<(PathBuf, String)>) {
             continue;
         }
         let parsed = std::fs::read_to_string(&p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<DoneMarker>(&t).map_err(|e| e.to_string()));
+            .map_err(|e| crate::util::chain::chain(&e))
+            .and_then(|t| {
+                serde_json::from_str::<DoneMarker>(&t).map_err(|e| crate::util::chain::chain(&e))
+            });
         match parsed {
             Ok(m) if m.format == MARKER_FORMAT && m.shard < m.of => ok.push(m),
             Ok(_) => bad.push((p, format!("not a {MARKER_FORMAT} marker"))),

@@ -18,23 +18,38 @@ pub struct TensorBytes<'a> {
     pub data: &'a [u8],
 }
 
-fn dtype_name(d: Dtype) -> Result<String, String> {
-    let quoted = serde_json::to_string(&d).map_err(|e| e.to_string())?;
+/// Why a safetensors header could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    #[error("dtype {0:?} is not written by ovr")]
+    Dtype(Dtype),
+    #[error("tensor `{name}`: shape {shape:?} does not match {bytes} bytes")]
+    Shape {
+        name: String,
+        shape: Vec<usize>,
+        bytes: usize,
+    },
+    #[error("cannot encode the header as JSON")]
+    Json(#[from] serde_json::Error),
+}
+
+fn dtype_name(d: Dtype) -> Result<String, HeaderError> {
+    let quoted = serde_json::to_string(&d)?;
     Ok(quoted.trim_matches('"').to_string())
 }
 
-fn dtype_size(d: Dtype) -> Result<usize, String> {
+fn dtype_size(d: Dtype) -> Result<usize, HeaderError> {
     match d {
         Dtype::F32 | Dtype::U32 | Dtype::I32 => Ok(4),
         Dtype::F64 | Dtype::U64 | Dtype::I64 => Ok(8),
         Dtype::F16 | Dtype::BF16 | Dtype::U16 | Dtype::I16 => Ok(2),
         Dtype::U8 | Dtype::I8 | Dtype::BOOL => Ok(1),
-        other => Err(format!("dtype {other:?} is not written by ovr")),
+        other => Err(HeaderError::Dtype(other)),
     }
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+fn json_str(s: &str) -> Result<String, HeaderError> {
+    Ok(serde_json::to_string(s)?)
 }
 
 /// Serializes `tensors` (in this order) with `meta` (sorted by key) into the
@@ -42,7 +57,7 @@ fn json_str(s: &str) -> String {
 pub fn serialize(
     tensors: &[TensorBytes<'_>],
     meta: &BTreeMap<String, String>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, HeaderError> {
     let specs: Vec<TensorSpec> = tensors
         .iter()
         .map(|t| TensorSpec {
@@ -76,7 +91,7 @@ pub struct TensorSpec<'a> {
 pub fn header(
     tensors: &[TensorSpec<'_>],
     meta: &BTreeMap<String, String>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, HeaderError> {
     let mut header = String::from("{");
     if !meta.is_empty() {
         header.push_str("\"__metadata__\":{");
@@ -84,7 +99,7 @@ pub fn header(
             if i > 0 {
                 header.push(',');
             }
-            let _ = write!(header, "{}:{}", json_str(k), json_str(v));
+            let _ = write!(header, "{}:{}", json_str(k)?, json_str(v)?);
         }
         header.push('}');
     }
@@ -92,10 +107,11 @@ pub fn header(
     for (i, t) in tensors.iter().enumerate() {
         let elements: usize = t.shape.iter().product();
         if elements * dtype_size(t.dtype)? != t.bytes {
-            return Err(format!(
-                "tensor `{}`: shape {:?} does not match {} bytes",
-                t.name, t.shape, t.bytes
-            ));
+            return Err(HeaderError::Shape {
+                name: t.name.to_string(),
+                shape: t.shape.clone(),
+                bytes: t.bytes,
+            });
         }
         if i > 0 || !meta.is_empty() {
             header.push(',');
@@ -104,7 +120,7 @@ pub fn header(
         let _ = write!(
             header,
             "{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-            json_str(t.name),
+            json_str(t.name)?,
             dtype_name(t.dtype)?,
             shape.join(","),
             offset,

@@ -29,7 +29,9 @@ use sha2::{Digest, Sha256};
 pub use super::feature_set::FeatureSet;
 use super::st_file::{serialize, TensorBytes};
 pub use super::store_io::StoreError;
-use super::store_io::{bytes_f32, f32_bytes, malformed, read};
+use super::store_io::{
+    bad_header, bad_metadata, bytes_f32, f32_bytes, malformed, read, unreadable, write_failed,
+};
 use crate::assets::cache::write_atomic;
 
 fn hex(d: &[u8]) -> String {
@@ -112,8 +114,7 @@ pub struct FeatureCache {
 
 /// Byte offset of the `features` tensor's data in a shard's bytes.
 fn features_offset(path: &Path, bytes: &[u8]) -> Result<u64, StoreError> {
-    let (n, meta) =
-        SafeTensors::read_metadata(bytes).map_err(|e| malformed(path, e.to_string()))?;
+    let (n, meta) = SafeTensors::read_metadata(bytes).map_err(unreadable(path))?;
     let info = meta
         .info("features")
         .ok_or_else(|| malformed(path, "no `features` tensor"))?;
@@ -155,14 +156,14 @@ impl FeatureCache {
                     if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e @ StoreError::Io { .. }) => bad.push(BadShard {
                     path: p,
-                    reason: e.to_string(),
+                    reason: crate::util::chain::chain(&e),
                     moved_to: Err("left in place: an I/O error, not damage".into()),
                 }),
                 Err(e) => {
                     let moved_to = quarantine(&p);
                     bad.push(BadShard {
                         path: p,
-                        reason: e.to_string(),
+                        reason: crate::util::chain::chain(&e),
                         moved_to,
                     });
                 }
@@ -173,8 +174,7 @@ impl FeatureCache {
 
     fn load_shard(&mut self, path: &Path) -> Result<(), StoreError> {
         let bytes = read(path)?;
-        let (_, meta) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| malformed(path, e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(unreadable(path))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         let hashes_json = meta
             .get("hashes")
@@ -182,10 +182,8 @@ impl FeatureCache {
         let recorded = meta
             .get("sha256")
             .ok_or_else(|| malformed(path, "no `sha256` metadata (written before checksums)"))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| malformed(path, e.to_string()))?;
-        let t = st
-            .tensor("features")
-            .map_err(|e| malformed(path, e.to_string()))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(unreadable(path))?;
+        let t = st.tensor("features").map_err(unreadable(path))?;
         let actual = shard_checksum(hashes_json, t.data());
         if &actual != recorded {
             return Err(StoreError::Checksum {
@@ -195,7 +193,7 @@ impl FeatureCache {
             });
         }
         let hashes: Vec<String> =
-            serde_json::from_str(hashes_json).map_err(|e| malformed(path, e.to_string()))?;
+            serde_json::from_str(hashes_json).map_err(bad_metadata(path, "hashes"))?;
         if st.len() != 1 || t.dtype() != Dtype::F32 || t.shape() != [hashes.len(), self.dim] {
             return Err(malformed(
                 path,
@@ -311,9 +309,10 @@ impl FeatureCache {
             flat.extend_from_slice(v);
         }
         let data = f32_bytes(&flat);
-        let hashes_json = serde_json::to_string(&hashes).map_err(|e| StoreError::Write {
+        let hashes_json = serde_json::to_string(&hashes).map_err(|source| StoreError::Encode {
             path: self.dir.clone(),
-            message: e.to_string(),
+            what: "content hashes",
+            source,
         })?;
         let meta = BTreeMap::from([
             ("sha256".to_string(), shard_checksum(&hashes_json, &data)),
@@ -325,16 +324,10 @@ impl FeatureCache {
             shape: vec![entries.len(), self.dim],
             data: &data,
         }];
-        let bytes = serialize(&tensors, &meta).map_err(|message| StoreError::Write {
-            path: self.dir.clone(),
-            message,
-        })?;
+        let bytes = serialize(&tensors, &meta).map_err(bad_header(&self.dir))?;
         let name = hex(&Sha256::digest(&bytes));
         let path = self.dir.join(format!("shard-{}.safetensors", &name[..32]));
-        write_atomic(&path, &bytes).map_err(|e| StoreError::Write {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        write_atomic(&path, &bytes).map_err(write_failed(&path))?;
         let offset = features_offset(&path, &bytes)?;
         let hashes = entries.into_iter().map(|(h, _)| h).collect();
         self.index_shard(&path, hashes, offset);

@@ -2,7 +2,7 @@
 //! the "classic design" option next to the linear heads (e.g. hidden
 //! `[1024, 512]`), on the same `[N, D]` feature tensors as
 //! [`super::fit_binary`] / [`super::fit_softmax`]; host weights ([`MlpFit`])
-//! go on to calibration / scoring through [`mlp_logits`].
+//! go on to calibration / scoring through [`try_mlp_logits`].
 //!
 //! [`fit_mlp_binary`]: one-vs-rest specialist, one logit, stable
 //! BCE-with-logits `relu(z) - z y + log(1 + exp(-|z|))`; [`fit_mlp_softmax`]:
@@ -24,7 +24,7 @@
 //! identical weights.
 //!
 //! Early stopping on the validation loss of every epoch, computed like the
-//! linear heads' ([`super::binary_val_loss`], [`super::softmax_val_loss`]:
+//! linear heads' ([`super::try_binary_val_loss`], [`super::try_softmax_val_loss`]:
 //! weights from the validation split's own counts, one scale for MLP and
 //! linear heads): stop after `patience` epochs without improvement
 //! (`converged`) or at `max_epochs`; the best epoch's weights are returned.
@@ -377,7 +377,8 @@ fn train(
     })
 }
 
-/// [`mlp_logits`] with shape errors instead of panics.
+/// Forward pass on host rows (row-major `[n, d]`) -> logits `[n, outputs]`
+/// (ReLU between layers, none after the last), f32.
 pub fn try_mlp_logits(x: &[f32], n: usize, d: usize, fit: &MlpFit) -> Result<Vec<f32>, HeadError> {
     let fits = |w: usize, l: &MlpLayer| {
         let ok = l.inputs == w && l.w.len() == w * l.outputs && l.b.len() == l.outputs;
@@ -423,11 +424,9 @@ pub fn try_mlp_logits(x: &[f32], n: usize, d: usize, fit: &MlpFit) -> Result<Vec
     Ok(out)
 }
 
-/// Forward pass on host rows (row-major `[n, d]`) -> logits `[n, outputs]`
-/// (ReLU between layers, none after the last), f32.
-///
-/// # Panics
-/// On shape mismatches (see [`try_mlp_logits`]).
+/// [`try_mlp_logits`], panicking on an error: for tests only (production code
+/// handles the error).
+#[cfg(test)]
 pub fn mlp_logits(x: &[f32], n: usize, d: usize, fit: &MlpFit) -> Vec<f32> {
     try_mlp_logits(x, n, d, fit).unwrap_or_else(|e| panic!("mlp_logits: {e}"))
 }

@@ -61,17 +61,20 @@ mod tests;
 mod timing;
 
 pub use binary::{fit_binary, fit_binary_from, fit_binary_rows};
-pub use mlp::{
-    fit_mlp_binary, fit_mlp_softmax, mlp_logits, try_mlp_logits, MlpFit, MlpLayer, MlpSpec,
-};
+pub use mlp::{fit_mlp_binary, fit_mlp_softmax, try_mlp_logits, MlpFit, MlpLayer, MlpSpec};
 pub use objective::{
-    binary_objective, binary_val_loss, linear_logits, softmax_objective, softmax_val_loss,
-    try_binary_val_loss, try_linear_logits, try_softmax_val_loss,
+    binary_objective, softmax_objective, try_binary_val_loss, try_linear_logits,
+    try_softmax_val_loss,
 };
 pub use params::{HeadKind, HeadParams};
 pub use rows::{MappedRows, RowBlocks, TensorRows};
 pub use softmax::{fit_softmax, fit_softmax_from, fit_softmax_rows};
 pub use standardize::Standardizer;
+#[cfg(test)]
+pub use {
+    mlp::mlp_logits,
+    objective::{binary_val_loss, linear_logits, softmax_val_loss},
+};
 
 /// Errors of the heads stage. Each names the field, head or class at fault.
 #[derive(Debug, thiserror::Error)]
@@ -112,12 +115,12 @@ pub enum HeadError {
     },
     #[error("{head}: the objective is not finite at the starting point (non-finite values in x?)")]
     NonFinite { head: String },
-    #[error("training rows: {source}")]
+    #[error("training rows")]
     Features {
         #[source]
         source: crate::features::store::StoreError,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Candle {
         context: &'static str,
         #[source]

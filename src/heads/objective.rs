@@ -134,7 +134,9 @@ fn check_fit(fit: &LinearFit, d: usize, k: usize) -> Result<(), HeadError> {
     Ok(())
 }
 
-/// [`linear_logits`] with shape errors instead of panics.
+/// Logits of a fit for row-major `[n, d]` rows (standardized like its training
+/// data): a binary fit gives `[n]`, a softmax fit `[n, K]` row-major
+/// (`K = fit.b.len()`). Accumulates in f64.
 pub fn try_linear_logits(
     x: &[f32],
     n: usize,
@@ -150,13 +152,9 @@ pub fn try_linear_logits(
         .collect())
 }
 
-/// Logits of a fit for row-major `[n, d]` rows (standardized like its training
-/// data): a binary fit gives `[n]`, a softmax fit `[n, K]` row-major
-/// (`K = fit.b.len()`). Accumulates in f64.
-///
-/// # Panics
-/// When `x.len() != n * d` or `fit.w.len() != d * fit.b.len()` (see
-/// [`try_linear_logits`]).
+/// [`try_linear_logits`], panicking on an error: for tests only (production code
+/// handles the error).
+#[cfg(test)]
 pub fn linear_logits(x: &[f32], n: usize, d: usize, fit: &LinearFit) -> Vec<f32> {
     try_linear_logits(x, n, d, fit).unwrap_or_else(|e| panic!("linear_logits: {e}"))
 }
@@ -229,7 +227,9 @@ pub fn binary_objective(
     Ok(0.5 * sq_norm(&fit.w) + c * loss)
 }
 
-/// [`binary_val_loss`] with shape errors instead of panics.
+/// Weighted mean log-loss `sum s_i l_i / sum s_i` of a binary fit on a
+/// validation split (`positive[i]` = row i is of the class), weights from that
+/// split's own counts (see the module docs).
 pub fn try_binary_val_loss(
     x: &[f32],
     n: usize,
@@ -242,12 +242,9 @@ pub fn try_binary_val_loss(
     Ok(loss / sw)
 }
 
-/// Weighted mean log-loss `sum s_i l_i / sum s_i` of a binary fit on a
-/// validation split (`positive[i]` = row i is of the class), weights from that
-/// split's own counts (see the module docs).
-///
-/// # Panics
-/// On shape mismatches or an empty split (see [`try_binary_val_loss`]).
+/// [`try_binary_val_loss`], panicking on an error: for tests only (production code
+/// handles the error).
+#[cfg(test)]
 pub fn binary_val_loss(
     x: &[f32],
     n: usize,
@@ -305,7 +302,8 @@ pub fn softmax_objective(
     Ok(0.5 * sq_norm(&fit.w) + c * loss)
 }
 
-/// [`softmax_val_loss`] with shape / label errors instead of panics.
+/// Weighted mean cross-entropy `sum s_i CE_i / sum s_i` of a softmax fit on a
+/// validation split, weights from that split's own counts.
 pub fn try_softmax_val_loss(
     x: &[f32],
     n: usize,
@@ -319,12 +317,9 @@ pub fn try_softmax_val_loss(
     Ok(loss / sw)
 }
 
-/// Weighted mean cross-entropy `sum s_i CE_i / sum s_i` of a softmax fit on a
-/// validation split, weights from that split's own counts.
-///
-/// # Panics
-/// On shape mismatches, an empty split or a label `>= k` (see
-/// [`try_softmax_val_loss`]).
+/// [`try_softmax_val_loss`], panicking on an error: for tests only (production code
+/// handles the error).
+#[cfg(test)]
 pub fn softmax_val_loss(
     x: &[f32],
     n: usize,

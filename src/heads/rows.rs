@@ -165,7 +165,7 @@ impl<'a> MappedRows<'a> {
     }
 
     /// The training statistics of a mapped file, in two passes of
-    /// `block_rows` rows: bitwise the [`Standardizer::fit`] of its rows.
+    /// `block_rows` rows: bitwise the [`Standardizer::try_fit`] of its rows.
     pub fn fit_standardizer(
         map: &MappedFeatures,
         block_rows: usize,

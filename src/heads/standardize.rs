@@ -19,15 +19,14 @@ pub struct Standardizer {
 pub const MIN_STD: f64 = 1e-6;
 
 impl Standardizer {
-    /// Fits on `x`, row-major `[n, d]` (two passes, f64 accumulation).
-    ///
-    /// # Panics
-    /// When `x.len() != n * d` or `n == 0` or `d == 0` (see [`Standardizer::try_fit`]).
+    /// [`Standardizer::try_fit`], panicking on an error: for tests only (production code
+    /// handles the error).
+    #[cfg(test)]
     pub fn fit(x: &[f32], n: usize, d: usize) -> Self {
         Self::try_fit(x, n, d).unwrap_or_else(|e| panic!("Standardizer::fit: {e}"))
     }
 
-    /// [`Standardizer::fit`] with shape errors instead of panics.
+    /// Fits on `x`, row-major `[n, d]` (two passes, f64 accumulation).
     pub fn try_fit(x: &[f32], n: usize, d: usize) -> Result<Self, HeadError> {
         if n == 0 {
             return Err(HeadError::Empty { field: "x" });
@@ -52,11 +51,11 @@ impl Standardizer {
         })
     }
 
-    /// [`Standardizer::fit`] over rows that come in blocks: `pass(visit)`
+    /// [`Standardizer::try_fit`] over rows that come in blocks: `pass(visit)`
     /// must call `visit` with every row-major block of `d`-feature rows, in
     /// row order; it is called twice (means, then deviations). Features
     /// are summed row by row in f64 (in parallel over feature groups), so
-    /// the result does not depend on the blocks: bitwise [`Standardizer::fit`].
+    /// the result does not depend on the blocks: bitwise [`Standardizer::try_fit`].
     pub fn fit_blocks<E>(
         n: usize,
         d: usize,
@@ -95,16 +94,15 @@ impl Standardizer {
         self.mean.len()
     }
 
-    /// Standardizes row-major rows of `dim()` features: `(x - mean) / std`.
-    ///
-    /// # Panics
-    /// When `x.len()` is not a multiple of `dim()` (see [`Standardizer::try_apply`]).
+    /// [`Standardizer::try_apply`], panicking on an error: for tests only (production code
+    /// handles the error).
+    #[cfg(test)]
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
         self.try_apply(x)
             .unwrap_or_else(|e| panic!("Standardizer::apply: {e}"))
     }
 
-    /// [`Standardizer::apply`] with shape errors instead of panics.
+    /// Standardizes row-major rows of `dim()` features: `(x - mean) / std`.
     pub fn try_apply(&self, x: &[f32]) -> Result<Vec<f32>, HeadError> {
         let mut out = x.to_vec();
         self.apply_in_place(&mut out)?;

@@ -105,7 +105,7 @@ pub fn origin(kind: &str, path: &Path) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("cannot read dataset directory {path}: {source}")]
+    #[error("cannot read dataset directory {path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -31,7 +31,7 @@ pub enum Emoji40Error {
     Asset(#[from] AssetError),
     #[error("{archive}: no `{member}` in the package")]
     MissingMember { archive: PathBuf, member: String },
-    #[error("cannot parse {path}: {source}")]
+    #[error("cannot parse {path}")]
     Json {
         path: PathBuf,
         #[source]
@@ -47,7 +47,19 @@ pub enum Emoji40Error {
     UnsafeField { field: &'static str, value: String },
     #[error("{path} exists but was built differently ({detail}); delete it to rebuild")]
     ExistingMismatch { path: PathBuf, detail: String },
-    #[error("I/O error on {path}: {source}")]
+    #[error("{path} exists but has no readable manifest.json; delete it to rebuild")]
+    ExistingUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} exists but its manifest.json is unparsable; delete it to rebuild")]
+    ExistingUnparsable {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -301,9 +313,15 @@ fn reuse_existing(
         path: root.to_path_buf(),
         detail,
     };
-    let bytes = fs::read(&path).map_err(|e| mismatch(format!("no readable {MANIFEST}: {e}")))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| mismatch(format!("unparsable {MANIFEST}: {e}")))?;
+    let bytes = fs::read(&path).map_err(|source| Emoji40Error::ExistingUnreadable {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| Emoji40Error::ExistingUnparsable {
+            path: root.to_path_buf(),
+            source,
+        })?;
     if &manifest.settings != settings {
         let s = &manifest.settings;
         return Err(mismatch(format!(

@@ -20,7 +20,7 @@ use crate::assets::pins::FASHION_MNIST_DEB;
 /// Errors reading IDX files or locating Fashion-MNIST.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
         #[source]

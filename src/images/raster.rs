@@ -12,11 +12,11 @@ use super::params::{ResizeFilter, ResizeMode, DEFAULT_MAX_PIXELS};
 /// Why an image could not be used (reported with its path, never fatal).
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("cannot read file: {0}")]
+    #[error("cannot read file")]
     Read(#[from] std::io::Error),
-    #[error("not a decodable image: {0}")]
+    #[error("not a decodable image")]
     Decode(#[from] image::ImageError),
-    #[error("not a decodable JPEG: {0}")]
+    #[error("not a decodable JPEG")]
     Jpeg(#[from] jpeg_decoder::Error),
     #[error("image has zero size")]
     Empty,

@@ -20,13 +20,13 @@ pub use arms::{run_arm, Memo};
 pub enum StudyError {
     #[error("arm `{arm}` was scored on other test images than the reference arm (an image unreadable for one backbone?)")]
     OtherTestImages { arm: String },
-    #[error("arm `{arm}`: {source}")]
+    #[error("arm `{arm}`")]
     Metrics {
         arm: String,
         #[source]
         source: MetricError,
     },
-    #[error("arm `{arm}`: cannot encode its config as the training-memo key: {source}")]
+    #[error("arm `{arm}`: cannot encode its config as the training-memo key")]
     MemoKey {
         arm: String,
         #[source]

@@ -10,6 +10,7 @@ mod common;
 mod compare;
 mod curves;
 mod disk_full;
+mod errors;
 mod extract;
 mod fuzz;
 mod fuzz_targets;

@@ -46,7 +46,11 @@ fn round_trip(overrides: &[&str], expect_combiner: Option<Combiner>) {
     assert_eq!(out.multiclass_logits, out_mem.multiclass_logits);
     // The very logits training computed (calibration and validation use
     // `HeadParams::logits` per head), not a different matmul's rounding.
-    let x = o.weights.standardizer.apply(&va.features);
+    let x = o
+        .weights
+        .standardizer
+        .try_apply(&va.features)
+        .expect("standardize");
     for (c, h) in o.weights.specialists.iter().enumerate() {
         let col: Vec<f32> = out
             .specialist_logits
@@ -204,7 +208,7 @@ fn calibrators_are_fitted_on_the_held_out_rows_that_never_train_a_head() {
         .flat_map(|&i| tr.features[i * tr.dim..(i + 1) * tr.dim].to_vec())
         .collect();
     let labels: Vec<u32> = rows.iter().map(|&i| tr.labels[i]).collect();
-    let xs = o.weights.standardizer.apply(&x);
+    let xs = o.weights.standardizer.try_apply(&x).expect("standardize");
     let z = o
         .weights
         .multiclass
@@ -222,7 +226,11 @@ fn calibrators_are_fitted_on_the_held_out_rows_that_never_train_a_head() {
     let zk = o
         .weights
         .multiclass
-        .logits(&o.weights.standardizer.apply(&xk), kept.len(), tr.dim)
+        .logits(
+            &o.weights.standardizer.try_apply(&xk).expect("standardize"),
+            kept.len(),
+            tr.dim,
+        )
         .unwrap();
     assert_ne!(Temperature::fit(&zk, &lk, kept.len(), 3).unwrap(), t);
 }

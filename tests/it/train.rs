@@ -10,6 +10,7 @@ use ovr::ensemble::build::{train_ensemble, TrainError, TrainOutcome};
 use ovr::ensemble::{HeadParams, Weights};
 use ovr::features::store::FeatureSet;
 use ovr::progress::Verbosity;
+use ovr::util::chain::chain;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -150,25 +151,24 @@ fn negative_l2_grid_is_a_config_error_naming_the_field() {
         "{err}"
     );
     let err = Config::load(None, &["train.c_grid=[]".to_string()]).unwrap_err();
-    assert!(err.to_string().contains("train.c_grid"), "{err}");
+    assert!(chain(&err).contains("train.c_grid"), "{err}");
     let err = Config::load(None, &["train.calibration=\"platt\"".to_string()]).unwrap_err();
-    assert!(err.to_string().contains("train.combiner"), "{err}");
+    assert!(chain(&err).contains("train.combiner"), "{err}");
     let err = Config::load(None, &["train.combiner=\"beta\"".to_string()]).unwrap_err();
     assert!(
-        err.to_string().contains("train.combiner") && err.to_string().contains("dirichlet"),
+        chain(&err).contains("train.combiner") && chain(&err).contains("dirichlet"),
         "{err}"
     );
     let err = Config::load(None, &["train.specialist_head=\"tree\"".to_string()]).unwrap_err();
     assert!(
-        err.to_string().contains("train.specialist_head")
-            && err.to_string().contains("linear, mlp"),
+        chain(&err).contains("train.specialist_head") && chain(&err).contains("linear, mlp"),
         "{err}"
     );
     let err = Config::load(None, &["train.mlp.hidden=[1024, 0]".to_string()]).unwrap_err();
-    assert!(err.to_string().contains("train.mlp.hidden"), "{err}");
+    assert!(chain(&err).contains("train.mlp.hidden"), "{err}");
     let err = Config::load(None, &["train.mlp.depth=3".to_string()]).unwrap_err();
     assert!(
-        err.to_string().contains("depth") && err.to_string().contains("hidden"),
+        chain(&err).contains("depth") && chain(&err).contains("hidden"),
         "{err}"
     );
 }

@@ -136,7 +136,7 @@ fn corrupt_zip_is_bad_archive() {
     let zip = dir.path().join("bad.zip");
     fs::write(&zip, b"not a zip at all").unwrap();
     let err = extract_zip_member(&zip, "x", &dir.path().join("x")).unwrap_err();
-    assert!(matches!(err, AssetError::BadArchive { .. }), "{err:?}");
+    assert!(matches!(err, AssetError::Unreadable { .. }), "{err:?}");
 }
 
 /// A .tgz whose entries are written with raw header names (the tar crate's

@@ -232,7 +232,7 @@ fn load_errors_name_the_problem() -> TestResult {
         save_edited(&varmap, &path, edit)?;
         match load_timm_backbone("resnet18", &path, cpu) {
             Err(e @ BackboneError::Load { .. }) => {
-                let msg = e.to_string();
+                let msg = crate::util::chain::chain(&e);
                 assert!(
                     msg.contains(tensor) && msg.contains(&*path.to_string_lossy()),
                     "{msg}"
