@@ -6,14 +6,13 @@
 //!
 //! All arithmetic is f64; ties go to the lower class index.
 
-use serde::{Deserialize, Serialize};
+use crate::util::choice::{choice_serde, Choice};
 
 use super::{check_matrix, BinaryCalibrator, CalibrationError};
 
 /// How the specialists' outputs become one distribution per image (config
-/// and report spelling in [`Combiner::name`]; see [`super::joint`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// and report spelling in its [`Choice`] table; see [`super::joint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Combiner {
     /// Platt per specialist, normalised by the row's sum.
     Platt,
@@ -40,18 +39,6 @@ impl Combiner {
         Combiner::SoftmaxLogits,
     ];
 
-    /// The config / report spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Combiner::Platt => "platt",
-            Combiner::Isotonic => "isotonic",
-            Combiner::PlattTemperature => "platt-temperature",
-            Combiner::VectorScaling => "vector-scaling",
-            Combiner::Dirichlet => "dirichlet",
-            Combiner::SoftmaxLogits => "softmax-logits",
-        }
-    }
-
     /// One line for people.
     pub fn description(self) -> &'static str {
         match self {
@@ -63,16 +50,29 @@ impl Combiner {
             Combiner::SoftmaxLogits => "softmax over raw logits",
         }
     }
+}
 
-    /// Parses a config value (`raw-argmax` is the old name of `softmax-logits`:
-    /// the same predictions and probabilities).
-    pub fn parse(s: &str) -> Option<Combiner> {
-        if s == "raw-argmax" {
-            return Some(Combiner::SoftmaxLogits);
+impl Choice for Combiner {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("platt", Combiner::Platt),
+        ("isotonic", Combiner::Isotonic),
+        ("platt-temperature", Combiner::PlattTemperature),
+        ("vector-scaling", Combiner::VectorScaling),
+        ("dirichlet", Combiner::Dirichlet),
+        ("softmax-logits", Combiner::SoftmaxLogits),
+    ];
+    const UNKNOWN: &'static str = "unknown combiner";
+
+    /// The table's spellings, and `raw-argmax`, the old name of
+    /// `softmax-logits` (the same predictions and probabilities).
+    fn parse(s: &str) -> Option<Combiner> {
+        match s {
+            "raw-argmax" => Some(Combiner::SoftmaxLogits),
+            _ => Self::TABLE.iter().find(|(n, _)| *n == s).map(|(_, v)| *v),
         }
-        Self::ALL.into_iter().find(|c| c.name() == s)
     }
 }
+choice_serde!(Combiner);
 
 /// Row-major `[n, k]` logits -> `calibrators[k](logit_k)`, normalised by the
 /// row's sum (scikit-learn's one-vs-rest `predict_proba`; a row whose p_k are

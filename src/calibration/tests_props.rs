@@ -2,6 +2,7 @@
 //! comparisons with the scikit-learn / scipy oracle are in `tests.rs`).
 
 use super::*;
+use crate::util::choice::Choice;
 
 fn rel(got: f64, want: f64) -> f64 {
     (got - want).abs() / want.abs().max(1e-300)

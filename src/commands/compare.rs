@@ -14,6 +14,7 @@ use crate::features::store::FeatureSet;
 use crate::images::dataset::Split;
 use crate::metrics::compare::{compare, CompareContext, Comparison, HeadCRule};
 use crate::progress::Verbosity;
+use crate::util::choice::Choice;
 use crate::{Error, Result};
 
 pub fn run(args: &CompareArgs, g: &Global) -> Result<()> {
@@ -33,7 +34,7 @@ fn warn_leaked(args: &CompareArgs, c: &Comparison) {
             "warning: {} of the {} {} images have a near-duplicate in train (cosine >= {}); the table ends with the figures without them",
             d.leaked.len(),
             c.n,
-            args.split.as_str(),
+            args.split.name(),
             d.threshold
         );
     }
@@ -66,7 +67,7 @@ fn split_rows(
     if strangers || all.classes.len() != expected {
         return Err(Error::Usage(format!(
             "the {} split's classes differ from the ensemble's ({} vs {} trained + {} held out)",
-            args.split.as_str(),
+            args.split.name(),
             all.classes.len(),
             m.classes.len(),
             m.holdout_classes.len()
@@ -96,7 +97,7 @@ fn comparison(
         ensemble: e.manifest.name.clone(),
         dataset: e.manifest.dataset.clone(),
         backbone: e.manifest.backbone.clone(),
-        split: args.split.as_str().to_string(),
+        split: args.split.name().to_string(),
         classes: e.manifest.classes.clone(),
         timeline: e.manifest.timeline.clone(),
         resamples: args.resamples,

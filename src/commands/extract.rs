@@ -2,6 +2,7 @@
 //! then a summary on stdout and `summary.json` next to the feature files.
 //! Wiring only: the assembly is [`crate::configured::features`].
 
+use crate::util::choice::Choice;
 use std::fmt::Write as _;
 
 use crate::assets::cache::{write_atomic, Cache};
@@ -106,7 +107,7 @@ fn report(
         let _ = writeln!(
             text,
             "  {:<5} {rows:>6} x {} -> {}",
-            split.as_str(),
+            split.name(),
             backbone.feature_dim(),
             path.display()
         );
@@ -145,7 +146,7 @@ fn report(
         "backbone_seconds": r.backbone_seconds,
         "failed": r.failed.iter().map(|(k, w)| serde_json::json!({"item": k, "reason": w})).collect::<Vec<_>>(),
         "ignored": ds.ignored.iter().map(|(p, w)| serde_json::json!({"path": p, "reason": w})).collect::<Vec<_>>(),
-        "outputs": r.outputs.iter().map(|(s, p, n)| serde_json::json!({"split": s.as_str(), "path": p, "rows": n})).collect::<Vec<_>>(),
+        "outputs": r.outputs.iter().map(|(s, p, n)| serde_json::json!({"split": s.name(), "path": p, "rows": n})).collect::<Vec<_>>(),
     });
     let path = dataset_features_dir(cache, ds, backbone).join("summary.json");
     write_atomic(

@@ -3,6 +3,7 @@
 //! outputs -> known-ness scores (ensemble::knownness) -> open-set figures
 //! (metrics::open_set), with thresholds chosen on the calibration split.
 
+use crate::util::choice::Choice;
 use std::path::Path;
 
 use crate::assets::cache::Cache;

@@ -13,6 +13,7 @@ use crate::features::store::FeatureSet;
 use crate::images::inputs::ScoreInput;
 use crate::metrics::compare::ApproachInput;
 use crate::metrics::summarize;
+use crate::util::choice::Choice;
 use crate::{Error, Result};
 
 /// What an abstaining row predicts.
@@ -77,7 +78,7 @@ fn parse_approach(a: Option<&str>) -> Result<Approach> {
         Some(a) => Approach::parse(a).ok_or_else(|| {
             Error::Usage(format!(
                 "unknown approach `{a}`; allowed: {}",
-                Approach::names().join(", ")
+                Approach::allowed()
             ))
         }),
     }

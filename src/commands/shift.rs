@@ -3,6 +3,7 @@
 //! ensemble's backbone and the cache -> every approach's outputs ->
 //! in-domain vs shifted figures (metrics::shift).
 
+use crate::util::choice::Choice;
 use std::path::Path;
 
 use crate::assets::cache::Cache;
@@ -67,7 +68,7 @@ pub fn report(
         .unwrap_or_default();
     Ok(ShiftReport {
         dataset: format!("{}{style}", other.dataset.name),
-        split: Split::Test.as_str().to_string(),
+        split: Split::Test.name().to_string(),
         rows: known.len(),
         rows_left_out: rest.len(),
         results,

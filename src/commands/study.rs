@@ -10,6 +10,7 @@ use crate::config::study::{parse_study_cli, Study};
 use crate::export::{self, Document, Format};
 use crate::progress::Verbosity;
 use crate::study::{run_arm, score, Memo};
+use crate::util::choice::Choice;
 use crate::{Error, Result};
 
 pub fn run(args: &StudyArgs, g: &Global) -> Result<()> {
@@ -28,7 +29,7 @@ pub fn run(args: &StudyArgs, g: &Global) -> Result<()> {
     let mut runs = Vec::new();
     for arm in &study.arms {
         if verbosity > Verbosity::Quiet {
-            eprintln!("arm {}: {} ({})", arm.name, arm.title, arm.head.as_str());
+            eprintln!("arm {}: {} ({})", arm.name, arm.title, arm.head.name());
         }
         let r = run_arm(arm, &cache, verbosity, &stop, &mut memo)?;
         if verbosity > Verbosity::Quiet {

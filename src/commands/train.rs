@@ -3,6 +3,7 @@
 //! selected, calibrated heads -> `ensembles/<name>/`, with a per-head table
 //! on stdout.
 
+use crate::util::choice::Choice;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -52,6 +52,31 @@ mod tests {
         round_trip::<HeadKind>();
         round_trip::<WeightChoice>();
         round_trip::<Selection>();
+        round_trip::<crate::calibration::Combiner>();
+        round_trip::<crate::ensemble::predict::Approach>();
+        round_trip::<crate::features::feature_set::FeatureDtype>();
+        round_trip::<crate::config::study::ArmHead>();
+    }
+
+    #[test]
+    fn old_spellings_still_parse_and_every_table_entry_is_a_distinct_variant() {
+        use crate::calibration::Combiner;
+        use crate::ensemble::predict::Approach;
+        assert_eq!(Combiner::parse("raw-argmax"), Some(Combiner::SoftmaxLogits));
+        assert_eq!(
+            Approach::parse("specialists-raw-argmax"),
+            Some(Approach::Specialists(Combiner::SoftmaxLogits))
+        );
+        // Every combiner has its specialists approach, and the serde form of
+        // a combiner (manifests) is its table spelling.
+        for c in Combiner::ALL {
+            let a = Approach::Specialists(c);
+            assert_eq!(Approach::parse(a.name()), Some(a), "{c:?}");
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
+        }
+        assert_eq!(Combiner::TABLE.len(), Combiner::ALL.len());
+        let e = serde_json::from_str::<Combiner>("\"bogus\"").unwrap_err().to_string();
+        assert!(e.contains("unknown combiner `bogus`") && e.contains("softmax-logits"), "{e}");
     }
 
     #[test]

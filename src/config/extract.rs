@@ -40,18 +40,12 @@ pub fn resolve_extract(e: RawExtract, cuda: bool) -> Result<ExtractParams, Confi
             ))
         }
     };
-    let dtype = match e.dtype.as_deref().unwrap_or("f32") {
-        "f32" => crate::features::feature_set::FeatureDtype::F32,
-        "f16" => crate::features::feature_set::FeatureDtype::F16,
-        other => {
-            return Err(invalid(
-                "extract.dtype",
-                other,
-                "unknown feature dtype",
-                "f32, f16",
-            ))
-        }
-    };
+    let dtype = super::choice::choice(
+        "extract.dtype",
+        e.dtype.as_deref(),
+        crate::features::feature_set::FeatureDtype::F32,
+        None,
+    )?;
     Ok(ExtractParams {
         // On a GPU the default batch is large enough to keep it busy.
         batch_size: positive(

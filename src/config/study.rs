@@ -16,6 +16,7 @@
 //! set = ["train.mlp.lr=0.001"]
 //! ```
 
+use crate::util::choice::Choice;
 use serde::Deserialize;
 
 use super::{
@@ -39,30 +40,15 @@ pub enum ArmHead {
     Finetune,
 }
 
-pub const ARM_HEADS: &str =
-    "multiclass-linear, multiclass-mlp, specialists-linear, specialists-mlp, finetune";
-
-impl ArmHead {
-    pub fn parse(s: &str) -> Option<ArmHead> {
-        Some(match s {
-            "multiclass-linear" => ArmHead::MulticlassLinear,
-            "multiclass-mlp" => ArmHead::MulticlassMlp,
-            "specialists-linear" => ArmHead::SpecialistsLinear,
-            "specialists-mlp" => ArmHead::SpecialistsMlp,
-            "finetune" => ArmHead::Finetune,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ArmHead::MulticlassLinear => "multiclass-linear",
-            ArmHead::MulticlassMlp => "multiclass-mlp",
-            ArmHead::SpecialistsLinear => "specialists-linear",
-            ArmHead::SpecialistsMlp => "specialists-mlp",
-            ArmHead::Finetune => "finetune",
-        }
-    }
+impl crate::util::choice::Choice for ArmHead {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("multiclass-linear", ArmHead::MulticlassLinear),
+        ("multiclass-mlp", ArmHead::MulticlassMlp),
+        ("specialists-linear", ArmHead::SpecialistsLinear),
+        ("specialists-mlp", ArmHead::SpecialistsMlp),
+        ("finetune", ArmHead::Finetune),
+    ];
+    const UNKNOWN: &'static str = "unknown head";
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,8 +182,14 @@ fn resolve_arm(
     cli: &CliSettings,
 ) -> Result<Arm, ConfigError> {
     let field = |f: &str| format!("study.arms[{i}].{f}");
-    let head = ArmHead::parse(&a.head)
-        .ok_or_else(|| invalid(&field("head"), &a.head, "unknown head", ARM_HEADS))?;
+    let head = ArmHead::parse(&a.head).ok_or_else(|| {
+        invalid(
+            &field("head"),
+            &a.head,
+            ArmHead::UNKNOWN,
+            &ArmHead::allowed(),
+        )
+    })?;
     let mut t = table.clone();
     let mut fields: Vec<(&'static str, toml::Value)> = Vec::new();
     if let Some(b) = a.backbone {

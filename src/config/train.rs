@@ -11,6 +11,7 @@ use crate::device::DeviceSpec;
 pub use crate::ensemble::params::{CalibrationSplit, Selection, TrainParams, WeightChoice};
 pub use crate::heads::HeadKind;
 use crate::heads::{ClassWeighting, FitOptions, MlpSpec};
+use crate::util::choice::Choice;
 
 fn calibration_split(v: Option<toml::Value>) -> Result<CalibrationSplit, ConfigError> {
     let allowed = "\"val\" or a fraction of train in (0, 0.5], e.g. 0.2";
@@ -110,12 +111,11 @@ fn combiner(v: Option<&str>) -> Result<Option<Combiner>, ConfigError> {
     match v.unwrap_or("auto") {
         "auto" | "calibrated-argmax" => Ok(None),
         other => Combiner::parse(other).map(Some).ok_or_else(|| {
-            let names: Vec<&str> = Combiner::ALL.iter().map(|c| c.name()).collect();
             invalid(
                 "train.combiner",
                 other,
-                "unknown combiner",
-                &format!("auto (alias calibrated-argmax), {}", names.join(", ")),
+                Combiner::UNKNOWN,
+                &format!("auto (alias calibrated-argmax), {}", Combiner::allowed()),
             )
         }),
     }

@@ -155,12 +155,12 @@ pub fn features_for(
             let i = f
                 .sets
                 .iter()
-                .position(|s| s.split == split.as_str())
+                .position(|s| s.split == split.name())
                 .ok_or_else(|| {
                     Error::Usage(format!(
                         "dataset `{}` has no {} images",
                         ds.name,
-                        split.as_str()
+                        split.name()
                     ))
                 })?;
             Ok(f.sets.remove(i))
@@ -189,7 +189,7 @@ pub fn input_features(
     let set = f
         .sets
         .into_iter()
-        .find(|s| s.split == Split::Test.as_str())
+        .find(|s| s.split == Split::Test.name())
         .ok_or_else(|| Error::Usage(format!("no readable images in {}", input.display())))?;
     Ok((si, set))
 }
@@ -241,7 +241,7 @@ pub fn streamed_splits(
                 Error::Usage(format!(
                     "dataset `{}` has no {} images",
                     ds.name,
-                    split.as_str()
+                    split.name()
                 ))
             })
     };

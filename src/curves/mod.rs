@@ -18,6 +18,7 @@
 //! fraction for small classes). Training is deterministic, so a subset that
 //! repeats (every seed's 100 % subset is the whole split) is trained once.
 
+use crate::util::choice::Choice;
 pub mod fit;
 pub mod subset;
 

@@ -6,6 +6,7 @@
 use super::{Ensemble, EnsembleError, Weights};
 use crate::calibration::{argmax_rows, softmax_rows, Combiner, JointCalibration};
 use crate::heads::HeadError;
+use crate::util::choice::Choice;
 
 /// Predictions of one approach on a split's rows (what the metrics stage
 /// scores; `metrics::compare` re-exports it).
@@ -32,48 +33,42 @@ pub enum Approach {
     Specialists(Combiner),
 }
 
-impl Approach {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Approach::MulticlassRaw => "multiclass-raw",
-            Approach::MulticlassTemperature => "multiclass-temperature",
-            Approach::SpecialistsCalibrated => "specialists-calibrated",
-            Approach::Specialists(c) => match c {
-                Combiner::Platt => "specialists-platt",
-                Combiner::Isotonic => "specialists-isotonic",
-                Combiner::PlattTemperature => "specialists-platt-temperature",
-                Combiner::VectorScaling => "specialists-vector-scaling",
-                Combiner::Dirichlet => "specialists-dirichlet",
-                Combiner::SoftmaxLogits => "specialists-softmax",
-            },
-        }
-    }
+impl Choice for Approach {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("multiclass-raw", Approach::MulticlassRaw),
+        ("multiclass-temperature", Approach::MulticlassTemperature),
+        ("specialists-calibrated", Approach::SpecialistsCalibrated),
+        (
+            "specialists-dirichlet",
+            Approach::Specialists(Combiner::Dirichlet),
+        ),
+        (
+            "specialists-vector-scaling",
+            Approach::Specialists(Combiner::VectorScaling),
+        ),
+        (
+            "specialists-platt-temperature",
+            Approach::Specialists(Combiner::PlattTemperature),
+        ),
+        ("specialists-platt", Approach::Specialists(Combiner::Platt)),
+        (
+            "specialists-isotonic",
+            Approach::Specialists(Combiner::Isotonic),
+        ),
+        (
+            "specialists-softmax",
+            Approach::Specialists(Combiner::SoftmaxLogits),
+        ),
+    ];
+    const UNKNOWN: &'static str = "unknown approach";
 
-    /// Every spelling `--approach` takes (`specialists-raw-argmax` is the old
-    /// name of `specialists-softmax`: the same predictions and probabilities).
-    pub fn parse(s: &str) -> Option<Approach> {
-        if s == "specialists-raw-argmax" {
-            return Some(Approach::Specialists(Combiner::SoftmaxLogits));
+    /// The table's spellings, and `specialists-raw-argmax`, the old name of
+    /// `specialists-softmax` (the same predictions and probabilities).
+    fn parse(s: &str) -> Option<Approach> {
+        match s {
+            "specialists-raw-argmax" => Some(Approach::Specialists(Combiner::SoftmaxLogits)),
+            _ => Self::TABLE.iter().find(|(n, _)| *n == s).map(|(_, v)| *v),
         }
-        [
-            Approach::MulticlassRaw,
-            Approach::MulticlassTemperature,
-            Approach::SpecialistsCalibrated,
-        ]
-        .into_iter()
-        .chain(Combiner::ALL.into_iter().map(Approach::Specialists))
-        .find(|a| a.name() == s)
-    }
-
-    /// Every name [`Self::parse`] accepts, for error messages.
-    pub fn names() -> Vec<&'static str> {
-        let mut v = vec![
-            Approach::MulticlassRaw.name(),
-            Approach::MulticlassTemperature.name(),
-            Approach::SpecialistsCalibrated.name(),
-        ];
-        v.extend(Combiner::ALL.map(|c| Approach::Specialists(c).name()));
-        v
     }
 }
 

@@ -11,6 +11,7 @@
 //! decoders do per item is `item_msg`; a run covers every image,
 //! one shard of them, or none (a merge): [`Scope`], [`super::shard`].
 
+use crate::util::choice::Choice;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -415,7 +416,7 @@ fn write_splits(
     for split in Split::ALL {
         let head = SplitHeader {
             dataset: dataset.name.clone(),
-            split: split.as_str().to_string(),
+            split: split.name().to_string(),
             backbone: backbone.id().to_string(),
             weights_sha256: backbone.weights_hash().to_string(),
             classes: dataset.classes.clone(),
@@ -435,7 +436,7 @@ fn write_splits(
         if keys.is_empty() {
             continue;
         }
-        let path = dir.join(format!("{}.safetensors", split.as_str()));
+        let path = dir.join(format!("{}.safetensors", split.name()));
         write_split(&path, &head, (&keys, &labels, &rows), fcache, dim, dtype)?;
         outputs.push((split, path, keys.len()));
     }

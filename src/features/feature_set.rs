@@ -16,13 +16,19 @@ use super::store_io::{bad_metadata, f32_bytes, malformed, read, save, unreadable
 
 /// How a split file stores its features: f32 (the default, exact) or f16
 /// (half the bytes; rounded to nearest, about 3 significant digits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeatureDtype {
     #[default]
     F32,
     F16,
 }
+
+impl crate::util::choice::Choice for FeatureDtype {
+    const TABLE: &'static [(&'static str, Self)] =
+        &[("f32", FeatureDtype::F32), ("f16", FeatureDtype::F16)];
+    const UNKNOWN: &'static str = "unknown feature dtype";
+}
+crate::util::choice::choice_serde!(FeatureDtype);
 
 impl FeatureDtype {
     /// Bytes per stored value.
@@ -70,10 +76,7 @@ impl FeatureDtype {
 
 impl std::fmt::Display for FeatureDtype {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FeatureDtype::F32 => "f32",
-            FeatureDtype::F16 => "f16",
-        })
+        f.write_str(crate::util::choice::Choice::name(*self))
     }
 }
 

@@ -7,6 +7,7 @@
 //! `weights_sha256` name every part, so ensembles trained on it check their
 //! inputs like any other.
 
+use crate::util::choice::Choice;
 use candle_core::{Device, Tensor};
 
 use super::backbone::{Backbone, BackboneError};
@@ -28,15 +29,6 @@ impl crate::util::choice::Choice for FeatureKind {
         ("logits", FeatureKind::Logits),
     ];
     const UNKNOWN: &'static str = "unknown feature kind";
-}
-
-impl FeatureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeatureKind::Penultimate => "penultimate",
-            FeatureKind::Logits => "logits",
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +67,7 @@ pub fn apply_kind(
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(fwd)?;
     Ok(FeatureSet {
-        backbone: format!("{}:{}", set.backbone, kind.as_str()),
+        backbone: format!("{}:{}", set.backbone, kind.name()),
         dim,
         features,
         ..set

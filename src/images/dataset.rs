@@ -3,6 +3,7 @@
 //! (`root/<class>/<file>` or `root/{train,val,test}/<class>/<file>`) and makes
 //! seeded, stratified splits when the tree has none.
 
+use crate::util::choice::Choice;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,18 +46,6 @@ impl crate::util::choice::Choice for Split {
 
 impl Split {
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-            Split::Test => "test",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Split> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
 }
 
 /// Where an item's pixels come from.

@@ -13,6 +13,7 @@
 //! is built in a temp dir and renamed into place; an existing tree built with
 //! the same settings is reused, one with other settings is an error (delete it).
 
+use crate::util::choice::Choice;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -416,7 +417,7 @@ pub fn build_emoji40_from(
     let built = build_dir_atomic(root, |tmp| {
         for split in Split::ALL {
             for class in &classes {
-                let dir = tmp.join(split.as_str()).join(&class.name);
+                let dir = tmp.join(split.name()).join(&class.name);
                 fs::create_dir_all(&dir)
                     .map_err(|source| Emoji40Error::Io { path: dir, source })?;
             }

@@ -53,12 +53,6 @@ impl Choice for ResizeMode {
 }
 choice_serde!(ResizeMode);
 
-impl ResizeMode {
-    pub fn as_str(self) -> &'static str {
-        self.name()
-    }
-}
-
 /// The convolution filter of the resize (antialiased when downscaling: the
 /// kernel is widened by the scale factor, as Pillow does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +76,6 @@ impl Choice for ResizeFilter {
     const UNKNOWN: &'static str = "unknown resize filter";
 }
 choice_serde!(ResizeFilter);
-
-impl ResizeFilter {
-    pub fn as_str(self) -> &'static str {
-        self.name()
-    }
-}
 
 /// Default per-image pixel budget: 40 MP (decoded pixels held at once).
 pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;

@@ -4,6 +4,7 @@
 //! dispatcher), `jpeg` (reduced DCT scale) and `resize` (the square input)
 //! all build on it; `decode` re-exports it.
 
+use crate::util::choice::Choice;
 use image::RgbImage;
 
 use super::orient::Orientation;
@@ -91,8 +92,8 @@ impl DecodeOptions {
     pub fn cache_tag(&self) -> String {
         format!(
             "{}-{PREPROCESSING_VERSION}-{}-{}-{}",
-            self.resize.as_str(),
-            self.filter.as_str(),
+            self.resize.name(),
+            self.filter.name(),
             if self.jpeg_dct_scaling { "dct" } else { "full" },
             if self.exif_orientation {
                 "exif"

@@ -55,14 +55,14 @@ mod tests;
 #[cfg(test)]
 mod tests_sections;
 
-use crate::ensemble::predict::Approach;
 use crate::metrics::compare::{ApproachResult, Comparison};
 use text::Esc;
 
 /// The approach the report is about: calibrated one-vs-rest specialists.
-pub const KEY_APPROACH: &str = Approach::SpecialistsCalibrated.name();
+/// (Spelled here because table lookups are not `const`; a test checks it.)
+pub const KEY_APPROACH: &str = "specialists-calibrated";
 /// The baseline it is compared with first: the temperature-scaled multiclass head.
-pub const KEY_BASELINE: &str = Approach::MulticlassTemperature.name();
+pub const KEY_BASELINE: &str = "multiclass-temperature";
 
 /// Section ids, in page order.
 pub const SECTION_IDS: [&str; 14] = [

@@ -341,3 +341,11 @@ fn zero_length_and_odd_timelines_stay_finite() {
     let html = render_html(&synthetic(vec![bar(0, 0.0, 0.0)]));
     assert!(html.contains("zero-length timeline"));
 }
+
+#[test]
+fn key_approach_names_match_the_approach_table() {
+    use crate::ensemble::predict::Approach;
+    use crate::util::choice::Choice;
+    assert_eq!(KEY_APPROACH, Approach::SpecialistsCalibrated.name());
+    assert_eq!(KEY_BASELINE, Approach::MulticlassTemperature.name());
+}

@@ -3,6 +3,7 @@
 //! are equal share one training run), or the fine-tune of a Lite
 //! backbone's top blocks from cached activations with a temperature on top.
 
+use crate::util::choice::Choice;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -185,7 +186,7 @@ fn finetune_arm(
             Error::Usage(format!(
                 "dataset `{}` has no {} images",
                 ds.name,
-                split.as_str()
+                split.name()
             ))
         })?;
         Ok(FeatureSet::load(path).map_err(ExtractError::from)?)

@@ -6,6 +6,7 @@
 //! with the reference arm. The report stage words the outcome; `ovr study`
 //! only wires this to the command line.
 
+use crate::util::choice::Choice;
 mod arms;
 
 use crate::config::study::Study;
@@ -108,7 +109,7 @@ pub fn score(study: &Study, runs: &[ArmRun], command: String) -> Result<StudyOut
         arms.push(ArmResult {
             name: arm.name.clone(),
             title: arm.title.clone(),
-            head: arm.head.as_str().to_string(),
+            head: arm.head.name().to_string(),
             features: r.features.clone(),
             dim: r.dim,
             detail: r.detail.clone(),

@@ -10,6 +10,7 @@ use ovr::ensemble::build::calibration_rows;
 use ovr::ensemble::predict::Approach;
 use ovr::ensemble::{load, save, Ensemble, Manifest};
 use ovr::features::store::FeatureSet;
+use ovr::util::choice::Choice;
 
 use super::train::{blobs, config, train};
 

@@ -1,6 +1,7 @@
 //! Tests of `emoji40`.
 
 use super::*;
+use crate::util::choice::Choice;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -151,11 +152,11 @@ fn build_from_fake_packs() {
     assert!(!s.already_present);
     let mut split_of: HashMap<String, HashSet<&str>> = HashMap::new();
     for split in Split::ALL {
-        for class in fs::read_dir(root.join(split.as_str())).unwrap() {
+        for class in fs::read_dir(root.join(split.name())).unwrap() {
             for f in fs::read_dir(class.unwrap().path()).unwrap() {
                 let name = f.unwrap().file_name().to_string_lossy().into_owned();
                 let unified = name.split('-').next().unwrap().to_string();
-                split_of.entry(unified).or_default().insert(split.as_str());
+                split_of.entry(unified).or_default().insert(split.name());
             }
         }
     }

@@ -2,6 +2,7 @@
 //! manifest entries of the chosen emojis, and each style's PNGs copied out
 //! of its npm tarball (missing images recorded, not fatal).
 
+use crate::util::choice::Choice;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
@@ -75,7 +76,7 @@ pub(super) fn unpack_style(
             }
             for &i in wanted.get(name).into_iter().flatten() {
                 let e = &mut manifest.emojis[i];
-                let rel = format!("{}/{}/{}-{style}.png", e.split.as_str(), e.class, e.unified);
+                let rel = format!("{}/{}/{}-{style}.png", e.split.name(), e.class, e.unified);
                 // Inside the temp tree: a plain write (no per-file fsync).
                 let out = tmp.join(&rel);
                 fs::write(&out, &bytes).map_err(|source| AssetError::Io {
