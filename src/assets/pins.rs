@@ -5,11 +5,11 @@
 //! `clients::fetch_pinned` downloads through the client and refuses anything
 //! whose hash differs; nothing here names a registry host.
 
+use crate::util::choice::{choice_serde, Choice};
 use serde::Serialize;
 
 /// Which package client fetches a pin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PackageClient {
     /// `pip download` (program from `$OVR_PIP`, else pip / pip3 / python3 -m pip).
     Pip,
@@ -19,16 +19,16 @@ pub enum PackageClient {
     Apt,
 }
 
-impl PackageClient {
-    /// Short lowercase name, as in error messages and manifests.
-    pub fn name(self) -> &'static str {
-        match self {
-            PackageClient::Pip => "pip",
-            PackageClient::Npm => "npm",
-            PackageClient::Apt => "apt",
-        }
-    }
+/// Short lowercase names, as in error messages and manifests.
+impl Choice for PackageClient {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("pip", PackageClient::Pip),
+        ("npm", PackageClient::Npm),
+        ("apt", PackageClient::Apt),
+    ];
+    const UNKNOWN: &'static str = "unknown package client";
 }
+choice_serde!(PackageClient);
 
 impl std::fmt::Display for PackageClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

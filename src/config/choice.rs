@@ -56,6 +56,9 @@ mod tests {
         round_trip::<crate::ensemble::predict::Approach>();
         round_trip::<crate::features::feature_set::FeatureDtype>();
         round_trip::<crate::config::study::ArmHead>();
+        round_trip::<crate::features::lite_cpu::Isa>();
+        round_trip::<crate::export::Format>();
+        round_trip::<crate::assets::pins::PackageClient>();
     }
 
     #[test]
@@ -72,11 +75,19 @@ mod tests {
         for c in Combiner::ALL {
             let a = Approach::Specialists(c);
             assert_eq!(Approach::parse(a.name()), Some(a), "{c:?}");
-            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.name())
+            );
         }
         assert_eq!(Combiner::TABLE.len(), Combiner::ALL.len());
-        let e = serde_json::from_str::<Combiner>("\"bogus\"").unwrap_err().to_string();
-        assert!(e.contains("unknown combiner `bogus`") && e.contains("softmax-logits"), "{e}");
+        let e = serde_json::from_str::<Combiner>("\"bogus\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown combiner `bogus`") && e.contains("softmax-logits"),
+            "{e}"
+        );
     }
 
     #[test]

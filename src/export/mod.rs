@@ -14,6 +14,7 @@ pub mod markdown;
 pub mod scores;
 pub mod table;
 
+use crate::util::choice::Choice;
 use std::path::{Path, PathBuf};
 
 use crate::curves::Curves;
@@ -33,26 +34,16 @@ pub enum Format {
     Html,
 }
 
-impl Format {
-    pub const ALL: [Format; 6] = [
-        Format::Table,
-        Format::Csv,
-        Format::Json,
-        Format::Jsonl,
-        Format::Markdown,
-        Format::Html,
+impl Choice for Format {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("table", Format::Table),
+        ("csv", Format::Csv),
+        ("json", Format::Json),
+        ("jsonl", Format::Jsonl),
+        ("markdown", Format::Markdown),
+        ("html", Format::Html),
     ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Table => "table",
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Jsonl => "jsonl",
-            Format::Markdown => "markdown",
-            Format::Html => "html",
-        }
-    }
+    const UNKNOWN: &'static str = "unknown export format";
 }
 
 /// A finished result that can be exported.

@@ -4,6 +4,8 @@
 //! forced path the CPU lacks falls back to the best one it has, never to an
 //! illegal instruction).
 
+use crate::util::choice::Choice;
+
 /// An instruction-set level with its own micro-kernels and weight panels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
@@ -13,6 +15,16 @@ pub enum Isa {
     Avx2,
     /// AVX-512F, 16 lanes.
     Avx512,
+}
+
+/// `OVR_SIMD`'s spellings.
+impl Choice for Isa {
+    const TABLE: &'static [(&'static str, Self)] = &[
+        ("portable", Isa::Portable),
+        ("avx2", Isa::Avx2),
+        ("avx512", Isa::Avx512),
+    ];
+    const UNKNOWN: &'static str = "unknown SIMD level";
 }
 
 impl Isa {
@@ -80,23 +92,6 @@ impl Isa {
             .as_deref()
             .and_then(Isa::parse)
             .is_some()
-    }
-
-    pub fn parse(name: &str) -> Option<Isa> {
-        match name {
-            "portable" => Some(Isa::Portable),
-            "avx2" => Some(Isa::Avx2),
-            "avx512" => Some(Isa::Avx512),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Portable => "portable",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-        }
     }
 
     /// f32 lanes of one vector register.
