@@ -149,12 +149,12 @@ fn report(
         "outputs": r.outputs.iter().map(|(s, p, n)| serde_json::json!({"split": s.name(), "path": p, "rows": n})).collect::<Vec<_>>(),
     });
     let path = dataset_features_dir(cache, ds, backbone).join("summary.json");
-    write_atomic(
-        &path,
-        serde_json::to_string_pretty(&summary)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|source| crate::error::Error::Json {
+            what: "the extraction summary",
+            source,
+        })?;
+    write_atomic(&path, json.as_bytes())?;
     crate::output::print(&text)?;
     Ok(())
 }
