@@ -105,98 +105,62 @@ impl Stem {
         wo: usize,
         pad: usize,
     ) {
-        match self.k {
-            3 => gather_k::<3>(plane, patch, first, wo, pad, self.stride, self.dense.k),
-            k => gather_any(plane, patch, first, wo, pad, self.stride, self.dense.k, k),
+        let t = Taps {
+            first,
+            pad,
+            stride: self.stride,
+            kk: self.dense.k,
+            k: self.k,
+        };
+        match (self.k, plane) {
+            (3, Some(row)) => gather_3(row, patch, wo, &t),
+            _ => gather_any(plane, patch, 0..wo, &t),
         }
     }
 }
 
-/// Output pixels whose `k` taps all fall inside a row of `s` pixels:
-/// `ox * stride - pad` in `0..=s - k`.
-fn interior(s: usize, k: usize, stride: usize, pad: usize, wo: usize) -> std::ops::Range<usize> {
-    let lo = pad.div_ceil(stride);
-    let hi = if s + pad >= k {
-        ((s + pad - k) / stride + 1).min(wo)
-    } else {
-        0
-    };
-    lo.min(hi)..hi
-}
-
-/// [`Stem::gather`] for a kernel of `K` taps known at compile time: the
-/// interior pixels are fixed-size copies.
-fn gather_k<const K: usize>(
-    plane: Option<&[f32]>,
-    patch: &mut [f32],
+/// Where one (colour, kernel row) pair's taps go: entries `first..first + k`
+/// of each `kk`-value patch; output pixel `ox` reads input columns from
+/// `ox * stride - pad`.
+struct Taps {
     first: usize,
-    wo: usize,
-    pad: usize,
-    stride: usize,
-    kk: usize,
-) {
-    let Some(row) = plane else {
-        gather_any(None, patch, first, wo, pad, stride, kk, K);
-        return;
-    };
-    let inner = interior(row.len(), K, stride, pad, wo);
-    gather_any(
-        plane,
-        &mut patch[..inner.start * kk],
-        first,
-        inner.start,
-        pad,
-        stride,
-        kk,
-        K,
-    );
-    for ox in inner.clone() {
-        let ix = ox * stride - pad;
-        let dst = &mut patch[ox * kk + first..][..K];
-        for (d, &v) in dst.iter_mut().zip(&row[ix..ix + K]) {
-            *d = v - MEAN;
-        }
-    }
-    // The right border: pixels from `inner.end` on, with their own offsets.
-    for ox in inner.end..wo {
-        let p = &mut patch[ox * kk..(ox + 1) * kk];
-        tap_row(
-            row,
-            &mut p[first..first + K],
-            (ox * stride) as isize - pad as isize,
-        );
-    }
-}
-
-/// [`Stem::gather`] for any kernel size, every tap bounds-checked.
-#[allow(clippy::too_many_arguments)]
-fn gather_any(
-    plane: Option<&[f32]>,
-    patch: &mut [f32],
-    first: usize,
-    wo: usize,
     pad: usize,
     stride: usize,
     kk: usize,
     k: usize,
-) {
-    for (ox, p) in patch.chunks_exact_mut(kk).take(wo).enumerate() {
-        let dst = &mut p[first..first + k];
-        match plane {
-            None => dst.fill(0.0),
-            Some(row) => tap_row(row, dst, (ox * stride) as isize - pad as isize),
-        }
-    }
 }
 
-/// `dst[kx] = row[ix0 + kx] - MEAN`, zero outside the row.
-fn tap_row(row: &[f32], dst: &mut [f32], ix0: isize) {
-    for (kx, d) in dst.iter_mut().enumerate() {
-        let ix = ix0 + kx as isize;
-        *d = if ix >= 0 && (ix as usize) < row.len() {
-            row[ix as usize] - MEAN
-        } else {
-            0.0
-        };
+/// [`Stem::gather`] for the 3 x 3 stem: interior pixels (all taps inside
+/// the row) as fixed-size copies, the borders through [`gather_any`].
+fn gather_3(row: &[f32], patch: &mut [f32], wo: usize, t: &Taps) {
+    const K: usize = 3;
+    let lo = t.pad.div_ceil(t.stride).min(wo);
+    let hi = match (row.len() + t.pad).checked_sub(K) {
+        Some(last) => (last / t.stride + 1).clamp(lo, wo),
+        None => lo,
+    };
+    gather_any(Some(row), patch, 0..lo, t);
+    for ox in lo..hi {
+        let ix = ox * t.stride - t.pad;
+        let dst = &mut patch[ox * t.kk + t.first..][..K];
+        for (d, &v) in dst.iter_mut().zip(&row[ix..ix + K]) {
+            *d = v - MEAN;
+        }
+    }
+    gather_any(Some(row), patch, hi..wo, t);
+}
+
+/// [`Stem::gather`] for output pixels `oxs`, every tap bounds-checked.
+fn gather_any(plane: Option<&[f32]>, patch: &mut [f32], oxs: std::ops::Range<usize>, t: &Taps) {
+    for ox in oxs {
+        let dst = &mut patch[ox * t.kk + t.first..][..t.k];
+        let ix0 = (ox * t.stride) as isize - t.pad as isize;
+        for (kx, d) in dst.iter_mut().enumerate() {
+            let ix = ix0 + kx as isize;
+            *d = match plane {
+                Some(row) if ix >= 0 && (ix as usize) < row.len() => row[ix as usize] - MEAN,
+                _ => 0.0,
+            };
+        }
     }
 }
