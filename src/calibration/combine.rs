@@ -62,15 +62,9 @@ impl Choice for Combiner {
         ("softmax-logits", Combiner::SoftmaxLogits),
     ];
     const UNKNOWN: &'static str = "unknown combiner";
-
-    /// The table's spellings, and `raw-argmax`, the old name of
-    /// `softmax-logits` (the same predictions and probabilities).
-    fn parse(s: &str) -> Option<Combiner> {
-        match s {
-            "raw-argmax" => Some(Combiner::SoftmaxLogits),
-            _ => Self::TABLE.iter().find(|(n, _)| *n == s).map(|(_, v)| *v),
-        }
-    }
+    /// `raw-argmax`: the old name of `softmax-logits` (the same predictions
+    /// and probabilities).
+    const ALIASES: &'static [(&'static str, Self)] = &[("raw-argmax", Combiner::SoftmaxLogits)];
 }
 choice_serde!(Combiner);
 

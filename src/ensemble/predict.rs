@@ -61,15 +61,12 @@ impl Choice for Approach {
         ),
     ];
     const UNKNOWN: &'static str = "unknown approach";
-
-    /// The table's spellings, and `specialists-raw-argmax`, the old name of
-    /// `specialists-softmax` (the same predictions and probabilities).
-    fn parse(s: &str) -> Option<Approach> {
-        match s {
-            "specialists-raw-argmax" => Some(Approach::Specialists(Combiner::SoftmaxLogits)),
-            _ => Self::TABLE.iter().find(|(n, _)| *n == s).map(|(_, v)| *v),
-        }
-    }
+    /// `specialists-raw-argmax`: the old name of `specialists-softmax` (the
+    /// same predictions and probabilities).
+    const ALIASES: &'static [(&'static str, Self)] = &[(
+        "specialists-raw-argmax",
+        Approach::Specialists(Combiner::SoftmaxLogits),
+    )];
 }
 
 /// Raw outputs of every head for `n` rows.

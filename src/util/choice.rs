@@ -11,6 +11,8 @@ pub trait Choice: Copy + PartialEq + Send + Sync + 'static {
     const TABLE: &'static [(&'static str, Self)];
     /// What a wrong value is called in errors, e.g. "unknown resize mode".
     const UNKNOWN: &'static str;
+    /// Old spellings still read (never written, not listed in errors).
+    const ALIASES: &'static [(&'static str, Self)] = &[];
 
     /// The spelling of `self`.
     fn name(self) -> &'static str {
@@ -20,9 +22,13 @@ pub trait Choice: Copy + PartialEq + Send + Sync + 'static {
             .map_or("", |(n, _)| n)
     }
 
-    /// The variant spelled `s`.
+    /// The variant spelled `s` (in the table or among the aliases).
     fn parse(s: &str) -> Option<Self> {
-        Self::TABLE.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+        Self::TABLE
+            .iter()
+            .chain(Self::ALIASES)
+            .find(|(n, _)| *n == s)
+            .map(|(_, v)| *v)
     }
 
     /// Every spelling, comma-separated (the "allowed" of errors).
