@@ -102,3 +102,30 @@ pub fn ovr<S: AsRef<std::ffi::OsStr>>(args: &[S], cache: &Path) -> std::process:
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Blocks until the feature shards under `cache/features/by-content/`
+/// number at least `n` (polled every millisecond), so a test can kill
+/// `ovr extract` processes mid-run by their progress, not by a sleep that a
+/// faster engine outruns. Panics after five minutes.
+pub fn wait_for_shards(cache: &Path, n: usize) {
+    let count = || {
+        let Ok(dirs) = std::fs::read_dir(cache.join("features/by-content")) else {
+            return 0;
+        };
+        dirs.filter_map(|d| std::fs::read_dir(d.ok()?.path()).ok())
+            .flatten()
+            .filter(|e| {
+                let n = e.as_ref().map(|e| e.file_name()).unwrap_or_default();
+                n.to_string_lossy().starts_with("shard-")
+            })
+            .count()
+    };
+    let t0 = std::time::Instant::now();
+    while count() < n {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(300),
+            "fewer than {n} shards cached after 300 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

@@ -8,12 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 use ovr::features::store::FeatureCache;
 use rand::{Rng, SeedableRng};
 
-use super::common::{image_folder_args, lite_weights, write_png};
+use super::common::{image_folder_args, lite_weights, wait_for_shards, write_png};
 
 /// Four folders: `a` and `b` disjoint; `c` holds half of `a` and half of
 /// `b` (same bytes); `d` holds all of `b` plus two images of its own.
@@ -161,14 +160,16 @@ fn concurrent_and_killed_extract_processes_equal_a_single_run() {
         check_nothing_lost(&mine, &weights, &cache, &want, "two processes");
     }
 
-    // Four at once on one cache, two of them killed at a random moment,
-    // then the killed ones run again.
+    // Four at once on one cache, two of them killed once the four have
+    // cached a random number of batches between them (too few for a victim
+    // to have finished: each needs four batches of its own), then the
+    // killed ones run again.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
     let mut killed = 0;
     for round in 0..2 {
         let cache = dir.path().join(format!("four-{round}"));
         let mut kids: Vec<Child> = folders.iter().map(|f| spawn(f, &weights, &cache)).collect();
-        std::thread::sleep(Duration::from_millis(rng.random_range(150..900)));
+        wait_for_shards(&cache, rng.random_range(1..=3));
         let victims = [round, round + 2];
         for &v in &victims {
             let _ = kids[v].kill(); // SIGKILL; a no-op if it already finished

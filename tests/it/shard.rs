@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use ovr::assets::cache::Cache;
 use ovr::features::extract::{extract, ExtractError, ExtractReport};
@@ -18,7 +17,9 @@ use ovr::images::dataset::{scan_image_folder, Dataset};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use super::common::{image_folder_args, lite_weights, ovr, small_tree, text, write_png};
+use super::common::{
+    image_folder_args, lite_weights, ovr, small_tree, text, wait_for_shards, write_png,
+};
 use super::extract::{opts, MeanColour};
 
 /// The shard of a file computed here, independently of `ovr`: the first
@@ -267,44 +268,27 @@ fn four_shard_processes_killed_and_rerun_merge_to_a_single_process_run() {
     let weights = lite_weights("efficientnet-lite0");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("shapes");
-    small_tree(&root, 16);
+    small_tree(&root, 24);
     let single = dir.path().join("single");
     let (ok, _, err) = run(spawn(&root, &weights, &single, &[]));
     assert!(ok, "{err}");
     let reference = exports(&single);
     assert_eq!(reference.len(), 3, "train, val and test");
 
-    // Shards 0, 1 and 2 at once, 1 and 2 killed at random moments; 3 not
-    // started yet.
+    // Shards 0, 1 and 2 at once, 1 and 2 killed together once the three
+    // have cached a random number of batches between them (one image per
+    // batch); 3 not started yet. The kill follows the count at once: a
+    // sleep between them let a fast engine finish both victims first.
     let cache = dir.path().join("shared");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
     let mut kids: Vec<Child> = (0..3)
         .map(|k| spawn(&root, &weights, &cache, &["--shard", &format!("{k}/4")]))
         .collect();
-    // Kill once the workers have cached a few batches between them (one
-    // image per batch), so the victims die mid-run, not while starting.
-    let shards_written = || {
-        let Ok(dirs) = std::fs::read_dir(cache.join("features/by-content")) else {
-            return 0;
-        };
-        dirs.filter_map(|d| std::fs::read_dir(d.ok()?.path()).ok())
-            .flatten()
-            .filter(|e| {
-                let n = e.as_ref().map(|e| e.file_name()).unwrap_or_default();
-                n.to_string_lossy().starts_with("shard-")
-            })
-            .count()
-    };
-    let t0 = std::time::Instant::now();
-    while shards_written() < 4 {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no batch cached");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut died = BTreeSet::new();
+    wait_for_shards(&cache, rng.random_range(2..=6));
     for v in [1usize, 2] {
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
         let _ = kids[v].kill(); // SIGKILL; a no-op if it already finished
     }
+    let mut died = BTreeSet::new();
     for (k, c) in kids.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
         if k == 0 {
