@@ -121,4 +121,4 @@ pub fn flatten_on_white(img: DynamicImage) -> RgbImage {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

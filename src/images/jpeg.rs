@@ -7,14 +7,30 @@
 //! result is still at least `2 x size` on both sides (the resize then
 //! downsamples by 2x or more, with its antialiasing filter doing the rest).
 //! Up to 1/4 this is what Pillow's `draft("RGB", (2*size, 2*size))` does.
+//! Baseline Huffman JPEGs (1 or 3 components, the usual samplings) take
+//! ovr's own scaled decoder (`headers` -> `scan` -> `colour`), which skips
+//! the coefficients the reduced transform never reads; everything else
+//! (progressive, arithmetic, 12-bit, CMYK, a damaged stream) goes to
+//! jpeg-decoder at the same scale, as do full-size (1/1) decodes.
+//!
 //! 1/8 is never used: jpeg-decoder 0.3's 1x1 inverse DCT truncates instead
 //! of rounding, which shifts red and blue by about -1 level (measured
 //! against a full decode, box-averaged), enough to move Lite0 features by
 //! 6 % (relative L2) on smooth photos; and as entropy decoding is most of
 //! the time, 1/8 would only be about 10 % faster than 1/4.
 
+mod bits;
+mod colour;
+mod error;
+mod headers;
+mod scan;
+#[cfg(test)]
+mod tests;
+
 use image::RgbImage;
 use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
+
+use headers::Parsed;
 
 use super::orient::{self, Orientation};
 use super::raster::{DecodeError, DecodeOptions, Decoded};
@@ -53,6 +69,11 @@ pub fn decode_jpeg(
     size: usize,
     opts: &DecodeOptions,
 ) -> Result<Option<Decoded>, DecodeError> {
+    if opts.jpeg_dct_scaling {
+        if let Some(d) = decode_scaled(bytes, size, opts)? {
+            return Ok(Some(d));
+        }
+    }
     let mut d = Decoder::new(std::io::Cursor::new(bytes));
     d.read_info()?;
     let info = d.info().ok_or(DecodeError::Empty)?;
@@ -120,8 +141,58 @@ pub fn decode_jpeg(
     }))
 }
 
+/// The fast path: `Ok(None)` when it does not apply (not baseline, a
+/// layout it leaves to jpeg-decoder, no reduction) or the stream is one it
+/// cannot read, so that jpeg-decoder gives the verdict.
+fn decode_scaled(
+    bytes: &[u8],
+    size: usize,
+    opts: &DecodeOptions,
+) -> Result<Option<Decoded>, DecodeError> {
+    let Ok(Parsed::Frame(f)) = headers::parse(bytes) else {
+        return Ok(None);
+    };
+    let denom = dct_scale(f.width, f.height, size);
+    if denom == 1 {
+        return Ok(None);
+    }
+    let (sw, sh) = (scaled(f.width, denom), scaled(f.height, denom));
+    let held = (sw * sh) as u64;
+    if held > opts.max_pixels {
+        return Err(DecodeError::TooLarge {
+            width: f.width,
+            height: f.height,
+            held,
+            max_pixels: opts.max_pixels,
+            why: "JPEG after DCT scaling",
+        });
+    }
+    let Some(rgb) = scaled_rgb(bytes, &f, denom) else {
+        return Ok(None);
+    };
+    let orientation = if opts.exif_orientation {
+        orient::from_exif(f.exif.as_deref())
+    } else {
+        Orientation::NoTransforms
+    };
+    Ok(Some(Decoded {
+        rgb,
+        orientation,
+        stored: (f.width, f.height),
+        denom,
+    }))
+}
+
+/// The scaled decoder's pixels, `None` on any stream error.
+fn scaled_rgb(bytes: &[u8], f: &headers::Frame, denom: usize) -> Option<RgbImage> {
+    let planes = scan::decode_planes(bytes, f, denom).ok()?;
+    let sampling: Vec<(usize, usize)> = f.components.iter().map(|c| (c.h, c.v)).collect();
+    let (sw, sh) = (scaled(f.width, denom), scaled(f.height, denom));
+    colour::to_rgb(&planes, &sampling, (f.h_max(), f.v_max()), sw, sh)
+}
+
 #[cfg(test)]
-mod tests {
+mod scale_tests {
     use super::*;
 
     #[test]

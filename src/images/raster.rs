@@ -60,8 +60,11 @@ fn mp(pixels: u64) -> f64 {
 }
 
 /// Identifies the decode/resize method in cache keys: bump it whenever the
-/// pixels a given file becomes can change (v1: full decode, f32 triangle).
-pub const PREPROCESSING_VERSION: &str = "pre2";
+/// pixels a given file becomes can change (v1: full decode, f32 triangle;
+/// v2: reduced-scale JPEGs by jpeg-decoder, resize on 8-bit pixels; v3:
+/// reduced-scale baseline JPEGs by ovr's own decoder, whose colour
+/// conversion rounds up to a level apart from jpeg-decoder's SIMD one).
+pub const PREPROCESSING_VERSION: &str = "pre3";
 
 /// Everything about decoding that the pipeline needs besides the input size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,7 +90,7 @@ impl Default for DecodeOptions {
 
 impl DecodeOptions {
     /// The preprocessing in the feature cache key, e.g.
-    /// `center-crop-pre2-bilinear-dct-exif`. `max_pixels` is not in it: it
+    /// `center-crop-pre3-bilinear-dct-exif`. `max_pixels` is not in it: it
     /// only decides which images are refused, never their pixels.
     pub fn cache_tag(&self) -> String {
         format!(

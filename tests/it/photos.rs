@@ -218,7 +218,7 @@ fn extract_options_come_from_the_config_with_non_default_values() {
     let c = Config::load(None, &sets).unwrap();
     let d = c.extract.decode_options();
     assert_eq!(d.max_pixels, 1_000_000);
-    assert_eq!(d.cache_tag(), "squash-pre2-bicubic-full-noexif");
+    assert_eq!(d.cache_tag(), "squash-pre3-bicubic-full-noexif");
     let d = Config::load(None, &[]).unwrap().extract.decode_options();
     assert_eq!(d, DecodeOptions::default());
 }

@@ -308,7 +308,7 @@ fn every_supported_format_decodes() {
 #[test]
 fn the_cache_tag_names_every_pixel_changing_option() {
     let d = DecodeOptions::default();
-    assert_eq!(d.cache_tag(), "center-crop-pre2-bilinear-dct-exif");
+    assert_eq!(d.cache_tag(), "center-crop-pre3-bilinear-dct-exif");
     let other = DecodeOptions {
         resize: ResizeMode::Squash,
         filter: ResizeFilter::Bilinear,
@@ -316,7 +316,7 @@ fn the_cache_tag_names_every_pixel_changing_option() {
         jpeg_dct_scaling: false,
         max_pixels: 1,
     };
-    assert_eq!(other.cache_tag(), "squash-pre2-bilinear-full-noexif");
+    assert_eq!(other.cache_tag(), "squash-pre3-bilinear-full-noexif");
     let budget_only = DecodeOptions { max_pixels: 1, ..d };
     assert_eq!(budget_only.cache_tag(), d.cache_tag());
 }
