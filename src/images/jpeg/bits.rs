@@ -13,14 +13,12 @@ const SKIP: u32 = 11;
 
 /// A Huffman table: lookup `(length << 8) | symbol` (length 0: longer code),
 /// and for longer codes the largest code of each length and the offset of
-/// its first symbol. AC tables also have a skip lookup: for a code of at
-/// most 11 bits, `bits | advance << 5`, where `bits` counts the code and its
-/// magnitude bits and `advance` is how far the zigzag index moves (64 at
-/// end of block); 0 for a longer code.
+/// its first symbol. AC tables also have a skip lookup, for skipping
+/// coefficients without their values: see [`skip_entry`] and [`pair`].
 #[derive(Debug, Clone)]
 pub struct HuffmanTable {
     lookup: Box<[u16; 1 << LOOKUP]>,
-    skip: Option<Box<[u16; 1 << SKIP]>>,
+    skip: Option<Box<[u32; 1 << SKIP]>>,
     maxcode: [i32; 17],
     offset: [i32; 17],
     values: Vec<u8>,
@@ -64,7 +62,7 @@ impl HuffmanTable {
         }
         Ok(HuffmanTable {
             lookup,
-            skip,
+            skip: skip.map(pairs),
             maxcode,
             offset,
             values: values.to_vec(),
@@ -89,7 +87,10 @@ fn long_code(acc: u64, t: &HuffmanTable) -> Result<(u32, u8), JpegError> {
     Err(JpegError::BadCode)
 }
 
-/// The skip entry of an AC symbol whose code has `len` bits.
+/// The skip entry of an AC symbol whose code has `len` bits (at most 11):
+/// `bits | advance << 5`, where `bits` counts the code and its magnitude
+/// bits and `advance` is how far the zigzag index moves (64 at the end of
+/// block, 16 for a run of sixteen zeros); 0 stands for a longer code.
 fn skip_entry(len: u32, rs: u8) -> u16 {
     let (run, size) = ((rs >> 4) as u16, (rs & 15) as u16);
     let advance = match (run, size) {
@@ -98,6 +99,31 @@ fn skip_entry(len: u32, rs: u8) -> u16 {
         _ => run + 1,
     };
     (len as u16 + size) | advance << 5
+}
+
+/// Bits 12..=24 of a skip entry: when the 11 bits also hold the whole of
+/// a second symbol after the first (not at the end of block), the pair's
+/// `bits | advance << 5` and a flag (bit 24).
+const PAIR: u32 = 12;
+
+/// The skip lookup with pairs: many high-frequency symbols take 3 to 5
+/// bits, so one lookup often steps over two coefficients.
+fn pairs(single: Box<[u16; 1 << SKIP]>) -> Box<[u32; 1 << SKIP]> {
+    let mut out = Box::new([0u32; 1 << SKIP]);
+    for (i, o) in out.iter_mut().enumerate() {
+        let e1 = single[i] as u32;
+        *o = e1;
+        let (bits1, adv1) = (e1 & 31, e1 >> 5);
+        if e1 == 0 || adv1 == 64 || bits1 >= SKIP {
+            continue;
+        }
+        let e2 = single[(i << bits1) & ((1 << SKIP) - 1)] as u32;
+        if e2 != 0 && (e2 & 31) <= SKIP - bits1 {
+            let both = (bits1 + (e2 & 31)) | (adv1 + (e2 >> 5)) << 5;
+            *o |= (both | 1 << 12) << PAIR;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -135,22 +161,21 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    /// Tops the buffer up to at least 32 bits.
+    /// Tops the buffer up to at least 56 bits, without a branch on how
+    /// full it is (called before every symbol; that branch would be
+    /// mispredicted every few symbols). When none of the next eight bytes
+    /// is 0xFF they are ORed in below the valid bits; the whole bytes that
+    /// fitted are consumed, and a partial one is read again next time
+    /// (ORing the same bits in the same place).
     #[inline(always)]
     fn fill(&mut self) {
-        if self.n >= 32 {
-            return;
-        }
         if let Some(w) = self.data.get(self.pos..self.pos + 8) {
             let x = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
             let inv = !x;
             if inv.wrapping_sub(ONES) & !inv & HIGHS == 0 {
-                // No 0xFF among the eight: take whole bytes while they fit.
-                let take = (63 - self.n) / 8;
-                let keep = 64 - 8 * take;
-                self.acc |= (x >> keep) << (keep - self.n);
-                self.n += 8 * take;
-                self.pos += take as usize;
+                self.acc |= x >> self.n;
+                self.pos += ((63 - self.n) >> 3) as usize;
+                self.n |= 56;
                 return;
             }
         }
@@ -160,7 +185,8 @@ impl<'a> BitReader<'a> {
     #[cold]
     #[inline(never)]
     fn fill_slow(mut self) -> Self {
-        while self.n <= 56 {
+        // Up to 49..=56 bits: `fill` shifts by `n`, which must stay below 64.
+        while self.n <= 48 {
             let mut byte = 0u8;
             if !self.stopped {
                 match self.data.get(self.pos) {
@@ -209,38 +235,43 @@ impl<'a> BitReader<'a> {
         Ok(symbol)
     }
 
-    /// Steps over one AC coefficient (or run, or the end of block) without
-    /// reading its value: the zigzag advance (64 at end of block).
+    /// Steps over the AC coefficient at zigzag index `k` (or a zero run,
+    /// or the end of block), and the next one too when the lookup holds
+    /// both and the block goes on, without reading their values: the next
+    /// index (64 or more at the end of block).
     #[inline(always)]
-    pub fn skip_coefficient(&mut self, t: &HuffmanTable) -> Result<usize, JpegError> {
+    pub fn skip_coefficients(&mut self, t: &HuffmanTable, k: usize) -> Result<usize, JpegError> {
         self.fill();
         if let Some(skip) = &t.skip {
             let e = skip[(self.acc >> (64 - SKIP)) as usize];
             if e != 0 {
-                self.consume((e & 31) as u32);
-                return Ok((e >> 5) as usize);
+                // Branch-free choice between the pair and the first alone
+                // (which one applies is as random as the data).
+                let adv1 = ((e >> 5) & 127) as usize;
+                let pair = (e >> (PAIR + 12) != 0) & (k + adv1 < 64);
+                let e = if pair { e >> PAIR } else { e };
+                self.consume(e & 31);
+                return Ok(k + ((e >> 5) & 127) as usize);
             }
         }
         let rs = self.symbol(t)?;
         let e = skip_entry(0, rs);
         self.consume((e & 31) as u32);
-        Ok((e >> 5) as usize)
+        Ok(k + (e >> 5) as usize)
     }
 
     /// The value of a `size`-bit magnitude category (F.2.2.1 EXTEND);
     /// `size` 0 is 0. Needs no refill after [`Self::symbol`]: a symbol and
-    /// its extra bits take at most 16 + 15 bits of the 32 it ensured.
+    /// its extra bits take at most 16 + 15 bits of the 49 it ensured.
     #[inline(always)]
     pub fn extend(&mut self, size: u32) -> i32 {
         if size == 0 {
             return 0;
         }
         let v = self.bits(size) as i32;
-        if v < 1 << (size - 1) {
-            v - (1 << size) + 1
-        } else {
-            v
-        }
+        // Branch-free: the sign (top bit clear = negative) is random data.
+        let negative = ((v >> (size - 1)) & 1) ^ 1;
+        v - negative * ((1 << size) - 1)
     }
 
     /// Drops `size` bits (a coefficient the reduced transform never reads).
@@ -348,6 +379,31 @@ mod tests {
         let got: Vec<i32> = (0..4).map(|_| r.extend(3)).collect();
         assert_eq!(got, [-7, -4, 4, 7]);
         assert_eq!(r.extend(0), 0);
+    }
+
+    #[test]
+    fn skipping_steps_over_pairs_but_not_past_the_block_end() {
+        // Codes: 0x01 (run 0, size 1) -> 0, EOB -> 10, 0xF0 (16 zeros) -> 11.
+        let counts = [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let t = HuffmanTable::new(&counts, &[0x01, 0x00, 0xF0], true).unwrap();
+        // 0+1, 0+1 (a pair: 4 bits), 11 (ZRL), 0+1, 10 (EOB).
+        let bytes = [0b0100_1101, 0b1000_0000, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut r = BitReader::new(&bytes, 0);
+        assert_eq!(r.skip_coefficients(&t, 5).unwrap(), 7, "two at once");
+        assert_eq!(
+            r.skip_coefficients(&t, 7).unwrap(),
+            24,
+            "a zero run, then one"
+        );
+        assert!(r.skip_coefficients(&t, 24).unwrap() >= 64, "end of block");
+        // At index 62 the pair would run past 63 into the next block.
+        let mut r = BitReader::new(&bytes, 0);
+        assert_eq!(r.skip_coefficients(&t, 63).unwrap(), 64);
+        assert_eq!(
+            r.skip_coefficients(&t, 1).unwrap(),
+            18,
+            "the second, then the zero run"
+        );
     }
 
     #[test]

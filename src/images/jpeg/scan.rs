@@ -147,7 +147,7 @@ fn block(
         k += 1;
     }
     while k < 64 {
-        k += r.skip_coefficient(ac)?;
+        k = r.skip_coefficients(ac, k)?;
     }
     Ok(())
 }
