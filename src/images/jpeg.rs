@@ -92,23 +92,15 @@ pub fn decode_jpeg(
     let (sw, sh) = (scaled(w, denom), scaled(h, denom));
     // A progressive JPEG keeps every DCT coefficient of the full image until
     // its last scan: its memory is that of the full size, whatever the scale.
-    let held = if info.coding_process == CodingProcess::DctProgressive {
-        (w * h) as u64
+    if info.coding_process == CodingProcess::DctProgressive {
+        within_budget(
+            (w, h),
+            (w, h),
+            "progressive JPEG, decoded at full size",
+            opts,
+        )?;
     } else {
-        (sw * sh) as u64
-    };
-    if held > opts.max_pixels {
-        return Err(DecodeError::TooLarge {
-            width: w,
-            height: h,
-            held,
-            max_pixels: opts.max_pixels,
-            why: if info.coding_process == CodingProcess::DctProgressive {
-                "progressive JPEG, decoded at full size"
-            } else {
-                "JPEG after DCT scaling"
-            },
-        });
+        within_budget((w, h), (sw, sh), SCALED, opts)?;
     }
     // Second guard on the output buffer (3 bytes a pixel).
     d.set_max_decoding_buffer_size((opts.max_pixels as usize).saturating_mul(3));
@@ -121,11 +113,7 @@ pub fn decode_jpeg(
         }
     }
     let px = d.decode()?;
-    let orientation = if opts.exif_orientation {
-        orient::from_exif(d.exif_data())
-    } else {
-        Orientation::NoTransforms
-    };
+    let orientation = orientation(d.exif_data(), opts);
     let rgb = match info.pixel_format {
         PixelFormat::L8 => super::raster::gray_to_rgb(&px, sw, sh)?,
         _ => RgbImage::from_raw(sw as u32, sh as u32, px).ok_or(DecodeError::BadRaw {
@@ -156,39 +144,61 @@ fn decode_scaled(
     if denom == 1 {
         return Ok(None);
     }
-    let (sw, sh) = (scaled(f.width, denom), scaled(f.height, denom));
-    let held = (sw * sh) as u64;
-    if held > opts.max_pixels {
-        return Err(DecodeError::TooLarge {
-            width: f.width,
-            height: f.height,
-            held,
-            max_pixels: opts.max_pixels,
-            why: "JPEG after DCT scaling",
-        });
-    }
-    let Some(rgb) = scaled_rgb(bytes, &f, denom) else {
+    let out = (scaled(f.width, denom), scaled(f.height, denom));
+    within_budget((f.width, f.height), out, SCALED, opts)?;
+    let Some(rgb) = scaled_rgb(bytes, &f, denom, out) else {
         return Ok(None);
-    };
-    let orientation = if opts.exif_orientation {
-        orient::from_exif(f.exif.as_deref())
-    } else {
-        Orientation::NoTransforms
     };
     Ok(Some(Decoded {
         rgb,
-        orientation,
+        orientation: orientation(f.exif.as_deref(), opts),
         stored: (f.width, f.height),
         denom,
     }))
 }
 
-/// The scaled decoder's pixels, `None` on any stream error.
-fn scaled_rgb(bytes: &[u8], f: &headers::Frame, denom: usize) -> Option<RgbImage> {
+/// The scaled decoder's pixels (`out` = the scaled size), `None` on any
+/// stream error.
+fn scaled_rgb(
+    bytes: &[u8],
+    f: &headers::Frame,
+    denom: usize,
+    (sw, sh): (usize, usize),
+) -> Option<RgbImage> {
     let planes = scan::decode_planes(bytes, f, denom).ok()?;
     let sampling: Vec<(usize, usize)> = f.components.iter().map(|c| (c.h, c.v)).collect();
-    let (sw, sh) = (scaled(f.width, denom), scaled(f.height, denom));
     colour::to_rgb(&planes, &sampling, (f.h_max(), f.v_max()), sw, sh)
+}
+
+const SCALED: &str = "JPEG after DCT scaling";
+
+/// Refuses a JPEG of `stored` size that would hold `held` pixels decoded.
+fn within_budget(
+    (width, height): (usize, usize),
+    (hw, hh): (usize, usize),
+    why: &'static str,
+    opts: &DecodeOptions,
+) -> Result<(), DecodeError> {
+    let held = (hw * hh) as u64;
+    if held > opts.max_pixels {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            held,
+            max_pixels: opts.max_pixels,
+            why,
+        });
+    }
+    Ok(())
+}
+
+/// The EXIF orientation when `opts` applies it, else none.
+fn orientation(exif: Option<&[u8]>, opts: &DecodeOptions) -> Orientation {
+    if opts.exif_orientation {
+        orient::from_exif(exif)
+    } else {
+        Orientation::NoTransforms
+    }
 }
 
 #[cfg(test)]
