@@ -13,12 +13,13 @@ use super::scan::Plane;
 enum Up {
     Same,
     H2,
-    V2,
     H2V2,
 }
 
 /// `planes` (1 = gray, 3 = YCbCr) with their sampling factors `(h, v)`
 /// against the largest `(hmax, vmax)`, as an RGB image of `width x height`.
+/// `None` for vertical-only subsampling (4:4:0), which has no reference
+/// fixture (Pillow cannot write it) and is left to jpeg-decoder.
 pub fn to_rgb(
     planes: &[Plane],
     sampling: &[(usize, usize)],
@@ -36,19 +37,19 @@ pub fn to_rgb(
         }
         return RgbImage::from_raw(width as u32, height as u32, rgb);
     }
-    let ups: Vec<Up> = sampling
+    // jpeg-decoder also treats a 1-pixel-wide or -high output as not
+    // subsampled; at 1/2 or 1/4 scale an output is at least twice the
+    // input size, so that case never reaches this path.
+    let ups: Option<Vec<Up>> = sampling
         .iter()
-        .map(|&(h, v)| {
-            let h1 = h == hmax || width == 1;
-            let v1 = v == vmax || height == 1;
-            match (h1, v1) {
-                (true, true) => Up::Same,
-                (false, true) => Up::H2,
-                (true, false) => Up::V2,
-                (false, false) => Up::H2V2,
-            }
+        .map(|&(h, v)| match (h == hmax, v == vmax) {
+            (true, true) => Some(Up::Same),
+            (false, true) => Some(Up::H2),
+            (false, false) => Some(Up::H2V2),
+            (true, false) => None,
         })
         .collect();
+    let ups = ups?;
     let mut lines = vec![vec![0u8; width + 1]; 3];
     for (row, out) in rgb.chunks_exact_mut(width * 3).enumerate() {
         for ((p, &up), line) in planes.iter().zip(&ups).zip(lines.iter_mut()) {
@@ -76,13 +77,6 @@ fn upsample_row(p: &Plane, up: Up, row: usize, width: usize, out: &mut [u8]) {
     match up {
         Up::Same => out[..width].copy_from_slice(&at(row)[..width]),
         Up::H2 => h2(at(row), out),
-        Up::V2 => {
-            let (n, f) = near_far(row, p.height);
-            let (n, f) = (at(n), at(f));
-            for i in 0..width {
-                out[i] = ((3 * n[i] as u32 + f[i] as u32 + 2) >> 2) as u8;
-            }
-        }
         Up::H2V2 => {
             let (n, f) = near_far(row, p.height);
             h2v2(at(n), at(f), out);

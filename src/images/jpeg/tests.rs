@@ -141,6 +141,17 @@ fn other_codings_and_colour_spaces_are_left_to_jpeg_decoder() {
             .unwrap()
             .is_none());
     }
+    // 4:4:0 (luma 1x2): the 4:4:4 file with its luma sampling byte
+    // rewritten in the SOF0 segment (FF C0, length, precision, height,
+    // width, count, then id and sampling of the first component).
+    let mut b = fixture("444-64x48.jpg");
+    let sof = b.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    assert_eq!(b[sof + 11], 0x11);
+    b[sof + 11] = 0x12;
+    assert!(
+        matches!(headers::parse(&b), Ok(Parsed::Unsupported)),
+        "4:4:0"
+    );
     // jpeg-decoder still decodes the progressive one at reduced scale.
     let d = decode_jpeg(
         &fixture("fallback-progressive-64x64.jpg"),
