@@ -75,9 +75,9 @@ pub fn decode_planes(b: &[u8], f: &Frame, denom: usize) -> Result<Vec<Plane>, Jp
     let mut r = BitReader::new(b, f.scan_start);
     let mut pred = vec![0i16; f.components.len()];
     let mut coef = [0i16; 64];
-    let mut done = 0usize;
     for my in 0..mcuy {
         for mx in 0..mcux {
+            let done = my * mcux + mx; // MCUs before this one
             if f.restart_interval > 0 && done > 0 && done.is_multiple_of(f.restart_interval) {
                 if !r.restart() {
                     return Err(JpegError::Malformed("restart marker"));
@@ -103,7 +103,6 @@ pub fn decode_planes(b: &[u8], f: &Frame, denom: usize) -> Result<Vec<Plane>, Jp
                     }
                 }
             }
-            done += 1;
         }
     }
     if r.past_end() {
